@@ -1,0 +1,295 @@
+/**
+ * `npm run bench` — figures, not pass/fail. Loads N synthetic requests spread over one city
+ * and three years into a PostGIS database, starts the real server as a child process, and
+ * drives it with autocannon next to baselines (a bare Fastify route, the raw INSERT and the
+ * raw radius SQL through pg). Results go to stdout as a Markdown table and to
+ * bench/.results/latest.json.
+ *
+ *   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench -- --rows 1000000
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { parseArgs } from 'node:util'
+import autocannon from 'autocannon'
+import pg from 'pg'
+import { openDatabase } from '../src/db/database.js'
+import { createApiKey } from '../src/domain/api-keys/api-keys.js'
+import { loadDemoCatalog } from '../src/domain/demo/seed-demo.js'
+import { BENCH_WEBHOOK_ENV, benchLatency, benchThroughput, prepareDepartment, startReceiver } from './webhooks.js'
+
+const { values: args } = parseArgs({
+  options: {
+    rows: { type: 'string', default: '1000000' },
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '20' },
+    only: { type: 'string' },
+  },
+})
+const ROWS = Number(args.rows)
+const DURATION = Number(args.duration)
+const CONNECTIONS = Number(args.connections)
+const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+const BENCH_DB = 'open311_bench'
+const benchUrl = (() => {
+  const url = new URL(ADMIN_URL)
+  url.pathname = `/${BENCH_DB}`
+  return url.toString()
+})()
+// The demo city's centre (Riverton is fictional; the coordinates are Chicago's Loop).
+const CENTRE = { lat: 41.8781, long: -87.6298 }
+const quiet = { warn: () => {}, info: () => {}, error: () => {} }
+
+interface Figure {
+  scenario: string
+  reqPerSec: number
+  p50: number
+  p99: number
+  note?: string
+}
+const figures: Figure[] = []
+
+async function prepareDatabase(): Promise<string> {
+  const admin = new pg.Client({ connectionString: ADMIN_URL })
+  await admin.connect()
+  const exists = await admin.query('select 1 from pg_database where datname = $1', [BENCH_DB])
+  if (!exists.rowCount) await admin.query(`CREATE DATABASE ${BENCH_DB}`)
+  await admin.end()
+
+  const database = await openDatabase({ databaseUrl: benchUrl, logger: quiet, poolSize: 2 })
+  await database.migrate()
+  await loadDemoCatalog(database.db)
+  const key = await createApiKey(database.db, { name: `bench-${Date.now()}` })
+  await database.close()
+
+  const client = new pg.Client({ connectionString: benchUrl })
+  await client.connect()
+  const { rows } = await client.query<{ n: string }>('select count(*) as n from service_requests')
+  if (Number(rows[0]!.n) !== ROWS) {
+    console.log(`# generating ${ROWS.toLocaleString()} synthetic requests …`)
+    const started = performance.now()
+    await client.query('truncate service_requests cascade')
+    // A dense centre and a wider spread (sum of uniforms ≈ bell curve), over three years.
+    await client.query(
+      `insert into service_requests (jurisdiction_id, service_id, status, detailed_status, requested_at, updated_at, closed_at,
+                                     location, description, address, channel)
+       select s.jurisdiction_id, s.id,
+              case when t.closed then 'closed' else 'open' end,
+              case when t.closed then 'completed' else 'submitted' end,
+              now() - t.age, now() - t.age * t.progress,
+              case when t.closed then now() - t.age * t.progress end,
+              ST_SetSRID(ST_MakePoint($2 + (random() + random() + random() - 1.5) * 0.16,
+                                      $1 + (random() + random() + random() - 1.5) * 0.12), 4326)::geography,
+              'Synthetic request ' || g, g || ' Main St', 'api'
+       from generate_series(1, $3) g
+       cross join lateral (
+         select age, age > interval '30 days' and random() < 0.85 as closed, random() as progress
+         from (select random() * interval '1095 days' + (g * 0) * interval '1 day' as age) a) t
+       cross join lateral (select id, jurisdiction_id from services where active order by id offset (g % 12) limit 1) s`,
+      [CENTRE.lat, CENTRE.long, ROWS],
+    )
+    console.log(`# generated in ${Math.round((performance.now() - started) / 1000)} s`)
+  }
+  await client.query('vacuum analyze service_requests')
+  await client.end()
+  return key.key
+}
+
+async function waitForHealth(url: string) {
+  for (let i = 0; i < 120; i++) {
+    try {
+      if ((await fetch(url)).ok) return
+    } catch {}
+    await sleep(500)
+  }
+  throw new Error(`${url} never answered`)
+}
+
+/** Spawns a child; resolves at once, or when its output matches `readyPattern`. */
+function startProcess(command: string[], env: Record<string, string>, readyPattern: RegExp | null): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command[0]!, command.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    if (!readyPattern) resolve(child)
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString()
+      if (readyPattern?.test(output)) resolve(child)
+    }
+    child.stdout!.on('data', onData)
+    child.stderr!.on('data', onData)
+    child.on('exit', (code) => {
+      if (code) console.error(`${command.join(' ')} exited ${code}: ${output}`)
+      reject(new Error(`${command.join(' ')} exited ${code}`))
+    })
+  })
+}
+
+async function cannon(scenario: string, options: autocannon.Options, note?: string, connections = CONNECTIONS): Promise<autocannon.Result> {
+  if (args.only && !scenario.includes(args.only)) return undefined as unknown as autocannon.Result
+  await autocannon({ ...options, duration: 2, connections }) // warm-up
+  const result = await autocannon({ ...options, duration: DURATION, connections })
+  const non2xx = result.non2xx + result.errors
+  figures.push({
+    scenario,
+    reqPerSec: Math.round(result.requests.average),
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    ...(note || non2xx ? { note: [note, non2xx ? `${non2xx} non-2xx/errors` : ''].filter(Boolean).join('; ') } : {}),
+  })
+  console.log(`# ${scenario}: ${Math.round(result.requests.average)} req/s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms`)
+  return result
+}
+
+/** Runs `work` from `CONNECTIONS` concurrent loops for DURATION seconds; latency percentiles in ms. */
+async function rawLoop(scenario: string, pool: pg.Pool, work: (client: pg.Pool) => Promise<unknown>, connections = CONNECTIONS) {
+  if (args.only && !scenario.includes(args.only)) return
+  const latencies: number[] = []
+  const deadline = performance.now() + DURATION * 1000
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      while (performance.now() < deadline) {
+        const t0 = performance.now()
+        await work(pool)
+        latencies.push(performance.now() - t0)
+      }
+    }),
+  )
+  latencies.sort((a, b) => a - b)
+  const pct = (p: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))]! * 100) / 100
+  figures.push({ scenario, reqPerSec: Math.round(latencies.length / DURATION), p50: pct(0.5), p99: pct(0.99) })
+  console.log(`# ${scenario}: ${Math.round(latencies.length / DURATION)} /s, p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms`)
+}
+
+const randomPoint = () => ({
+  lat: CENTRE.lat + (Math.random() - 0.5) * 0.2,
+  long: CENTRE.long + (Math.random() - 0.5) * 0.26,
+})
+
+async function main() {
+  const apiKey = await prepareDatabase()
+  const port = 31000 + Math.floor(Math.random() * 1000)
+  const base = `http://127.0.0.1:${port}`
+  const server = await startProcess(
+    ['node', '--import', 'tsx', 'src/server.ts'],
+    {
+      DATABASE_URL: benchUrl,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      SEED_DEMO: 'false',
+      DATABASE_POOL_SIZE: '20',
+      RATE_LIMIT_POST_PER_IP: '100000000',
+      RATE_LIMIT_POST_PER_KEY: '100000000',
+      ...BENCH_WEBHOOK_ENV,
+    },
+    null,
+  )
+  await waitForHealth(`${base}/healthz`)
+  const pool = new pg.Pool({ connectionString: benchUrl, max: CONNECTIONS })
+  try {
+    const servicesBody = await (await fetch(`${base}/open311/v2/services.json`)).text()
+    const bodyFile = `/tmp/open311-bench-services-${process.pid}.json`
+    await writeFile(bodyFile, servicesBody)
+    const barePort = port + 1
+    const bare = await startProcess(['node', '--import', 'tsx', 'bench/bare-server.ts'], { PORT: String(barePort), BARE_BODY_FILE: bodyFile }, /ready/)
+    await cannon('bare Fastify route, same bytes as services.json', { url: `http://127.0.0.1:${barePort}/services.json` })
+    bare.kill()
+    await cannon('GET services.json', { url: `${base}/open311/v2/services.json` })
+
+    await cannon('GET requests.json (default 90-day window, 1000 rows)', { url: `${base}/open311/v2/requests.json` })
+    const radiusRequests: autocannon.Options = {
+      url: base,
+      requests: [
+        {
+          setupRequest: (request) => {
+            const p = randomPoint()
+            return { ...request, path: `/open311/v2/requests.json?lat=${p.lat}&long=${p.long}&radius=500` }
+          },
+        },
+      ],
+    }
+    const radiusSql = (client: pg.Pool) => {
+      const p = randomPoint()
+      return client.query(
+        `select sr.public_id, sr.status, sr.status_notes, s.service_name, s.service_code, sr.description, sr.agency_responsible,
+                sr.service_notice, sr.requested_at, sr.updated_at, sr.expected_at, sr.address, sr.address_id, sr.zipcode,
+                ST_Y(sr.location::geometry), ST_X(sr.location::geometry), sr.media_urls
+         from service_requests sr join services s on s.id = sr.service_id
+         where sr.jurisdiction_id = 'demo.open311.city' and sr.is_public
+           and sr.requested_at >= now() - interval '90 days'
+           and ST_DWithin(sr.location, ST_SetSRID(ST_MakePoint($1, $2), 4326)::geography, 500)
+         order by sr.requested_at desc nulls last, sr.id desc nulls last limit 1001`,
+        [p.long, p.lat],
+      )
+    }
+    // Saturated (CONNECTIONS clients) for throughput, and one client for latency.
+    await cannon('GET requests.json?lat&long&radius=500 (90-day window)', radiusRequests)
+    await rawLoop('raw SQL: radius 500 m + 90-day window through pg', pool, radiusSql)
+    await cannon('GET requests.json?lat&long&radius=500, 1 connection', radiusRequests, undefined, 1)
+    await rawLoop('raw SQL: radius 500 m + 90-day window, 1 client', pool, radiusSql, 1)
+
+    const form = new URLSearchParams({
+      api_key: apiKey,
+      service_code: 'graffiti',
+      lat: String(CENTRE.lat),
+      long: String(CENTRE.long),
+      description: 'Tag on the wall of the underpass',
+      email: 'bench@example.org',
+    })
+    for (const [k, v] of Object.entries({ 'attribute[surface][]': 'WALL', 'attribute[offensive]': 'NO' })) form.append(k, v)
+    await cannon('POST requests.json', {
+      url: `${base}/open311/v2/requests.json`,
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: form.toString(),
+    })
+    await rawLoop('raw INSERT of one service request through pg', pool, (client) =>
+      client.query(
+        `insert into service_requests (jurisdiction_id, service_id, location, description, channel)
+         values ('demo.open311.city', (select id from services where service_code = 'graffiti'),
+                 ST_SetSRID(ST_MakePoint($1, $2), 4326)::geography, $3, 'api') returning public_id`,
+        [CENTRE.long, CENTRE.lat, 'Tag on the wall of the underpass'],
+      ),
+    )
+    if (!args.only || 'webhooks'.includes(args.only)) {
+      const receiver = await startReceiver(port + 2)
+      try {
+        const departmentId = await prepareDepartment(benchUrl, receiver.url, 'pothole')
+        const throughput = await benchThroughput(benchUrl, departmentId, receiver, 5000, 4)
+        figures.push({
+          scenario: `webhook deliveries to a loopback receiver (${throughput.count} events, 4 dispatchers)`,
+          reqPerSec: throughput.perSecond,
+          p50: Number.NaN,
+          p99: Number.NaN,
+          note: `${throughput.received}/${throughput.count} received in ${throughput.seconds.toFixed(1)} s`,
+        })
+        console.log(`# deliveries: ${throughput.perSecond}/s (${throughput.received}/${throughput.count})`)
+        const latency = await benchLatency(base, apiKey, 'pothole', receiver, 200, 20)
+        figures.push({
+          scenario: 'request created → department received (idle server, 20 POST/s)',
+          reqPerSec: 20,
+          p50: latency.p50,
+          p99: latency.p99,
+          note: `${latency.received}/${latency.sent} received`,
+        })
+        console.log(`# created → received: p50 ${latency.p50} ms, p99 ${latency.p99} ms`)
+      } finally {
+        receiver.process.kill()
+      }
+    }
+  } finally {
+    server.kill('SIGTERM')
+    await pool.end()
+  }
+
+  const table = [
+    `| scenario | req/s | p50 ms | p99 ms | note |`,
+    `| --- | ---: | ---: | ---: | --- |`,
+    ...figures.map((f) => `| ${f.scenario} | ${f.reqPerSec} | ${f.p50} | ${f.p99} | ${f.note ?? ''} |`),
+  ].join('\n')
+  console.log(`\nrows: ${ROWS.toLocaleString()}, duration ${DURATION} s per scenario, ${CONNECTIONS} connections\n\n${table}`)
+  await mkdir('bench/.results', { recursive: true })
+  await writeFile('bench/.results/latest.json', JSON.stringify({ rows: ROWS, duration: DURATION, connections: CONNECTIONS, figures }, null, 2))
+}
+
+await main()

@@ -1,0 +1,132 @@
+/**
+ * Webhook benchmark: delivery throughput of the dispatcher to a loopback receiver (a separate
+ * process), and request-created → department-received latency through the real server.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { setTimeout as sleep } from 'node:timers/promises'
+import pg from 'pg'
+import { loadConfig } from '../src/config.js'
+import { openDatabase } from '../src/db/database.js'
+import { createDepartment, findDepartment, setServiceRoutes } from '../src/domain/departments/departments.js'
+import { createWebhookContext } from '../src/integrations/webhooks/context.js'
+import { deliverDue } from '../src/integrations/webhooks/dispatcher.js'
+
+export const BENCH_SECRETS_KEY = Buffer.alloc(32, 3).toString('base64')
+export const BENCH_WEBHOOK_ENV = {
+  SECRETS_KEY: BENCH_SECRETS_KEY,
+  OUTBOUND_ALLOWLIST: '127.0.0.1/32',
+  OUTBOUND_ALLOW_HTTP: 'true',
+  OUTBOUND_ALLOWED_PORTS: '*',
+}
+const quiet = { warn: () => {}, info: () => {}, error: () => {} }
+
+export interface Receiver {
+  process: ChildProcess
+  url: string
+  arrivals: Map<string, number>
+  byRequest: Map<string, number>
+}
+
+export async function startReceiver(port: number): Promise<Receiver> {
+  const child = spawn('node', ['--import', 'tsx', 'bench/receiver.ts'], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const arrivals = new Map<string, number>()
+  const byRequest = new Map<string, number>()
+  await new Promise<void>((resolve) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (line === 'ready') return resolve()
+      const [eventId, requestId, at] = line.split(' ')
+      arrivals.set(eventId!, Number(at))
+      if (requestId) byRequest.set(requestId, Number(at))
+    })
+  })
+  return { process: child, url: `http://127.0.0.1:${port}/hook`, arrivals, byRequest }
+}
+
+/** Registers (or re-points) the bench department and routes `serviceCode` to it. */
+export async function prepareDepartment(databaseUrl: string, receiverUrl: string, serviceCode: string) {
+  const config = loadConfig({ DATABASE_URL: databaseUrl, ...BENCH_WEBHOOK_ENV })
+  const database = await openDatabase({ databaseUrl, logger: quiet, poolSize: 2 })
+  const webhooks = await createWebhookContext(config)
+  try {
+    let department = await findDepartment(database.db, 'demo.open311.city', 'bench').catch(() => null)
+    if (!department) {
+      department = (await createDepartment(database.db, webhooks, { jurisdictionId: 'demo.open311.city', code: 'bench', name: 'Bench Dept', webhookUrl: receiverUrl })).department
+    }
+    const client = new pg.Client({ connectionString: databaseUrl })
+    await client.connect()
+    await client.query(`update departments set webhook_url = $1, enabled = true, failing_since = null where id = $2`, [receiverUrl, department.id])
+    // Earlier runs' leftovers must not count.
+    await client.query(`update outbox set state = 'cancelled' where state = 'pending'`)
+    await client.end()
+    await setServiceRoutes(database.db, 'demo.open311.city', serviceCode, [{ department: 'bench' }])
+    return department.id
+  } finally {
+    await webhooks.agent.close()
+    await database.close()
+  }
+}
+
+/** Enqueues `count` work_order.created events (one work order each) and drains them with `workers` concurrent dispatchers. */
+export async function benchThroughput(databaseUrl: string, departmentId: number, receiver: Receiver, count: number, workers: number) {
+  const client = new pg.Client({ connectionString: databaseUrl })
+  await client.connect()
+  const { rows } = await client.query<{ event_id: string }>(
+    `with picked as (select id from service_requests where status = 'open' order by id limit $1),
+          wo as (insert into work_orders (request_id, department_id, state) select id, $2, 'pending' from picked returning id, request_id)
+     insert into outbox (event_id, department_id, work_order_id, event_type, payload)
+     select 'evt_bench_' || wo.id || '_' || extract(epoch from clock_timestamp())::bigint, $2, wo.id, 'work_order.created',
+            jsonb_build_object('type', 'work_order.created', 'version', '1', 'data',
+              jsonb_build_object('work_order', jsonb_build_object('id', 'WO-' || wo.id), 'service_request',
+                jsonb_build_object('service_request_id', sr.public_id, 'description', sr.description, 'address', sr.address)))
+     from wo join service_requests sr on sr.id = wo.request_id
+     returning event_id`,
+    [count, departmentId],
+  )
+  await client.end()
+  const config = loadConfig({ DATABASE_URL: databaseUrl, ...BENCH_WEBHOOK_ENV })
+  const webhooks = await createWebhookContext(config)
+  const database = await openDatabase({ databaseUrl, logger: quiet, poolSize: workers * 2 })
+  const started = performance.now()
+  await Promise.all(
+    Array.from({ length: workers }, async (_, i) => {
+      while (
+        (await deliverDue({
+          db: database.db,
+          secretBox: webhooks.secretBox,
+          agent: webhooks.agent,
+          workerId: `bench-${i}`,
+          timeoutMs: 10_000,
+          disableAfterDays: 5,
+          batchSize: 100,
+        })) > 0
+      ) {}
+    }),
+  )
+  const seconds = (performance.now() - started) / 1000
+  await sleep(200)
+  const received = rows.filter((r) => receiver.arrivals.has(r.event_id)).length
+  await webhooks.agent.close()
+  await database.close()
+  return { count: rows.length, received, seconds, perSecond: Math.round(received / seconds) }
+}
+
+/** POSTs requests at a steady pace to the running server and measures POST → receiver arrival. */
+export async function benchLatency(base: string, apiKey: string, serviceCode: string, receiver: Receiver, count: number, perSecond: number) {
+  const sentAt = new Map<string, number>()
+  for (let i = 0; i < count; i++) {
+    const t0 = Date.now()
+    const body = new URLSearchParams({ api_key: apiKey, service_code: serviceCode, lat: '41.88', long: '-87.63', 'attribute[size]': 'SMALL' })
+    const response = await fetch(`${base}/open311/v2/requests.json`, { method: 'POST', body })
+    const [answer] = (await response.json()) as { service_request_id: string }[]
+    sentAt.set(answer!.service_request_id, t0)
+    await sleep(Math.max(0, 1000 / perSecond - (Date.now() - t0)))
+  }
+  await sleep(2000)
+  const latencies = [...sentAt]
+    .map(([id, t0]) => (receiver.byRequest.get(id) ?? Number.NaN) - t0)
+    .filter((v) => Number.isFinite(v))
+    .sort((a, b) => a - b)
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? Number.NaN
+  return { sent: count, received: latencies.length, p50: pct(0.5), p99: pct(0.99) }
+}

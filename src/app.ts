@@ -1,0 +1,101 @@
+/**
+ * buildApp: the whole HTTP application, without listening. Tests call it with an injected
+ * database and use `app.inject` or a real port; src/server.ts is the only caller that listens.
+ */
+import zlib from 'node:zlib'
+import compress from '@fastify/compress'
+import etag from '@fastify/etag'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import type { AppConfig } from './config.js'
+import { type Database, type Db, openDatabase } from './db/database.js'
+import { loggerOptions, requestIdOptions } from './http/logging.js'
+import { createWebhookContext, type WebhookContext } from './integrations/webhooks/context.js'
+import errorsPlugin from './http/plugins/errors.js'
+import openapiPlugin from './http/plugins/openapi.js'
+import rateLimitsPlugin from './http/plugins/rate-limits.js'
+import adminRoutes from './http/routes/admin/index.js'
+import departmentInboundRoutes from './http/routes/departments/index.js'
+import healthRoutes from './http/routes/health.js'
+import open311Routes from './http/routes/open311/index.js'
+import { errorList } from './http/schemas/open311.js'
+import { startWorkers } from './workers/index.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: AppConfig
+    database: Database
+    db: Db
+    webhooks: WebhookContext
+  }
+}
+
+export interface BuildAppOptions {
+  config: AppConfig
+  /** An open, migrated database. When absent, one is opened from the config, migrated, and closed with the app. */
+  database?: Database
+  /** A pino logger to use instead of one built from the config (tests capture output this way). */
+  logger?: FastifyBaseLogger
+  /** Run the background workers (token acceptance, and later webhook delivery) in this instance. */
+  workers?: boolean
+}
+
+export async function buildApp({ config, database, logger, workers = false }: BuildAppOptions): Promise<FastifyInstance> {
+  const app: FastifyInstance = Fastify({
+    ...(logger ? { loggerInstance: logger } : { logger: loggerOptions(config.logLevel) }),
+    ...requestIdOptions,
+    trustProxy: config.trustProxy,
+    bodyLimit: config.bodyLimitBytes,
+    ajv: {
+      // Unknown query parameters are tolerated (real clients send extras); bodies that must be
+      // strict say so with additionalProperties: false and are rejected, never silently trimmed.
+      customOptions: { coerceTypes: 'array', removeAdditional: false, useDefaults: true, allErrors: false },
+    },
+  })
+
+  const ownsDatabase = !database
+  const db =
+    database ??
+    (await openDatabase({
+      ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : { dataDir: `${config.dataDir}/pglite` }),
+      poolSize: config.databasePoolSize,
+      logger: app.log,
+    }))
+  if (ownsDatabase) {
+    app.addHook('onClose', async () => db.close())
+    await db.migrate()
+  }
+
+  const webhooks = await createWebhookContext(config)
+  app.addHook('onClose', async () => webhooks.agent.close())
+  app.decorate('config', config)
+  app.decorate('webhooks', webhooks)
+  // Getters: nothing touches the database until a request does (OpenAPI generation relies on it).
+  app.decorate('database', { getter: () => db })
+  app.decorate('db', { getter: () => db.db })
+  app.addSchema(errorList)
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+
+  await app.register(errorsPlugin)
+  // ETag first, so it hashes the uncompressed body; weak, because gzip, brotli and identity
+  // answers share it. If-None-Match then answers 304.
+  await app.register(etag, { weak: true })
+  // Brotli at quality 4: near-gzip CPU cost, smaller output; the default (11) costs ~10x CPU.
+  await app.register(compress, { threshold: 1024, brotliOptions: { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 4 } } })
+  await app.register(rateLimitsPlugin)
+  await app.register(openapiPlugin, { serveUi: true })
+  await app.register(healthRoutes)
+  await app.register(open311Routes, { prefix: '/open311/v2' })
+  await app.register(adminRoutes, { prefix: '/admin/v1' })
+  await app.register(departmentInboundRoutes, { prefix: '/departments/v1' })
+
+  if (workers) {
+    const running = await startWorkers(app)
+    // preClose: workers stop while the database is still open (it closes in onClose).
+    app.addHook('preClose', async () => {
+      await Promise.all(running.map((w) => w.stop()))
+    })
+  }
+  return app
+}

@@ -1,0 +1,294 @@
+import { readFile, writeFile } from 'node:fs/promises'
+import type { AppConfig } from '../config.js'
+import { type Database, openDatabase } from '../db/database.js'
+import { API_KEY_SCOPES, type ApiKeyScope, createApiKey, listApiKeys, revokeApiKey } from '../domain/api-keys/api-keys.js'
+import { importCatalog, loadCatalogServices } from '../domain/catalog/catalog.js'
+import { CatalogError, validateCatalog } from '../domain/catalog/validate-catalog.js'
+import { loadDemoCatalog } from '../domain/demo/seed-demo.js'
+import { resolveJurisdiction } from '../domain/jurisdictions.js'
+import { replayDeliveries } from '../domain/departments/deliveries.js'
+import {
+  createDepartment,
+  findDepartment,
+  listDepartments,
+  type RouteInput,
+  rotateSecret,
+  setServiceRoutes,
+} from '../domain/departments/departments.js'
+import { createWebhookContext } from '../integrations/webhooks/context.js'
+import { OPENAPI_PATH, renderOpenApiDocument } from './openapi.js'
+
+export class UsageError extends Error {}
+
+export interface CommandContext {
+  args: string[]
+  options: {
+    name?: string
+    scope?: string[]
+    'jurisdiction-id'?: string
+    json: boolean
+    check: boolean
+    code?: string
+    'webhook-url'?: string
+    'receives-contact'?: boolean
+    'overlap-hours'?: string
+    department?: string[]
+    file?: string
+    event?: string
+    'failed-since'?: string
+  }
+  config: () => AppConfig
+  out: (line: string) => void
+}
+
+interface Command {
+  name: string
+  synopsis: string
+  run(context: CommandContext): Promise<void>
+}
+
+/** Opens the configured database, brings it up to date, runs `work`, and always closes it. */
+async function withDatabase<T>(context: CommandContext, work: (database: Database, config: AppConfig) => Promise<T>): Promise<T> {
+  const config = context.config()
+  const database = await openDatabase({
+    ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : { dataDir: `${config.dataDir}/pglite` }),
+    poolSize: 2,
+    logger: { warn: () => {}, info: () => {}, error: () => {} },
+  })
+  try {
+    await database.migrate()
+    return await work(database, config)
+  } finally {
+    await database.close()
+  }
+}
+
+function printImport(context: CommandContext, summary: Awaited<ReturnType<typeof importCatalog>>) {
+  context.out(
+    `jurisdiction ${summary.jurisdiction}: ${summary.created.length} created, ` +
+      `${summary.updated.length} updated, ${summary.unchanged.length} unchanged`,
+  )
+}
+
+export const COMMANDS: Command[] = [
+  {
+    name: 'migrate',
+    synopsis: 'migrate                      apply pending database migrations',
+    async run(context) {
+      await withDatabase(context, async () => context.out('migrations applied'))
+    },
+  },
+  {
+    name: 'demo',
+    synopsis: 'demo                         load the demo jurisdiction and catalog (idempotent)',
+    async run(context) {
+      await withDatabase(context, async ({ db }) => printImport(context, await loadDemoCatalog(db)))
+    },
+  },
+  {
+    name: 'services import',
+    synopsis: 'services import <file>       upsert a catalog file (see README "Catalog format")',
+    async run(context) {
+      const file = context.args[0]
+      if (!file) throw new UsageError('services import needs a file')
+      // Validate the whole file before touching the database: a bad file changes nothing.
+      let text: string
+      try {
+        text = await readFile(file, 'utf8')
+      } catch (err) {
+        throw new CatalogError(file, '(file)', `cannot be read: ${(err as Error).message}`)
+      }
+      let data: unknown
+      try {
+        data = JSON.parse(text)
+      } catch (err) {
+        throw new CatalogError(file, '(file)', `is not valid JSON: ${(err as Error).message}`)
+      }
+      const catalog = validateCatalog(data, file)
+      await withDatabase(context, async ({ db }) => printImport(context, await importCatalog(db, catalog)))
+    },
+  },
+  {
+    name: 'services list',
+    synopsis: 'services list [--jurisdiction-id ID] [--json]',
+    async run(context) {
+      await withDatabase(context, async ({ db }) => {
+        const jurisdiction = await resolveJurisdiction(db, context.options['jurisdiction-id'])
+        const services = await loadCatalogServices(db, jurisdiction.id, { includeInactive: true })
+        if (context.options.json) return context.out(JSON.stringify(services, null, 2))
+        for (const s of services) {
+          context.out(
+            [s.service_code, s.type, s.active ? 'active' : 'inactive', `${s.attributes.length} attributes`, s.service_name].join('\t'),
+          )
+        }
+      })
+    },
+  },
+  {
+    name: 'keys create',
+    synopsis: `keys create --name NAME [--scope S ...]   scopes: ${API_KEY_SCOPES.join(', ')}; prints the key last`,
+    async run(context) {
+      const name = context.options.name?.trim()
+      if (!name) throw new UsageError('keys create needs --name')
+      const scopes = context.options.scope ?? []
+      const unknown = scopes.filter((s) => !(API_KEY_SCOPES as readonly string[]).includes(s))
+      if (unknown.length) throw new UsageError(`unknown scope ${unknown.join(', ')}; known: ${API_KEY_SCOPES.join(', ')}`)
+      await withDatabase(context, async ({ db }) => {
+        const key = await createApiKey(db, { name, scopes: scopes as ApiKeyScope[] })
+        context.out(`created API key ${key.id} "${key.name}" with scopes ${key.scopes.join(', ')}; it is shown only once:`)
+        context.out(key.key)
+      })
+    },
+  },
+  {
+    name: 'keys list',
+    synopsis: 'keys list [--json]',
+    async run(context) {
+      await withDatabase(context, async ({ db }) => {
+        const keys = await listApiKeys(db)
+        if (context.options.json) return context.out(JSON.stringify(keys, null, 2))
+        for (const k of keys) {
+          const state = k.revoked_at ? `revoked ${k.revoked_at.toISOString()}` : 'active'
+          context.out([k.id, k.key_id, k.name, k.scopes.join(','), state].join('\t'))
+        }
+      })
+    },
+  },
+  {
+    name: 'keys revoke',
+    synopsis: 'keys revoke <id>',
+    async run(context) {
+      const id = Number(context.args[0])
+      if (!Number.isInteger(id) || id < 1) throw new UsageError('keys revoke needs a numeric key id (see keys list)')
+      await withDatabase(context, async ({ db }) => {
+        const revoked = await revokeApiKey(db, id)
+        if (!revoked) throw new Error(`API key ${id} does not exist`)
+        context.out(`API key ${id} revoked`)
+      })
+    },
+  },
+  {
+    name: 'departments create',
+    synopsis: 'departments create --code C --name N [--webhook-url URL] [--receives-contact]   prints secret and key once',
+    async run(context) {
+      const { code, name } = context.options
+      if (!code || !name) throw new UsageError('departments create needs --code and --name')
+      await withDatabase(context, async ({ db }, config) => {
+        const jurisdiction = await resolveJurisdiction(db, context.options['jurisdiction-id'])
+        const webhooks = await createWebhookContext(config)
+        try {
+          const created = await createDepartment(db, webhooks, {
+            jurisdictionId: jurisdiction.id,
+            code,
+            name,
+            webhookUrl: context.options['webhook-url'] ?? null,
+            receivesContact: context.options['receives-contact'] ?? false,
+          })
+          context.out(`department ${code} registered; these are shown only once:`)
+          context.out(`signing secret (verify our deliveries, sign your callbacks): ${created.signingSecret}`)
+          context.out(`inbound api_key (POST servicerequestupdates): ${created.inboundKey}`)
+        } finally {
+          await webhooks.agent.close()
+        }
+      })
+    },
+  },
+  {
+    name: 'departments list',
+    synopsis: 'departments list [--json]',
+    async run(context) {
+      await withDatabase(context, async ({ db }) => {
+        const jurisdiction = await resolveJurisdiction(db, context.options['jurisdiction-id'])
+        const list = await listDepartments(db, jurisdiction.id)
+        if (context.options.json) return context.out(JSON.stringify(list, null, 2))
+        for (const d of list) {
+          const state = d.enabled ? 'enabled' : `disabled (${d.disabledReason ?? 'by an operator'})`
+          context.out([d.code, d.name, d.webhookUrl ?? '(no webhook)', state].join('\t'))
+        }
+      })
+    },
+  },
+  {
+    name: 'departments rotate-secret',
+    synopsis: 'departments rotate-secret <code> [--overlap-hours 24]   old and new secrets both sign during the overlap',
+    async run(context) {
+      const code = context.args[0]
+      if (!code) throw new UsageError('departments rotate-secret needs a department code')
+      const overlap = Number(context.options['overlap-hours'] ?? 24)
+      if (!Number.isInteger(overlap) || overlap < 0 || overlap > 720) throw new UsageError('--overlap-hours must be a whole number from 0 to 720')
+      await withDatabase(context, async ({ db }, config) => {
+        const jurisdiction = await resolveJurisdiction(db, context.options['jurisdiction-id'])
+        const webhooks = await createWebhookContext(config)
+        try {
+          const secret = await rotateSecret(db, webhooks, await findDepartment(db, jurisdiction.id, code), overlap)
+          context.out(`new signing secret for ${code} (the old one keeps signing for ${overlap} h), shown once:`)
+          context.out(secret)
+        } finally {
+          await webhooks.agent.close()
+        }
+      })
+    },
+  },
+  {
+    name: 'routes set',
+    synopsis: 'routes set <service_code> (--department D ... | --file routes.json)   see README "Departments"',
+    async run(context) {
+      const serviceCode = context.args[0]
+      if (!serviceCode) throw new UsageError('routes set needs a service code')
+      let routes: RouteInput[]
+      if (context.options.file) {
+        const file = context.options.file
+        try {
+          routes = JSON.parse(await readFile(file, 'utf8')) as RouteInput[]
+        } catch (err) {
+          throw new Error(`${file}: ${(err as Error).message}`)
+        }
+        if (!Array.isArray(routes)) throw new Error(`${file}: must be a JSON list of routes`)
+      } else if (context.options.department?.length) {
+        routes = context.options.department.map((department) => ({ department }))
+      } else {
+        throw new UsageError('routes set needs --department (repeatable) or --file')
+      }
+      await withDatabase(context, async ({ db }) => {
+        const jurisdiction = await resolveJurisdiction(db, context.options['jurisdiction-id'])
+        for (const r of await setServiceRoutes(db, jurisdiction.id, serviceCode, routes)) {
+          context.out(`${serviceCode} → ${r.department}${r.has_area ? ` within ${r.area_name ?? 'an area'}` : ' (default)'}`)
+        }
+      })
+    },
+  },
+  {
+    name: 'deliveries replay',
+    synopsis: 'deliveries replay (--event ID | --failed-since 2026-01-31T00:00:00Z)   requeue dead-lettered deliveries',
+    async run(context) {
+      const { event } = context.options
+      const since = context.options['failed-since']
+      if (!event && !since) throw new UsageError('deliveries replay needs --event or --failed-since')
+      const failedSince = since ? new Date(since) : undefined
+      if (failedSince && Number.isNaN(failedSince.getTime())) throw new UsageError('--failed-since must be a datetime')
+      await withDatabase(context, async ({ db }) => {
+        const jurisdiction = await resolveJurisdiction(db, context.options['jurisdiction-id'])
+        const replayed = await replayDeliveries(db, jurisdiction.id, { ...(event ? { eventId: event } : {}), ...(failedSince ? { failedSince } : {}) })
+        context.out(`${replayed.length} deliveries requeued${replayed.length ? `: ${replayed.join(', ')}` : ''}`)
+      })
+    },
+  },
+  {
+    name: 'openapi',
+    synopsis: 'openapi [--check]            write openapi/openapi.json from the routes; --check fails when stale',
+    async run(context) {
+      const document = await renderOpenApiDocument()
+      if (context.options.check) {
+        const committed = await readFile(OPENAPI_PATH, 'utf8').catch(() => '')
+        if (committed !== document) throw new Error(`${OPENAPI_PATH} is stale: run npm run openapi and commit it`)
+        return context.out(`${OPENAPI_PATH} is up to date`)
+      }
+      await writeFile(OPENAPI_PATH, document)
+      context.out(`wrote ${OPENAPI_PATH}`)
+    },
+  },
+]
+
+export function usage(): string {
+  return `usage: open311 <command>   (npm run cli -- <command>)\n\n${COMMANDS.map((c) => `  ${c.synopsis}`).join('\n')}\n\nConfiguration comes from the same environment variables as the server (DATABASE_URL, DATA_DIR, ...).\n`
+}

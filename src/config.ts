@@ -1,0 +1,138 @@
+/**
+ * Configuration comes from environment variables only, validated once at boot. A bad value
+ * stops the process with a message naming the variable; nothing else reads process.env.
+ */
+import { Ajv } from 'ajv'
+
+export interface AppConfig {
+  port: number
+  host: string
+  /** PostgreSQL + PostGIS connection string; unset selects the embedded database. */
+  databaseUrl?: string
+  databasePoolSize: number
+  /** Where the embedded database (and other local state) lives. */
+  dataDir: string
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+  /** The externally visible base URL, used in discovery and logged at start. */
+  publicBaseUrl: string
+  /** Load the demo jurisdiction, catalog and an API key into an empty database at start. */
+  seedDemo: boolean
+  /** Trust X-Forwarded-* from a reverse proxy (client IPs for rate limits and logs). */
+  trustProxy: boolean
+  /** POST requests allowed per minute, per client IP and per API key. */
+  rateLimits: { perIpPerMinute: number; perKeyPerMinute: number }
+  /** Largest request body accepted, in bytes. */
+  bodyLimitBytes: number
+  /** 32-byte key (base64) sealing departments' webhook secrets; embedded default: generated under DATA_DIR. */
+  secretsKey?: string
+  webhooks: {
+    /** CIDRs department URLs may reach even though they are private (on-premises systems). */
+    allowlist: string[]
+    /** Allow plain http:// department URLs (tests, closed networks). */
+    allowHttp: boolean
+    /** Ports department URLs may use; null allows any. */
+    allowedPorts: number[] | null
+    timeoutMs: number
+    /** Continuous delivery failure for this long disables a department's endpoint. */
+    disableAfterDays: number
+  }
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`Invalid configuration: ${variable} ${message}`)
+    this.name = 'ConfigError'
+  }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+const envSchema = {
+  type: 'object',
+  properties: {
+    PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+    HOST: { type: 'string', minLength: 1, default: '0.0.0.0' },
+    DATABASE_URL: { type: 'string', pattern: '^postgres(ql)?://' },
+    DATABASE_POOL_SIZE: { type: 'integer', minimum: 1, maximum: 500, default: 10 },
+    DATA_DIR: { type: 'string', minLength: 1, default: './data' },
+    LOG_LEVEL: { type: 'string', enum: LOG_LEVELS, default: 'info' },
+    PUBLIC_BASE_URL: { type: 'string', pattern: '^https?://[^\\s/]+(/[^\\s]*)?$' },
+    SEED_DEMO: { type: 'boolean' },
+    TRUST_PROXY: { type: 'boolean', default: false },
+    RATE_LIMIT_POST_PER_IP: { type: 'integer', minimum: 1, default: 120 },
+    RATE_LIMIT_POST_PER_KEY: { type: 'integer', minimum: 1, default: 1200 },
+    BODY_LIMIT_BYTES: { type: 'integer', minimum: 1024, maximum: 104857600, default: 1048576 },
+    SECRETS_KEY: { type: 'string', pattern: '^[A-Za-z0-9+/]{43}=$' },
+    OUTBOUND_ALLOWLIST: { type: 'string', pattern: '^[0-9A-Fa-f:./, ]*$', default: '' },
+    OUTBOUND_ALLOW_HTTP: { type: 'boolean', default: false },
+    OUTBOUND_ALLOWED_PORTS: { type: 'string', pattern: '^(\\*|\\d{1,5}(,\\s*\\d{1,5})*)$', default: '443' },
+    WEBHOOK_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 60000, default: 10000 },
+    WEBHOOK_DISABLE_AFTER_DAYS: { type: 'number', exclusiveMinimum: 0, default: 5 },
+  },
+} as const
+
+const ajv = new Ajv({ coerceTypes: true, useDefaults: true, allErrors: false })
+const validateEnv = ajv.compile(envSchema)
+
+/** Reads and validates the configuration; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): AppConfig {
+  const values: Record<string, unknown> = {}
+  for (const name of Object.keys(envSchema.properties)) {
+    const raw = env[name]
+    // An empty variable means "not set", as in most deployment tools.
+    if (raw !== undefined && raw.trim() !== '') values[name] = raw.trim()
+  }
+  if (!validateEnv(values)) {
+    const error = validateEnv.errors?.[0]
+    const variable = error?.instancePath.replace(/^\//, '') || 'environment'
+    throw new ConfigError(variable, describeEnvError(variable, error?.message, error?.params))
+  }
+  const port = values.PORT as number
+  const databaseUrl = values.DATABASE_URL as string | undefined
+  return {
+    port,
+    host: values.HOST as string,
+    ...(databaseUrl ? { databaseUrl } : {}),
+    databasePoolSize: values.DATABASE_POOL_SIZE as number,
+    dataDir: values.DATA_DIR as string,
+    logLevel: values.LOG_LEVEL as AppConfig['logLevel'],
+    publicBaseUrl: ((values.PUBLIC_BASE_URL as string | undefined) ?? `http://localhost:${port}`).replace(/\/+$/, ''),
+    seedDemo: (values.SEED_DEMO as boolean | undefined) ?? !databaseUrl,
+    trustProxy: values.TRUST_PROXY as boolean,
+    rateLimits: {
+      perIpPerMinute: values.RATE_LIMIT_POST_PER_IP as number,
+      perKeyPerMinute: values.RATE_LIMIT_POST_PER_KEY as number,
+    },
+    bodyLimitBytes: values.BODY_LIMIT_BYTES as number,
+    ...(values.SECRETS_KEY ? { secretsKey: values.SECRETS_KEY as string } : {}),
+    webhooks: {
+      allowlist: (values.OUTBOUND_ALLOWLIST as string)
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+      allowHttp: values.OUTBOUND_ALLOW_HTTP as boolean,
+      allowedPorts:
+        values.OUTBOUND_ALLOWED_PORTS === '*' ? null : (values.OUTBOUND_ALLOWED_PORTS as string).split(',').map((p) => Number(p.trim())),
+      timeoutMs: values.WEBHOOK_TIMEOUT_MS as number,
+      disableAfterDays: values.WEBHOOK_DISABLE_AFTER_DAYS as number,
+    },
+  }
+}
+
+const FORMAT_HINTS: Record<string, string> = {
+  SECRETS_KEY: 'must be 32 random bytes in base64 (e.g. `openssl rand -base64 32`)',
+  OUTBOUND_ALLOWLIST: 'must be a comma-separated list of IP networks such as 10.20.0.0/16',
+  OUTBOUND_ALLOWED_PORTS: 'must be * or a comma-separated list of ports such as 443,8443',
+  DATABASE_URL: 'must be a postgres:// or postgresql:// connection URL',
+  PUBLIC_BASE_URL: 'must be an absolute http:// or https:// URL',
+}
+
+function describeEnvError(variable: string, message: string | undefined, params: unknown): string {
+  const allowed = (params as { allowedValues?: unknown[] } | undefined)?.allowedValues
+  if (allowed) return `must be one of: ${allowed.join(', ')}`
+  if (message?.startsWith('must match pattern')) return FORMAT_HINTS[variable] ?? 'is not in the expected format'
+  return message ?? 'is invalid'
+}

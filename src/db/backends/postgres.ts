@@ -1,0 +1,64 @@
+import { drizzle } from 'drizzle-orm/node-postgres'
+import { migrate } from 'drizzle-orm/node-postgres/migrator'
+import pg from 'pg'
+import type { Database, DatabaseOptions } from '../database.js'
+import { MIGRATIONS_FOLDER } from '../migrations-folder.js'
+import * as schema from '../schema.js'
+
+// Raw queries must see bigint ids as numbers on both backends (PGlite already answers numbers).
+// drizzle's per-query parsers fall back to pg's global table, so this is where it is set;
+// ids stay far below 2^53.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value))
+
+/** Serialises migrations across every instance starting against the same database. */
+const MIGRATION_LOCK_KEY = 311_2_0
+
+export function openPostgres(databaseUrl: string, options: DatabaseOptions): Database {
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max: options.poolSize ?? 10,
+    connectionTimeoutMillis: 10_000,
+    application_name: 'open311-server',
+  })
+  // An idle client losing its connection must not crash the process; the pool replaces it.
+  pool.on('error', (err) => options.logger.warn({ err }, 'idle database connection failed'))
+  const db = drizzle({ client: pool, schema })
+  let closing: Promise<void> | undefined
+
+  return {
+    db,
+    async ping() {
+      await pool.query('select 1')
+    },
+    async migrate() {
+      const client = await pool.connect()
+      try {
+        await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY])
+        try {
+          await migrate(drizzle({ client, schema }), { migrationsFolder: MIGRATIONS_FOLDER })
+        } finally {
+          await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY])
+        }
+      } finally {
+        client.release()
+      }
+    },
+    async listen(channel, onNotify) {
+      // A dedicated connection: LISTEN is per session and a pooled client would lose it.
+      const client = new pg.Client({ connectionString: databaseUrl })
+      await client.connect()
+      client.on('notification', (msg) => {
+        if (msg.channel === channel) onNotify(msg.payload ?? '')
+      })
+      client.on('error', (err) => options.logger.warn({ err, channel }, 'listen connection failed'))
+      await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`)
+      return async () => {
+        await client.end()
+      }
+    },
+    close() {
+      closing ??= pool.end()
+      return closing
+    },
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * The database handle the rest of the code sees. Nothing outside `src/db/` knows whether it
+ * talks to a PostgreSQL server (DATABASE_URL) or to the embedded PGlite default.
+ */
+import type { SQL } from 'drizzle-orm'
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
+import type { BaseLogger } from 'pino'
+
+/** The little a database backend logs through. */
+export type DatabaseLogger = Pick<BaseLogger, 'warn' | 'info' | 'error'>
+import type * as schema from './schema.js'
+
+/** A drizzle database or transaction: repositories accept either, services own the transaction. */
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
+
+export interface Database {
+  readonly db: Db
+  /** Resolves when the database answers a trivial query; rejects otherwise. */
+  ping(): Promise<void>
+  /** Applies every pending migration in `migrations/`; safe to call from several processes at once. */
+  migrate(): Promise<void>
+  /** Subscribes to NOTIFY on a channel; returns the function that unsubscribes. */
+  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>
+  close(): Promise<void>
+}
+
+export interface DatabaseOptions {
+  /** PostgreSQL connection string; when absent the embedded database is used. */
+  databaseUrl?: string
+  /** Embedded database directory; absent means in memory. */
+  dataDir?: string
+  /** Embedded database: start from this dump (made by `dumpEmbeddedTemplate`) instead of an empty cluster. */
+  loadDataDir?: Blob
+  poolSize?: number
+  logger: DatabaseLogger
+}
+
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  if (options.databaseUrl) {
+    const { openPostgres } = await import('./backends/postgres.js')
+    return openPostgres(options.databaseUrl, options)
+  }
+  const { openEmbedded } = await import('./backends/embedded.js')
+  return openEmbedded(options)
+}
+
+/** Rows of a raw SQL query; both backends answer `{ rows }`. */
+export async function queryRows<T>(db: Db, query: SQL): Promise<T[]> {
+  const result = (await db.execute(query)) as unknown as { rows: T[] }
+  return result.rows
+}
+
+/**
+ * drizzle leaves timestamptz values of raw queries as PostgreSQL text
+ * (`2026-05-01 14:03:09.123456+00`); this turns them into Dates.
+ */
+export function toDate(value: string | Date): Date
+export function toDate(value: string | Date | null): Date | null
+export function toDate(value: string | Date | null): Date | null {
+  if (value === null || value instanceof Date) return value
+  return new Date(value.replace(' ', 'T').replace(/([+-]\d{2})$/, '$1:00'))
+}

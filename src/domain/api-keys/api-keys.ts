@@ -1,0 +1,100 @@
+/**
+ * API keys for clients, operators and (later) departments. A raw key looks like
+ * `o311_<keyId>_<secret>`: the key id is a non-secret lookup handle, the whole key is stored
+ * only as a SHA-256 hash (keys carry 256 random bits, so a slow hash would add nothing),
+ * shown once at creation, and compared in constant time.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { and, asc, eq, isNull, lt, or, sql } from 'drizzle-orm'
+import type { Db } from '../../db/database.js'
+import { apiKeys } from '../../db/schema.js'
+import { badRequest } from '../../open311/errors.js'
+
+export const API_KEY_SCOPES = ['requests:write', 'admin', 'department'] as const
+export type ApiKeyScope = (typeof API_KEY_SCOPES)[number]
+export const DEFAULT_SCOPES: ApiKeyScope[] = ['requests:write']
+
+const KEY_PATTERN = /^o311_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/
+
+export interface ApiKeySummary {
+  id: number
+  key_id: string
+  name: string
+  scopes: string[]
+  created_at: Date
+  last_used_at: Date | null
+  revoked_at: Date | null
+  /** Set on a department's inbound credential. */
+  department_id: number | null
+}
+
+export interface CreatedApiKey extends ApiKeySummary {
+  /** The only time the raw key exists outside the client's hands. */
+  key: string
+}
+
+export async function createApiKey(
+  db: Db,
+  input: { name: string; scopes?: ApiKeyScope[]; departmentId?: number },
+): Promise<CreatedApiKey> {
+  const keyId = randomBytes(9).toString('base64url').toLowerCase().replace(/[^a-z0-9]/g, '0').slice(0, 12)
+  const key = `o311_${keyId}_${randomBytes(32).toString('base64url')}`
+  const scopes = [...new Set(input.scopes?.length ? input.scopes : DEFAULT_SCOPES)]
+  if (scopes.includes('department') !== (input.departmentId !== undefined)) {
+    throw badRequest('scopes: a department key belongs to one department and is created with it (admin API: POST /admin/v1/departments)')
+  }
+  const [row] = await db
+    .insert(apiKeys)
+    .values({ keyId, name: input.name, secretHash: hashKey(key), scopes, departmentId: input.departmentId ?? null })
+    .returning()
+  return { ...toSummary(row!), key }
+}
+
+export async function listApiKeys(db: Db): Promise<ApiKeySummary[]> {
+  return (await db.select().from(apiKeys).orderBy(asc(apiKeys.id))).map(toSummary)
+}
+
+/** Revokes at once; returns null for an unknown id. Revoking twice keeps the first time. */
+export async function revokeApiKey(db: Db, id: number): Promise<ApiKeySummary | null> {
+  await db.update(apiKeys).set({ revokedAt: sql`now()` }).where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
+  const [row] = await db.select().from(apiKeys).where(eq(apiKeys.id, id))
+  return row ? toSummary(row) : null
+}
+
+/** The key's record when the raw key is valid, not revoked and holds `scope` (or one of them); otherwise null. */
+export async function verifyApiKey(
+  db: Db,
+  rawKey: string | undefined,
+  scope: ApiKeyScope | ApiKeyScope[],
+): Promise<ApiKeySummary | null> {
+  const match = rawKey ? KEY_PATTERN.exec(rawKey) : null
+  if (!match) return null
+  const [row] = await db.select().from(apiKeys).where(eq(apiKeys.keyId, match[1]!))
+  const wanted = Array.isArray(scope) ? scope : [scope]
+  if (!row || row.revokedAt || !wanted.some((s) => row.scopes.includes(s))) return null
+  const expected = Buffer.from(row.secretHash, 'hex')
+  if (!timingSafeEqual(expected, Buffer.from(hashKey(rawKey!), 'hex'))) return null
+  // Touch last_used_at at most once a minute so a busy key does not write on every request.
+  await db
+    .update(apiKeys)
+    .set({ lastUsedAt: sql`now()` })
+    .where(and(eq(apiKeys.id, row.id), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, sql`now() - interval '1 minute'`))))
+  return toSummary(row)
+}
+
+function hashKey(key: string): string {
+  return createHash('sha256').update(key).digest('hex')
+}
+
+function toSummary(row: typeof apiKeys.$inferSelect): ApiKeySummary {
+  return {
+    id: row.id,
+    key_id: row.keyId,
+    name: row.name,
+    scopes: row.scopes,
+    created_at: row.createdAt,
+    last_used_at: row.lastUsedAt,
+    revoked_at: row.revokedAt,
+    department_id: row.departmentId,
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * The catalog is read on every services, definition and POST request and changes rarely.
+ * Each instance keeps the last catalog it loaded per jurisdiction, keyed by the jurisdiction's
+ * `catalog_changed_at` — which every read already fetches with the jurisdiction — so a change
+ * made through any instance is seen by the next request on every instance: the cache can
+ * never serve a catalog older than the database's.
+ */
+import type { Db } from '../../db/database.js'
+import type { Jurisdiction } from '../jurisdictions.js'
+import { loadCatalogServices, type StoredService } from './catalog.js'
+
+/** Per database handle, so two databases in one process (tests) never share entries. */
+const caches = new WeakMap<Db, Map<string, { version: number; services: StoredService[] }>>()
+
+/** Active services of the jurisdiction, as of its catalog_changed_at. */
+export async function activeServices(db: Db, jurisdiction: Jurisdiction): Promise<StoredService[]> {
+  const version = jurisdiction.catalogChangedAt.getTime()
+  let cache = caches.get(db)
+  if (!cache) caches.set(db, (cache = new Map()))
+  const cached = cache.get(jurisdiction.id)
+  if (cached?.version === version) return cached.services
+  const services = await loadCatalogServices(db, jurisdiction.id)
+  cache.set(jurisdiction.id, { version, services })
+  return services
+}
+
+export async function activeService(db: Db, jurisdiction: Jurisdiction, serviceCode: string): Promise<StoredService | undefined> {
+  return (await activeServices(db, jurisdiction)).find((s) => s.service_code === serviceCode)
+}

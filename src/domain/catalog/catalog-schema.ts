@@ -1,0 +1,111 @@
+/**
+ * The catalog file format (`services import`, admin `PUT /admin/v1/catalog`): a jurisdiction and
+ * its services with their attribute definitions. Documented in README.md ("Catalog format").
+ */
+import { ATTRIBUTE_DATATYPES, SERVICE_TYPES } from '../../db/schema.js'
+
+const attributeValue = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['key', 'name'],
+  properties: {
+    key: { type: 'string', minLength: 1, maxLength: 200 },
+    name: { type: 'string', minLength: 1, maxLength: 500 },
+  },
+} as const
+
+export const catalogAttributeSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['code', 'datatype', 'description'],
+  properties: {
+    code: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,100}$' },
+    datatype: { type: 'string', enum: ATTRIBUTE_DATATYPES },
+    description: { type: 'string', minLength: 1, maxLength: 2000 },
+    datatype_description: { type: 'string', maxLength: 2000, default: '' },
+    variable: { type: 'boolean', default: true },
+    required: { type: 'boolean', default: false },
+    public: { type: 'boolean', default: true, description: 'Whether answers are shown in public output' },
+    order: { type: 'integer', minimum: 1, maximum: 10000 },
+    values: { type: 'array', minItems: 1, maxItems: 1000, items: attributeValue },
+  },
+} as const
+
+export const catalogServiceSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['service_code', 'service_name'],
+  properties: {
+    service_code: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+    service_name: { type: 'string', minLength: 1, maxLength: 200 },
+    description: { type: 'string', maxLength: 4000, default: '' },
+    type: { type: 'string', enum: SERVICE_TYPES, default: 'realtime' },
+    keywords: { type: 'array', maxItems: 100, items: { type: 'string', minLength: 1, maxLength: 100 }, default: [] },
+    group: { type: 'string', maxLength: 200, default: '' },
+    active: { type: 'boolean', default: true },
+    close_rule: {
+      type: 'string',
+      enum: ['auto', 'manual'],
+      default: 'auto',
+      description: 'auto: the request closes when its last work order completes; manual: an operator closes it',
+    },
+    department_issues_reference: {
+      type: 'boolean',
+      default: false,
+      description: 'Tokens resolve only once the department acknowledges the work order',
+    },
+    attributes: { type: 'array', maxItems: 200, items: catalogAttributeSchema, default: [] },
+  },
+} as const
+
+export const catalogSchema = {
+  $id: 'catalog',
+  type: 'object',
+  additionalProperties: false,
+  required: ['jurisdiction', 'services'],
+  properties: {
+    jurisdiction: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['id', 'name', 'time_zone'],
+      properties: {
+        id: { type: 'string', pattern: '^[A-Za-z0-9.-]{1,253}$' },
+        name: { type: 'string', minLength: 1, maxLength: 200 },
+        time_zone: { type: 'string', minLength: 1, maxLength: 64 },
+        contact: { type: 'string', maxLength: 1000, default: '' },
+        key_service: { type: 'string', maxLength: 1000, default: '' },
+      },
+    },
+    services: { type: 'array', maxItems: 5000, items: catalogServiceSchema },
+  },
+} as const
+
+export interface CatalogAttribute {
+  code: string
+  datatype: (typeof ATTRIBUTE_DATATYPES)[number]
+  description: string
+  datatype_description: string
+  variable: boolean
+  required: boolean
+  public: boolean
+  order?: number
+  values?: { key: string; name: string }[]
+}
+
+export interface CatalogService {
+  service_code: string
+  service_name: string
+  description: string
+  type: (typeof SERVICE_TYPES)[number]
+  keywords: string[]
+  group: string
+  active: boolean
+  close_rule: 'auto' | 'manual'
+  department_issues_reference: boolean
+  attributes: CatalogAttribute[]
+}
+
+export interface Catalog {
+  jurisdiction: { id: string; name: string; time_zone: string; contact: string; key_service: string }
+  services: CatalogService[]
+}

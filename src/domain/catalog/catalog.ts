@@ -1,0 +1,171 @@
+/**
+ * The service catalog: import (idempotent upsert) and reads. Plain functions over a Db, so the
+ * CLI, the admin API and the demo seeder share one implementation.
+ */
+import { and, asc, eq, inArray, sql } from 'drizzle-orm'
+import type { Db } from '../../db/database.js'
+import { jurisdictions, serviceAttributes, services } from '../../db/schema.js'
+import { forgetJurisdictions } from '../jurisdictions.js'
+import type { Catalog, CatalogAttribute, CatalogService } from './catalog-schema.js'
+
+/** Serialises catalog writers across processes; transaction-scoped, so it can never leak. */
+export const CATALOG_LOCK_KEY = 311_002
+
+export interface ImportSummary {
+  jurisdiction: string
+  created: string[]
+  updated: string[]
+  unchanged: string[]
+}
+
+/** Upserts a validated catalog in one transaction; services absent from it are left as they are. */
+export async function importCatalog(db: Db, catalog: Catalog): Promise<ImportSummary> {
+  const result = await db.transaction(async (tx) => {
+    // Two imports at once (two operators, two instances seeding) would race on the unique keys.
+    await tx.execute(sql`select pg_advisory_xact_lock(${CATALOG_LOCK_KEY})`)
+    const j = catalog.jurisdiction
+    await tx
+      .insert(jurisdictions)
+      .values({ id: j.id, name: j.name, timeZone: j.time_zone, contact: j.contact, keyService: j.key_service })
+      .onConflictDoUpdate({
+        target: jurisdictions.id,
+        set: { name: j.name, timeZone: j.time_zone, contact: j.contact, keyService: j.key_service, updatedAt: sql`now()` },
+        // Re-importing the same file must not touch the row (and so not move updated_at).
+        setWhere: sql`(${jurisdictions.name}, ${jurisdictions.timeZone}, ${jurisdictions.contact}, ${jurisdictions.keyService})
+          is distinct from (${j.name}, ${j.time_zone}, ${j.contact}, ${j.key_service})`,
+      })
+
+    const existing = new Map((await loadCatalogServices(tx, j.id, { includeInactive: true })).map((s) => [s.service_code, s]))
+    const summary: ImportSummary = { jurisdiction: j.id, created: [], updated: [], unchanged: [] }
+    for (const service of catalog.services) {
+      const current = existing.get(service.service_code)
+      if (current && sameService(current, service)) {
+        summary.unchanged.push(service.service_code)
+        continue
+      }
+      await writeService(tx, j.id, service, current?.id)
+      ;(current ? summary.updated : summary.created).push(service.service_code)
+    }
+    if (summary.created.length + summary.updated.length > 0) {
+      // Strictly increasing, even within one millisecond: caches key on this value.
+      await tx
+        .update(jurisdictions)
+        .set({ catalogChangedAt: sql`greatest(now(), ${jurisdictions.catalogChangedAt} + interval '1 millisecond')` })
+        .where(eq(jurisdictions.id, j.id))
+    }
+    return summary
+  })
+  forgetJurisdictions(db)
+  return result
+}
+
+async function writeService(tx: Db, jurisdictionId: string, service: CatalogService, id: number | undefined) {
+  const fields = {
+    serviceName: service.service_name,
+    description: service.description,
+    type: service.type,
+    keywords: service.keywords,
+    group: service.group,
+    active: service.active,
+    closeRule: service.close_rule,
+    departmentIssuesReference: service.department_issues_reference,
+  }
+  let serviceId = id
+  if (serviceId === undefined) {
+    const [row] = await tx
+      .insert(services)
+      .values({ jurisdictionId, serviceCode: service.service_code, ...fields })
+      .returning({ id: services.id })
+    serviceId = row!.id
+  } else {
+    await tx.update(services).set({ ...fields, updatedAt: sql`now()` }).where(eq(services.id, serviceId))
+    await tx.delete(serviceAttributes).where(eq(serviceAttributes.serviceId, serviceId))
+  }
+  if (service.attributes.length > 0) {
+    await tx.insert(serviceAttributes).values(
+      service.attributes.map((a) => ({
+        serviceId: serviceId!,
+        code: a.code,
+        position: a.order!,
+        variable: a.variable,
+        datatype: a.datatype,
+        required: a.required,
+        datatypeDescription: a.datatype_description,
+        description: a.description,
+        values: a.values ?? null,
+        isPublic: a.public,
+      })),
+    )
+  }
+}
+
+export interface StoredService extends CatalogService {
+  id: number
+  jurisdiction_id: string
+}
+
+/** Services of a jurisdiction in catalog shape, attributes ordered; one query per table. */
+export async function loadCatalogServices(
+  db: Db,
+  jurisdictionId: string,
+  options: { includeInactive?: boolean; serviceCodes?: string[] } = {},
+): Promise<StoredService[]> {
+  const conditions = [eq(services.jurisdictionId, jurisdictionId)]
+  if (!options.includeInactive) conditions.push(eq(services.active, true))
+  if (options.serviceCodes) conditions.push(inArray(services.serviceCode, options.serviceCodes))
+  const rows = await db
+    .select()
+    .from(services)
+    .where(and(...conditions))
+    .orderBy(asc(services.serviceCode))
+  if (rows.length === 0) return []
+  const attributeRows = await db
+    .select()
+    .from(serviceAttributes)
+    .where(inArray(serviceAttributes.serviceId, rows.map((r) => r.id)))
+    .orderBy(asc(serviceAttributes.serviceId), asc(serviceAttributes.position))
+  const attributesByService = new Map<number, CatalogAttribute[]>()
+  for (const a of attributeRows) {
+    const list = attributesByService.get(a.serviceId) ?? []
+    list.push({
+      code: a.code,
+      datatype: a.datatype,
+      description: a.description,
+      datatype_description: a.datatypeDescription,
+      variable: a.variable,
+      required: a.required,
+      public: a.isPublic,
+      order: a.position,
+      ...(a.values ? { values: a.values } : {}),
+    })
+    attributesByService.set(a.serviceId, list)
+  }
+  return rows.map((r) => ({
+    id: r.id,
+    jurisdiction_id: r.jurisdictionId,
+    service_code: r.serviceCode,
+    service_name: r.serviceName,
+    description: r.description,
+    type: r.type,
+    keywords: r.keywords,
+    group: r.group,
+    active: r.active,
+    close_rule: r.closeRule,
+    department_issues_reference: r.departmentIssuesReference,
+    attributes: attributesByService.get(r.id) ?? [],
+  }))
+}
+
+function sameService(stored: StoredService, incoming: CatalogService): boolean {
+  const { id: _id, jurisdiction_id: _j, ...storedFields } = stored
+  return canonical(storedFields) === canonical(incoming)
+}
+
+/** JSON with sorted keys, so field order in a file never counts as a change. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)))
+      : v,
+  )
+}

@@ -1,0 +1,34 @@
+/**
+ * The demo: a fictional city with a realistic 311 catalog, so `npm start` on a bare machine
+ * serves something real. Loaded only into an empty database at start, or on demand by the CLI.
+ */
+import { count, sql } from 'drizzle-orm'
+import type { Db } from '../../db/database.js'
+import { jurisdictions } from '../../db/schema.js'
+import { type CreatedApiKey, createApiKey } from '../api-keys/api-keys.js'
+import { CATALOG_LOCK_KEY, type ImportSummary, importCatalog } from '../catalog/catalog.js'
+import { validateCatalog } from '../catalog/validate-catalog.js'
+import demoCatalog from './demo-catalog.json' with { type: 'json' }
+
+/** Loads (or refreshes) the demo jurisdiction and catalog; idempotent. */
+export async function loadDemoCatalog(db: Db): Promise<ImportSummary> {
+  // structuredClone: validation fills defaults in place and the imported JSON is shared.
+  return importCatalog(db, validateCatalog(structuredClone(demoCatalog), 'demo-catalog.json'))
+}
+
+export interface DemoSeed {
+  catalog: ImportSummary
+  apiKey: CreatedApiKey
+}
+
+/** Seeds the demo and a demo API key when the database holds no jurisdiction; otherwise does nothing. */
+export async function seedDemoIfEmpty(db: Db): Promise<DemoSeed | null> {
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(${CATALOG_LOCK_KEY})`)
+    const [row] = await tx.select({ n: count() }).from(jurisdictions)
+    if ((row?.n ?? 0) > 0) return null
+    const catalog = await loadDemoCatalog(tx)
+    const apiKey = await createApiKey(tx, { name: 'demo', scopes: ['requests:write'] })
+    return { catalog, apiKey }
+  })
+}

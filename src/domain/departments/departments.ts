@@ -1,0 +1,228 @@
+/**
+ * Departments (business units): registration, signing secrets and their rotation, the
+ * inbound credential, and routing of services to departments.
+ */
+import { and, asc, eq, gt, isNull, or, sql } from 'drizzle-orm'
+import { type Db, queryRows } from '../../db/database.js'
+import { departmentSecrets, departments, serviceRoutes, services } from '../../db/schema.js'
+import { assertSafeUrl, type EgressPolicy, UnsafeDestinationError } from '../../integrations/webhooks/egress.js'
+import type { SecretBox } from '../../integrations/webhooks/secret-box.js'
+import { generateSecret } from '../../integrations/webhooks/standard-webhooks.js'
+import { badRequest, notFound } from '../../open311/errors.js'
+import { createApiKey } from '../api-keys/api-keys.js'
+import { validateStatusMap } from './status-map.js'
+
+export type Department = typeof departments.$inferSelect
+
+export interface DepartmentInput {
+  jurisdictionId: string
+  code: string
+  name: string
+  contact?: string
+  webhookUrl?: string | null
+  receivesContact?: boolean
+  statusMap?: Record<string, string>
+  enabled?: boolean
+}
+
+export interface DepartmentDeps {
+  secretBox: SecretBox | null
+  egress: EgressPolicy
+}
+
+function requireBox(deps: DepartmentDeps): SecretBox {
+  if (!deps.secretBox) throw badRequest('SECRETS_KEY is not configured: department signing secrets cannot be stored')
+  return deps.secretBox
+}
+
+async function checkUrl(url: string | null | undefined, deps: DepartmentDeps) {
+  if (!url) return
+  try {
+    await assertSafeUrl(url, deps.egress)
+  } catch (err) {
+    if (err instanceof UnsafeDestinationError) throw badRequest(`webhook_url: ${err.message}`)
+    throw err
+  }
+}
+
+export interface CreatedDepartment {
+  department: Department
+  /** Shown once: the Standard Webhooks secret the department verifies our deliveries with (and signs its callbacks with). */
+  signingSecret: string
+  /** Shown once: the department's API key for POST servicerequestupdates. */
+  inboundKey: string
+}
+
+export async function createDepartment(db: Db, deps: DepartmentDeps, input: DepartmentInput): Promise<CreatedDepartment> {
+  const box = requireBox(deps)
+  const mapProblem = input.statusMap ? validateStatusMap(input.statusMap) : null
+  if (mapProblem) throw badRequest(mapProblem)
+  await checkUrl(input.webhookUrl, deps)
+  return db.transaction(async (tx) => {
+    const [existing] = await tx
+      .select({ id: departments.id })
+      .from(departments)
+      .where(and(eq(departments.jurisdictionId, input.jurisdictionId), eq(departments.code, input.code)))
+    if (existing) throw badRequest(`code: a department "${input.code}" already exists`)
+    const [department] = await tx
+      .insert(departments)
+      .values({
+        jurisdictionId: input.jurisdictionId,
+        code: input.code,
+        name: input.name,
+        contact: input.contact ?? '',
+        webhookUrl: input.webhookUrl ?? null,
+        receivesContact: input.receivesContact ?? false,
+        statusMap: input.statusMap ?? {},
+        enabled: input.enabled ?? true,
+      })
+      .returning()
+    const signingSecret = generateSecret()
+    await tx.insert(departmentSecrets).values({ departmentId: department!.id, ciphertext: box.seal(signingSecret) })
+    const key = await createApiKey(tx, { name: `department:${input.code}`, scopes: ['department'], departmentId: department!.id })
+    return { department: department!, signingSecret, inboundKey: key.key }
+  })
+}
+
+export async function updateDepartment(
+  db: Db,
+  deps: DepartmentDeps,
+  department: Department,
+  patch: Partial<Omit<DepartmentInput, 'jurisdictionId' | 'code'>>,
+): Promise<Department> {
+  const mapProblem = patch.statusMap ? validateStatusMap(patch.statusMap) : null
+  if (mapProblem) throw badRequest(mapProblem)
+  if (patch.webhookUrl !== undefined) await checkUrl(patch.webhookUrl, deps)
+  const [updated] = await db
+    .update(departments)
+    .set({
+      ...(patch.name !== undefined ? { name: patch.name } : {}),
+      ...(patch.contact !== undefined ? { contact: patch.contact } : {}),
+      ...(patch.webhookUrl !== undefined ? { webhookUrl: patch.webhookUrl } : {}),
+      ...(patch.receivesContact !== undefined ? { receivesContact: patch.receivesContact } : {}),
+      ...(patch.statusMap !== undefined ? { statusMap: patch.statusMap } : {}),
+      // Re-enabling clears the failure run, so the endpoint gets a fresh N days.
+      ...(patch.enabled !== undefined ? { enabled: patch.enabled, ...(patch.enabled ? { failingSince: null, disabledReason: null } : {}) } : {}),
+      updatedAt: sql`now()`,
+    })
+    .where(eq(departments.id, department.id))
+    .returning()
+  return updated!
+}
+
+export async function findDepartment(db: Db, jurisdictionId: string, code: string): Promise<Department> {
+  const [department] = await db
+    .select()
+    .from(departments)
+    .where(and(eq(departments.jurisdictionId, jurisdictionId), eq(departments.code, code)))
+  if (!department) throw notFound(`department "${code}" does not exist`)
+  return department
+}
+
+export async function listDepartments(db: Db, jurisdictionId: string): Promise<Department[]> {
+  return db.select().from(departments).where(eq(departments.jurisdictionId, jurisdictionId)).orderBy(asc(departments.code))
+}
+
+/**
+ * Starts a rotation: a new secret signs from now on, and the current ones keep signing too
+ * until the overlap ends, so a department can switch its verifier without missing a delivery.
+ */
+export async function rotateSecret(db: Db, deps: DepartmentDeps, department: Department, overlapHours: number): Promise<string> {
+  const box = requireBox(deps)
+  const secret = generateSecret()
+  await db.transaction(async (tx) => {
+    // Every secret still signing stops at the end of this overlap at the latest (one still in an
+    // earlier, longer overlap is cut short too).
+    await tx
+      .update(departmentSecrets)
+      .set({ expiresAt: sql`least(coalesce(${departmentSecrets.expiresAt}, 'infinity'), now() + make_interval(hours => ${overlapHours}))` })
+      .where(and(eq(departmentSecrets.departmentId, department.id), or(isNull(departmentSecrets.expiresAt), gt(departmentSecrets.expiresAt, sql`now()`))))
+    await tx.insert(departmentSecrets).values({ departmentId: department.id, ciphertext: box.seal(secret) })
+  })
+  return secret
+}
+
+/** The secrets that sign (and verify) at `now`: the current one plus any still in their overlap. */
+export async function liveSecrets(db: Db, secretBox: SecretBox | null, departmentId: number, now: Date): Promise<string[]> {
+  if (!secretBox) return []
+  const rows = await db
+    .select({ ciphertext: departmentSecrets.ciphertext })
+    .from(departmentSecrets)
+    .where(
+      and(
+        eq(departmentSecrets.departmentId, departmentId),
+        or(isNull(departmentSecrets.expiresAt), gt(departmentSecrets.expiresAt, now)),
+      ),
+    )
+    .orderBy(asc(departmentSecrets.id))
+  return rows.map((r) => secretBox.open(r.ciphertext))
+}
+
+export interface RouteInput {
+  department: string
+  /** GeoJSON Polygon or MultiPolygon; absent for a default route. */
+  area?: { type: 'Polygon' | 'MultiPolygon'; coordinates: unknown }
+  area_name?: string
+}
+
+/** Replaces a service's routes. At least one default route (without an area) is required. */
+export async function setServiceRoutes(db: Db, jurisdictionId: string, serviceCode: string, routes: RouteInput[]) {
+  if (!routes.some((r) => !r.area)) throw badRequest('routes: at least one route without an area (the default) is required')
+  return db.transaction(async (tx) => {
+    const [service] = await tx
+      .select({ id: services.id })
+      .from(services)
+      .where(and(eq(services.jurisdictionId, jurisdictionId), eq(services.serviceCode, serviceCode)))
+    if (!service) throw notFound(`service_code "${serviceCode}" does not exist`)
+    await tx.delete(serviceRoutes).where(eq(serviceRoutes.serviceId, service.id))
+    for (const [i, route] of routes.entries()) {
+      const department = await findDepartment(tx, jurisdictionId, route.department)
+      const area = route.area
+        ? sql`ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(${JSON.stringify(route.area)}), 4326))::geography`
+        : null
+      if (route.area) {
+        // A self-intersecting or unclosed ring would route silently wrong: refuse it by name.
+        const [check] = await tx
+          .transaction(async (sp) =>
+            queryRows<{ valid: boolean; reason: string }>(
+              sp,
+              sql`select ST_IsValid(g) and not ST_IsEmpty(g) as valid, ST_IsValidReason(g) as reason
+                  from (select ST_SetSRID(ST_GeomFromGeoJSON(${JSON.stringify(route.area)}), 4326) as g) x`,
+            ),
+          )
+          .catch((err: Error) => [{ valid: false, reason: err.message.split('\n')[0] ?? 'unreadable' }])
+        if (!check?.valid) throw badRequest(`routes[${i}].area: not a valid polygon (${check?.reason})`)
+      }
+      await tx.execute(sql`insert into service_routes (service_id, department_id, area, area_name)
+                           values (${service.id}, ${department.id}, ${area}, ${route.area_name ?? null})`)
+    }
+    return listServiceRoutes(tx, service.id)
+  })
+}
+
+export async function listServiceRoutes(db: Db, serviceId: number) {
+  return queryRows<{ department: string; area_name: string | null; has_area: boolean }>(
+    db,
+    sql`select d.code as department, r.area_name, r.area is not null as has_area
+        from service_routes r join departments d on d.id = r.department_id
+        where r.service_id = ${serviceId} order by r.id`,
+  )
+}
+
+/**
+ * The departments a new request goes to: the routes whose area contains its location, or,
+ * when none does (or it has no point), the service's default routes.
+ */
+export async function routeRequest(db: Db, serviceId: number, requestId: number): Promise<Department[]> {
+  const rows = await queryRows<{ department_id: number; by_area: boolean }>(
+    db,
+    sql`select distinct r.department_id, r.area is not null as by_area
+        from service_routes r, service_requests sr
+        where r.service_id = ${serviceId} and sr.id = ${requestId}
+          and (r.area is null or (sr.location is not null and ST_Covers(r.area, sr.location)))`,
+  )
+  const matched = rows.some((r) => r.by_area) ? rows.filter((r) => r.by_area) : rows
+  if (matched.length === 0) return []
+  const ids = [...new Set(matched.map((r) => Number(r.department_id)))]
+  return db.select().from(departments).where(sql`${departments.id} in ${ids}`).orderBy(asc(departments.id))
+}

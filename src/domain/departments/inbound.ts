@@ -1,0 +1,92 @@
+/**
+ * What departments report back, through either door — the signed webhook endpoint or
+ * mySociety's POST servicerequestupdates — ends here: the code is mapped (unknown codes are
+ * refused, never guessed), the department may touch only its own work orders, and the same
+ * report applies once however often it arrives.
+ */
+import { and, eq, sql } from 'drizzle-orm'
+import { type Db, queryRows } from '../../db/database.js'
+import { requestUpdates } from '../../db/schema.js'
+import { badRequest, Open311Error } from '../../open311/errors.js'
+import {
+  applyDepartmentReport,
+  type DepartmentReport,
+  lockDepartmentWorkOrder,
+  lockWorkOrderForRequest,
+  markDuplicate,
+  type ReportOutcome,
+  type WorkOrder,
+} from '../work-orders/work-orders.js'
+import type { Department } from './departments.js'
+import { mapDepartmentStatus, REPORTABLE_STATES } from './status-map.js'
+
+export class UnknownStatusError extends Open311Error {
+  constructor(
+    readonly department: string,
+    readonly code: string,
+  ) {
+    super(400, `status: "${code}" is not a status code known for department ${department}; map it in the department's status_map (states: ${REPORTABLE_STATES.join(', ')})`)
+  }
+}
+
+/** Clocks drift, but a report from the future would freeze a work order: later reports would look stale. */
+const MAX_CLOCK_SKEW_MS = 5 * 60_000
+
+export function assertNotFuture(occurredAt: Date, field: string) {
+  if (occurredAt.getTime() > Date.now() + MAX_CLOCK_SKEW_MS) throw badRequest(`${field}: lies in the future`)
+}
+
+export interface StatusReport extends Omit<DepartmentReport, 'state' | 'externalStatusCode'> {
+  code: string
+}
+
+function toReport(department: Department, report: StatusReport): DepartmentReport {
+  const state = mapDepartmentStatus(report.code, department.statusMap)
+  if (!state) throw new UnknownStatusError(department.code, report.code)
+  return { ...report, state, externalStatusCode: report.code }
+}
+
+/**
+ * Records that a signed callback with this id was received; false when it was already applied.
+ * In the caller's transaction, so a failed apply leaves no mark and a retry applies.
+ */
+export async function firstDelivery(tx: Db, department: Department, eventId: string): Promise<boolean> {
+  const rows = await queryRows<{ event_id: string }>(
+    tx,
+    sql`insert into inbound_events (department_id, event_id) values (${department.id}, ${eventId})
+        on conflict do nothing returning event_id`,
+  )
+  return rows.length > 0
+}
+
+export async function reportWorkOrderStatus(tx: Db, department: Department, workOrderId: string, report: StatusReport): Promise<ReportOutcome> {
+  const mapped = toReport(department, report)
+  const workOrder = await lockDepartmentWorkOrder(tx, department, workOrderId)
+  return applyDepartmentReport(tx, department, workOrder, mapped)
+}
+
+/** mySociety's update: names the request; `update_id` makes it idempotent per department. */
+export async function reportRequestUpdate(
+  tx: Db,
+  department: Department,
+  serviceRequestId: string,
+  report: StatusReport & { externalUpdateId: string },
+): Promise<{ updateId: string; replayed: boolean; outcome?: ReportOutcome }> {
+  const mapped = toReport(department, report)
+  // Locking the work order first serialises concurrent copies of the same update.
+  const workOrder: WorkOrder = await lockWorkOrderForRequest(tx, department, serviceRequestId)
+  const [existing] = await tx
+    .select({ updateId: requestUpdates.updateId })
+    .from(requestUpdates)
+    .where(and(eq(requestUpdates.departmentId, department.id), eq(requestUpdates.externalUpdateId, report.externalUpdateId)))
+  if (existing) return { updateId: existing.updateId, replayed: true }
+  const outcome = await applyDepartmentReport(tx, department, workOrder, mapped)
+  if (!outcome.updateId) throw badRequest('update could not be recorded')
+  return { updateId: outcome.updateId, replayed: false, outcome }
+}
+
+/** A department says one of its requests duplicates another. */
+export async function reportDuplicate(tx: Db, department: Department, serviceRequestId: string, parentId: string) {
+  await lockWorkOrderForRequest(tx, department, serviceRequestId)
+  return markDuplicate(tx, department.jurisdictionId, serviceRequestId, parentId, 'department')
+}

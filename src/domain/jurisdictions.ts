@@ -1,0 +1,48 @@
+/**
+ * Open311 `jurisdiction_id` rules: optional while the server holds one jurisdiction (but when
+ * given it must match), required once it holds several; unknown ids are 404.
+ */
+import { asc } from 'drizzle-orm'
+import type { Db } from '../db/database.js'
+import { jurisdictions } from '../db/schema.js'
+import { badRequest, notFound } from '../open311/errors.js'
+
+export type Jurisdiction = typeof jurisdictions.$inferSelect
+
+/**
+ * Every public request resolves its jurisdiction, and jurisdictions (with their
+ * catalog_changed_at) change a few times a year. Each instance keeps them for at most
+ * JURISDICTION_TTL_MS; a change made through this instance is seen at once, one made through
+ * another instance within that second. Per database handle.
+ */
+export const JURISDICTION_TTL_MS = 1_000
+const cached = new WeakMap<Db, { at: number; all: Jurisdiction[] }>()
+
+async function allJurisdictions(db: Db): Promise<Jurisdiction[]> {
+  const entry = cached.get(db)
+  if (entry && Date.now() - entry.at < JURISDICTION_TTL_MS) return entry.all
+  const all = await db.select().from(jurisdictions).orderBy(asc(jurisdictions.id))
+  cached.set(db, { at: Date.now(), all })
+  return all
+}
+
+/** Drops this instance's copy after a change (catalog import, jurisdiction edits). */
+export function forgetJurisdictions(db: Db) {
+  cached.delete(db)
+}
+
+export async function resolveJurisdiction(db: Db, requestedId: string | undefined): Promise<Jurisdiction> {
+  const all = await allJurisdictions(db)
+  if (requestedId) {
+    const found = all.find((j) => j.id === requestedId)
+    if (!found) throw notFound(`jurisdiction_id "${requestedId}" is not served here`)
+    return found
+  }
+  if (all.length === 0) throw notFound('no jurisdiction is configured on this server')
+  if (all.length > 1) throw badRequest('jurisdiction_id is required: this server serves several jurisdictions')
+  return all[0]!
+}
+
+export async function listJurisdictions(db: Db): Promise<Jurisdiction[]> {
+  return db.select().from(jurisdictions).orderBy(asc(jurisdictions.id))
+}

@@ -1,0 +1,166 @@
+/**
+ * Public reads of service requests (GET requests, GET request, feeds). Selects public columns
+ * only — reporter data lives in another table this module never reads — and only requests
+ * marked public.
+ */
+import { type SQL, sql } from 'drizzle-orm'
+import { type Db, queryRows, toDate } from '../../db/database.js'
+import type { Open311Status } from '../../db/schema.js'
+
+export interface RequestFilter {
+  jurisdictionId: string
+  /** When given, the only filter besides the jurisdiction (Open311: it overrides the others). */
+  serviceRequestIds?: string[]
+  serviceCodes?: string[]
+  statuses?: Open311Status[]
+  /** requested_datetime: inclusive start, exclusive end. */
+  requestedFrom?: Date
+  requestedBefore?: Date
+  /** updated_datetime: exclusive lower bound (cursor-friendly), inclusive upper bound. */
+  updatedAfter?: Date
+  updatedBefore?: Date
+  near?: { lat: number; long: number; radiusMeters: number }
+  bbox?: { minLong: number; minLat: number; maxLong: number; maxLat: number }
+  /** Newest requested first (default) or oldest updated first (incremental sync). */
+  order: 'requested_desc' | 'updated_asc'
+  limit: number
+  offset: number
+}
+
+export interface PublicRequestRow {
+  id: number
+  service_request_id: string
+  status: Open311Status
+  status_notes: string | null
+  service_name: string
+  service_code: string
+  description: string | null
+  agency_responsible: string | null
+  service_notice: string | null
+  requested_at: Date
+  updated_at: Date
+  expected_at: Date | null
+  closed_at: Date | null
+  address: string | null
+  address_id: string | null
+  zipcode: string | null
+  lat: number | null
+  long: number | null
+  media_urls: string[]
+  detailed_status: string
+  channel: string | null
+  parent_service_request_id: string | null
+  attributes: Record<string, string | string[]>
+  service_id: number
+}
+
+/** A batch request is public once its token is accepted: until then it has no id to give out. */
+const TOKEN_ACCEPTED = sql`not exists (select 1 from request_tokens t where t.request_id = sr.id and t.state <> 'accepted')`
+
+export async function findPublicRequests(db: Db, filter: RequestFilter): Promise<PublicRequestRow[]> {
+  const conditions: SQL[] = [
+    sql`sr.jurisdiction_id = ${filter.jurisdictionId}`,
+    sql`sr.is_public`,
+    TOKEN_ACCEPTED,
+  ]
+  if (filter.serviceRequestIds) {
+    conditions.push(sql`sr.public_id in ${filter.serviceRequestIds}`)
+  } else {
+    if (filter.serviceCodes) conditions.push(sql`s.service_code in ${filter.serviceCodes}`)
+    if (filter.statuses) conditions.push(sql`sr.status in ${filter.statuses}`)
+    if (filter.requestedFrom) conditions.push(sql`sr.requested_at >= ${filter.requestedFrom.toISOString()}`)
+    if (filter.requestedBefore) conditions.push(sql`sr.requested_at < ${filter.requestedBefore.toISOString()}`)
+    if (filter.updatedAfter) conditions.push(sql`sr.updated_at > ${filter.updatedAfter.toISOString()}`)
+    if (filter.updatedBefore) conditions.push(sql`sr.updated_at <= ${filter.updatedBefore.toISOString()}`)
+    if (filter.near) {
+      const { lat, long, radiusMeters } = filter.near
+      conditions.push(
+        sql`ST_DWithin(sr.location, ST_SetSRID(ST_MakePoint(${long}, ${lat}), 4326)::geography, ${radiusMeters})`,
+      )
+    }
+    if (filter.bbox) {
+      const { minLong, minLat, maxLong, maxLat } = filter.bbox
+      const envelope = sql`ST_MakeEnvelope(${minLong}, ${minLat}, ${maxLong}, ${maxLat}, 4326)`
+      // Geography's && compares boxes around the globe (index-friendly but loose); the geometry
+      // test then keeps exactly the points inside the longitude/latitude rectangle.
+      conditions.push(sql`sr.location && ${envelope}::geography and ST_Intersects(sr.location::geometry, ${envelope})`)
+    }
+  }
+  // Spelled exactly as the indexes are (DESC NULLS LAST), or the planner cannot walk the index
+  // in order and stop at the page: at 1M rows that is 1.4 ms instead of 280 ms.
+  const [column, direction] = filter.order === 'updated_asc' ? ['updated_at', 'asc'] : ['requested_at', 'desc nulls last']
+  const orderBy = (alias: string) => sql.raw(`${alias}.${column} ${direction}, ${alias}.id ${direction}`)
+  // Filter, order and cut the page first; only the page's rows are then joined and decorated,
+  // so the cost does not grow with the table.
+  const rows = await queryRows<PublicRequestRow>(
+    db,
+    sql`
+      with page as (
+        select sr.id, sr.public_id, sr.status, sr.status_notes, sr.service_id, sr.description, sr.agency_responsible,
+               sr.service_notice, sr.requested_at, sr.updated_at, sr.expected_at, sr.closed_at, sr.address,
+               sr.address_id, sr.zipcode, sr.location, sr.media_urls, sr.detailed_status, sr.channel,
+               sr.parent_request_id, sr.attributes
+        from service_requests sr
+        ${filter.serviceCodes && !filter.serviceRequestIds ? sql`join services s on s.id = sr.service_id` : sql``}
+        where ${sql.join(conditions, sql` and `)}
+        order by ${orderBy('sr')}
+        limit ${filter.limit} offset ${filter.offset})
+      select page.id, page.public_id as service_request_id, page.status, page.status_notes,
+             s.service_name, s.service_code, page.description, page.agency_responsible, page.service_notice,
+             page.requested_at, page.updated_at, page.expected_at, page.closed_at,
+             page.address, page.address_id, page.zipcode,
+             ST_Y(page.location::geometry) as lat, ST_X(page.location::geometry) as long,
+             page.media_urls, page.detailed_status, page.channel,
+             parent.public_id as parent_service_request_id, page.attributes, page.service_id
+      from page
+      join services s on s.id = page.service_id
+      left join service_requests parent on parent.id = page.parent_request_id
+      order by ${orderBy('page')}`,
+  )
+  for (const row of rows) {
+    row.requested_at = toDate(row.requested_at)
+    row.updated_at = toDate(row.updated_at)
+    row.expected_at = toDate(row.expected_at)
+    row.closed_at = toDate(row.closed_at)
+  }
+  return rows
+}
+
+export interface PublicUpdateRow {
+  update_id: string
+  request_id: number
+  service_request_id: string
+  status: Open311Status
+  detailed_status: string
+  description: string
+  media_urls: string[]
+  external_status_code: string | null
+  created_at: Date
+}
+
+/** Public history entries, for the given requests or for a time window (servicerequestupdates). */
+export async function findPublicUpdates(
+  db: Db,
+  filter: { jurisdictionId: string; requestIds?: number[]; from?: Date; before?: Date; limit?: number },
+): Promise<PublicUpdateRow[]> {
+  const conditions: SQL[] = [sql`sr.jurisdiction_id = ${filter.jurisdictionId}`, sql`sr.is_public`, sql`u.is_public`, TOKEN_ACCEPTED]
+  if (filter.requestIds) {
+    if (filter.requestIds.length === 0) return []
+    conditions.push(sql`u.request_id in ${filter.requestIds}`)
+  }
+  if (filter.from) conditions.push(sql`u.created_at >= ${filter.from.toISOString()}`)
+  if (filter.before) conditions.push(sql`u.created_at < ${filter.before.toISOString()}`)
+  const rows = await queryRows<PublicUpdateRow>(
+    db,
+    sql`
+      select u.update_id, u.request_id, sr.public_id as service_request_id, u.status, u.detailed_status,
+             u.description, u.media_urls, u.external_status_code, u.created_at
+      from request_updates u
+      join service_requests sr on sr.id = u.request_id
+      where ${sql.join(conditions, sql` and `)}
+      order by u.created_at asc, u.id asc
+      ${filter.limit ? sql`limit ${filter.limit}` : sql``}`,
+  )
+  for (const row of rows) row.created_at = toDate(row.created_at)
+  return rows
+}

@@ -1,0 +1,59 @@
+import type { FastifyRequest, onRequestAsyncHookHandler, preValidationAsyncHookHandler } from 'fastify'
+import { type ApiKeyScope, type ApiKeySummary, verifyApiKey } from '../domain/api-keys/api-keys.js'
+import { forbidden } from '../open311/errors.js'
+import { departments } from '../db/schema.js'
+import { eq } from 'drizzle-orm'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    apiKey?: ApiKeySummary
+  }
+}
+
+export function bearerToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization
+  const match = header ? /^Bearer\s+(\S+)$/i.exec(header) : null
+  return match?.[1]
+}
+
+/** A preHandler that admits only a valid, unrevoked `Authorization: Bearer` key holding `scope`. */
+export function requireBearerScope(scope: ApiKeyScope): onRequestAsyncHookHandler {
+  return async function checkScope(request) {
+    const key = await verifyApiKey(request.server.db, bearerToken(request), scope)
+    if (!key) throw forbidden(`a bearer API key with the "${scope}" scope is required`)
+    request.apiKey = key
+  }
+}
+
+/**
+ * POST Service Request's key: `api_key` in the form body or the query (as the spec's
+ * clients send it) or `Authorization: Bearer`. Missing or invalid → 403, before validation.
+ */
+export const requireClientKey: preValidationAsyncHookHandler = async function requireClientKey(request) {
+  const key = await verifyApiKey(request.server.db, offeredKey(request), 'requests:write')
+  if (!key) throw forbidden()
+  request.apiKey = key
+}
+
+/** The key a client offers: Authorization: Bearer, else `api_key` in the body, else in the query. */
+function offeredKey(request: FastifyRequest): string | undefined {
+  const fromBody = (request.body as Record<string, unknown> | undefined)?.api_key
+  const fromQuery = (request.query as Record<string, unknown> | undefined)?.api_key
+  return [bearerToken(request), fromBody, fromQuery].find((v) => typeof v === 'string' && v !== '') as string | undefined
+}
+
+/**
+ * POST servicerequestupdates serves two callers: a department (its inbound key) reporting
+ * progress, or a client app (a requests:write key) adding a citizen's comment. One key
+ * lookup decides which; a department key gets its department attached to the request.
+ */
+export const requireDepartmentOrClientKey: preValidationAsyncHookHandler = async function requireDepartmentOrClientKey(request) {
+  const key = await verifyApiKey(request.server.db, offeredKey(request), ['department', 'requests:write'])
+  if (!key) throw forbidden()
+  if (key.department_id !== null && key.scopes.includes('department')) {
+    const [department] = await request.server.db.select().from(departments).where(eq(departments.id, key.department_id))
+    if (!department) throw forbidden()
+    request.department = department
+  }
+  request.apiKey = key
+}

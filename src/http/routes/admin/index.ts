@@ -1,0 +1,16 @@
+import type { FastifyInstance } from 'fastify'
+import { requireBearerScope } from '../../auth.js'
+import adminCatalogRoutes from './catalog.js'
+import adminDepartmentRoutes from './departments.js'
+import adminKeyRoutes from './keys.js'
+import adminOperationRoutes from './operations.js'
+
+/** The operators' API under /admin/v1: every route needs a bearer key with the admin scope. */
+export default async function adminRoutes(app: FastifyInstance) {
+  // onRequest: nobody gets a body parsed or validated before they are authenticated.
+  app.addHook('onRequest', requireBearerScope('admin'))
+  await app.register(adminCatalogRoutes)
+  await app.register(adminKeyRoutes)
+  await app.register(adminDepartmentRoutes)
+  await app.register(adminOperationRoutes)
+}

@@ -1,0 +1,53 @@
+import type { FastifyInstance } from 'fastify'
+import { type ApiKeyScope, createApiKey, listApiKeys, revokeApiKey } from '../../../domain/api-keys/api-keys.js'
+import { notFound } from '../../../open311/errors.js'
+import { adminErrors, apiKeySummary, createApiKeyBody, createdApiKey } from '../../schemas/admin.js'
+
+export default async function adminKeyRoutes(app: FastifyInstance) {
+  app.get(
+    '/keys',
+    {
+      schema: {
+        tags: ['Admin'],
+        summary: 'List API keys (never the keys themselves)',
+        response: { 200: { type: 'array', items: apiKeySummary }, ...adminErrors },
+      },
+    },
+    async () => listApiKeys(app.db),
+  )
+
+  app.post<{ Body: { name: string; scopes?: ApiKeyScope[] } }>(
+    '/keys',
+    {
+      schema: {
+        tags: ['Admin'],
+        summary: 'Create an API key; the raw key is in this response only',
+        body: createApiKeyBody,
+        response: { 201: createdApiKey, ...adminErrors },
+      },
+    },
+    async (request, reply) => {
+      const created = await createApiKey(app.db, request.body)
+      request.log.info({ apiKeyId: created.id, keyId: created.key_id, scopes: created.scopes }, 'api key created')
+      return reply.code(201).send(created)
+    },
+  )
+
+  app.delete<{ Params: { id: number } }>(
+    '/keys/:id',
+    {
+      schema: {
+        tags: ['Admin'],
+        summary: 'Revoke an API key, effective immediately',
+        params: { type: 'object', required: ['id'], properties: { id: { type: 'integer', minimum: 1 } } },
+        response: { 200: apiKeySummary, ...adminErrors },
+      },
+    },
+    async (request) => {
+      const revoked = await revokeApiKey(app.db, request.params.id)
+      if (!revoked) throw notFound(`API key ${request.params.id} does not exist`)
+      request.log.info({ apiKeyId: revoked.id }, 'api key revoked')
+      return revoked
+    },
+  )
+}

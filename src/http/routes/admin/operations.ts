@@ -1,0 +1,265 @@
+import type { FastifyInstance } from 'fastify'
+import { acknowledgeAlert, listAlerts, listDeliveries, replayDeliveries } from '../../../domain/departments/deliveries.js'
+import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
+import { workOrderPublicId } from '../../../domain/work-orders/events.js'
+import { addRequestNote, closeRequestByOperator, listWorkOrders, markDuplicate } from '../../../domain/work-orders/work-orders.js'
+import { notFound } from '../../../open311/errors.js'
+import { adminErrors } from '../../schemas/admin.js'
+import { jurisdictionQuery } from '../../schemas/open311.js'
+
+const requestParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 64 } } } as const
+const conflictErrors = { ...adminErrors, 409: { $ref: 'Open311Errors#' } } as const
+
+export default async function adminOperationRoutes(app: FastifyInstance) {
+  app.get<{ Querystring: { jurisdiction_id?: string; state?: string; limit?: number } }>(
+    '/deliveries',
+    {
+      schema: {
+        tags: ['Admin'],
+        summary: 'Outbound deliveries, newest first (state=failed: the dead letters)',
+        querystring: {
+          type: 'object',
+          properties: {
+            jurisdiction_id: { type: 'string' },
+            state: { type: 'string', enum: ['pending', 'delivered', 'failed', 'cancelled'] },
+            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+          },
+        },
+        response: {
+          200: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                event_id: { type: 'string' },
+                event_type: { type: 'string' },
+                department: { type: 'string' },
+                work_order_id: { type: ['integer', 'null'] },
+                state: { type: 'string' },
+                attempts: { type: 'integer' },
+                next_attempt_at: { type: 'string' },
+                last_status: { type: ['integer', 'null'] },
+                last_error: { type: ['string', 'null'] },
+                created_at: { type: 'string' },
+                delivered_at: { type: ['string', 'null'] },
+                failed_at: { type: ['string', 'null'] },
+              },
+            },
+          },
+          ...adminErrors,
+        },
+      },
+    },
+    async (request) => {
+      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      return listDeliveries(app.db, jurisdiction.id, { ...(request.query.state ? { state: request.query.state } : {}), limit: request.query.limit ?? 100 })
+    },
+  )
+
+  const replayAnswer = { type: 'object', properties: { replayed: { type: 'array', items: { type: 'string' } } } } as const
+
+  app.post<{ Params: { event_id: string }; Querystring: { jurisdiction_id?: string } }>(
+    '/deliveries/:event_id/replay',
+    {
+      schema: {
+        tags: ['Admin'],
+        summary: 'Replay one dead-lettered delivery',
+        params: { type: 'object', required: ['event_id'], properties: { event_id: { type: 'string' } } },
+        querystring: jurisdictionQuery,
+        response: { 200: replayAnswer, ...adminErrors },
+      },
+    },
+    async (request) => {
+      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const replayed = await replayDeliveries(app.db, jurisdiction.id, { eventId: request.params.event_id })
+      if (replayed.length === 0) throw notFound(`no failed delivery ${request.params.event_id}`)
+      return { replayed }
+    },
+  )
+
+  app.post<{ Body: { failed_since: string }; Querystring: { jurisdiction_id?: string } }>(
+    '/deliveries/replay',
+    {
+      schema: {
+        tags: ['Admin'],
+        summary: 'Replay every delivery dead-lettered since a time',
+        querystring: jurisdictionQuery,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['failed_since'],
+          properties: { failed_since: { type: 'string', format: 'date-time' } },
+        },
+        response: { 200: replayAnswer, ...adminErrors },
+      },
+    },
+    async (request) => {
+      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      return { replayed: await replayDeliveries(app.db, jurisdiction.id, { failedSince: new Date(request.body.failed_since) }) }
+    },
+  )
+
+  app.get(
+    '/alerts',
+    {
+      schema: {
+        tags: ['Admin'],
+        summary: 'Unacknowledged operator alerts (disabled endpoints, dead letters)',
+        response: {
+          200: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: { id: { type: 'integer' }, kind: { type: 'string' }, message: { type: 'string' }, createdAt: { type: 'string' } },
+            },
+          },
+          ...adminErrors,
+        },
+      },
+    },
+    async () => listAlerts(app.db),
+  )
+
+  app.post<{ Params: { id: number } }>(
+    '/alerts/:id/acknowledge',
+    {
+      schema: {
+        tags: ['Admin'],
+        summary: 'Acknowledge an alert',
+        params: { type: 'object', required: ['id'], properties: { id: { type: 'integer' } } },
+        response: { 200: { type: 'object', properties: { id: { type: 'integer' } } }, ...adminErrors },
+      },
+    },
+    async (request) => {
+      const alert = await acknowledgeAlert(app.db, request.params.id)
+      if (!alert) throw notFound(`no open alert ${request.params.id}`)
+      return { id: alert.id }
+    },
+  )
+
+  app.get<{ Params: { id: string }; Querystring: { jurisdiction_id?: string } }>(
+    '/requests/:id/work-orders',
+    {
+      schema: {
+        tags: ['Admin'],
+        summary: 'A request’s work orders',
+        params: requestParams,
+        querystring: jurisdictionQuery,
+        response: {
+          200: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                id: { type: 'string' },
+                department_id: { type: 'integer' },
+                state: { type: 'string' },
+                external_ref: { type: ['string', 'null'] },
+                external_status_code: { type: ['string', 'null'] },
+                reason: { type: ['string', 'null'] },
+              },
+            },
+          },
+          ...adminErrors,
+        },
+      },
+    },
+    async (request) => {
+      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      return (await listWorkOrders(app.db, jurisdiction.id, request.params.id)).map((w) => ({
+        id: workOrderPublicId(w.id),
+        department_id: w.departmentId,
+        state: w.state,
+        external_ref: w.externalRef,
+        external_status_code: w.externalStatusCode,
+        reason: w.reason,
+      }))
+    },
+  )
+
+  app.post<{ Params: { id: string }; Body: { reason: string; force?: boolean }; Querystring: { jurisdiction_id?: string } }>(
+    '/requests/:id/close',
+    {
+      schema: {
+        tags: ['Admin'],
+        summary: 'Close a request (409 while work orders are open, unless forced with a reason)',
+        params: requestParams,
+        querystring: jurisdictionQuery,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['reason'],
+          properties: { reason: { type: 'string', minLength: 1, maxLength: 2000 }, force: { type: 'boolean', default: false } },
+        },
+        response: {
+          200: { type: 'object', properties: { update_id: { type: 'string' }, cancelled_work_orders: { type: 'array', items: { type: 'string' } } } },
+          ...conflictErrors,
+        },
+      },
+    },
+    async (request) => {
+      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const result = await app.db.transaction((tx) =>
+        closeRequestByOperator(tx, jurisdiction.id, request.params.id, { reason: request.body.reason, force: request.body.force ?? false }),
+      )
+      request.log.info({ serviceRequestId: request.params.id, forced: result.cancelled.length > 0 }, 'request closed by operator')
+      return { update_id: result.updateId, cancelled_work_orders: result.cancelled }
+    },
+  )
+
+  app.post<{ Params: { id: string }; Body: { parent_service_request_id: string }; Querystring: { jurisdiction_id?: string } }>(
+    '/requests/:id/duplicate',
+    {
+      schema: {
+        tags: ['Admin'],
+        summary: 'Mark a request as a duplicate of another (it closes when the original closes)',
+        params: requestParams,
+        querystring: jurisdictionQuery,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['parent_service_request_id'],
+          properties: { parent_service_request_id: { type: 'string', maxLength: 64 } },
+        },
+        response: { 200: { type: 'object', properties: { update_id: { type: 'string' } } }, ...conflictErrors },
+      },
+    },
+    async (request) => {
+      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const updateId = await app.db.transaction((tx) =>
+        markDuplicate(tx, jurisdiction.id, request.params.id, request.body.parent_service_request_id, 'operator'),
+      )
+      return { update_id: updateId }
+    },
+  )
+
+  app.post<{ Params: { id: string }; Body: { description: string; public?: boolean }; Querystring: { jurisdiction_id?: string } }>(
+    '/requests/:id/notes',
+    {
+      schema: {
+        tags: ['Admin'],
+        summary: 'Add a 311 note to a request; departments with open work orders get service_request.updated',
+        params: requestParams,
+        querystring: jurisdictionQuery,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['description'],
+          properties: { description: { type: 'string', minLength: 1, maxLength: 4000 }, public: { type: 'boolean', default: false } },
+        },
+        response: { 200: { type: 'object', properties: { update_id: { type: 'string' } } }, ...conflictErrors },
+      },
+    },
+    async (request) => {
+      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const { updateId } = await app.db.transaction((tx) =>
+        addRequestNote(tx, jurisdiction.id, request.params.id, {
+          source: 'operator',
+          description: request.body.description,
+          isPublic: request.body.public ?? false,
+        }),
+      )
+      return { update_id: updateId }
+    },
+  )
+}

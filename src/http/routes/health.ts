@@ -1,0 +1,31 @@
+import type { FastifyInstance } from 'fastify'
+
+const statusBody = { type: 'object', properties: { status: { type: 'string' } }, required: ['status'] } as const
+
+export default async function healthRoutes(app: FastifyInstance) {
+  app.get(
+    '/healthz',
+    { schema: { tags: ['Operations'], summary: 'Liveness: the process is serving', response: { 200: statusBody } } },
+    async () => ({ status: 'ok' }),
+  )
+
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        tags: ['Operations'],
+        summary: 'Readiness: the database answers',
+        response: { 200: statusBody, 503: statusBody },
+      },
+    },
+    async (request, reply) => {
+      try {
+        await app.database.ping()
+        return { status: 'ready' }
+      } catch (err) {
+        request.log.warn({ err }, 'readiness check failed: database unreachable')
+        return reply.code(503).send({ status: 'database unreachable' })
+      }
+    },
+  )
+}

@@ -1,0 +1,40 @@
+import type { FastifyInstance } from 'fastify'
+import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
+import { formatW3c } from '../../../open311/datetime.js'
+import type { Format } from '../../../open311/spark.js'
+import { sendOpen311 } from '../../reply.js'
+import { discoveryDocument, errorResponses, formatParams, jurisdictionQuery } from '../../schemas/open311.js'
+
+export default async function discoveryRoutes(app: FastifyInstance) {
+  app.get<{ Params: { format: Format }; Querystring: { jurisdiction_id?: string } }>(
+    '/discovery.:format',
+    {
+      schema: {
+        tags: ['Open311'],
+        summary: 'Service discovery',
+        description: 'changeset moves whenever the service catalog changes. XML: <discovery>…<endpoints><endpoint>…',
+        params: formatParams,
+        querystring: jurisdictionQuery,
+        response: { 200: discoveryDocument, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const changeset = formatW3c(jurisdiction.catalogChangedAt, 'UTC')
+      return sendOpen311(reply, request.params.format, 'discovery', {
+        changeset,
+        contact: jurisdiction.contact,
+        key_service: jurisdiction.keyService,
+        endpoints: [
+          {
+            specification: 'http://wiki.open311.org/GeoReport_v2',
+            url: `${app.config.publicBaseUrl}/open311/v2`,
+            changeset,
+            type: 'production',
+            formats: ['text/xml', 'application/json'],
+          },
+        ],
+      })
+    },
+  )
+}

@@ -1,0 +1,69 @@
+/**
+ * Open311 POST bodies: urlencoded (repeated keys become arrays) or multipart. Both end up as
+ * flat `FormFields`, and an empty value is removed so it counts as absent (Open311 §1.5).
+ */
+import formbody from '@fastify/formbody'
+import multipart from '@fastify/multipart'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { badRequest, Open311Error } from '../../../open311/errors.js'
+
+interface MultipartPart {
+  type: 'field' | 'file'
+  fieldname: string
+  value?: unknown
+}
+
+export async function registerFormParsers(app: FastifyInstance) {
+  // Open311 POSTs are forms: a JSON or text body is refused with 415, not half-understood.
+  app.removeContentTypeParser(['application/json', 'text/plain'])
+  await app.register(formbody)
+  const bodyLimit = app.config.bodyLimitBytes
+  await app.register(multipart, {
+    attachFieldsToBody: true,
+    limits: { fields: 500, fieldSize: bodyLimit, files: 5, fileSize: bodyLimit, parts: 505 },
+    // Refuse a file part at once instead of buffering it.
+    onFile: async (part) => {
+      part.file.resume()
+      throw badRequest(`${part.fieldname}: file uploads are not accepted; host the photo and send its address as media_url`)
+    },
+  })
+  // The multipart parser reads the raw stream and has no overall size limit of its own: hold
+  // a declared length to the body limit (a chunked upload stays bounded by the per-field limits).
+  app.addHook('onRequest', async (request) => {
+    const isMultipart = request.headers['content-type']?.toLowerCase().startsWith('multipart/')
+    if (isMultipart && Number(request.headers['content-length'] ?? 0) > bodyLimit) {
+      throw new Open311Error(413, 'request body is too large')
+    }
+  })
+  app.addHook('preValidation', async (request) => {
+    if (request.isMultipart()) request.body = flattenMultipart(request)
+    removeEmpty(request.query)
+    removeEmpty(request.body)
+  })
+}
+
+function flattenMultipart(request: FastifyRequest): Record<string, string | string[]> {
+  const fields: Record<string, string | string[]> = {}
+  for (const [name, entry] of Object.entries((request.body ?? {}) as Record<string, MultipartPart | MultipartPart[]>)) {
+    const parts = Array.isArray(entry) ? entry : [entry]
+    if (parts.some((p) => p.type === 'file')) {
+      throw badRequest(`${name}: file uploads are not accepted; host the photo and send its address as media_url`)
+    }
+    const values = parts.map((p) => String(p.value ?? ''))
+    fields[name] = values.length === 1 ? values[0]! : values
+  }
+  return fields
+}
+
+function removeEmpty(container: unknown) {
+  if (!container || typeof container !== 'object') return
+  const record = container as Record<string, unknown>
+  for (const [key, value] of Object.entries(record)) {
+    if (value === '') delete record[key]
+    else if (Array.isArray(value)) {
+      const kept = value.filter((v) => v !== '')
+      if (kept.length === 0) delete record[key]
+      else record[key] = kept.length === 1 ? kept[0] : kept
+    }
+  }
+}

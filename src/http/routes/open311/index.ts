@@ -1,0 +1,51 @@
+import cors from '@fastify/cors'
+import type { FastifyInstance } from 'fastify'
+import { Open311Error } from '../../../open311/errors.js'
+import discoveryRoutes from './discovery.js'
+import { registerFormParsers } from './form-body.js'
+import postRequestRoutes from './post-request.js'
+import postUpdateRoutes from './post-update.js'
+import requestReadRoutes from './requests.js'
+import serviceRoutes from './services.js'
+import tokenRoutes from './tokens.js'
+import updateReadRoutes from './updates.js'
+
+const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const
+
+/** Resources and the methods they answer; any other method gets 405 with Allow. */
+const RESOURCES: [string, string[]][] = [
+  ['/discovery.:format', ['GET', 'HEAD']],
+  ['/services.:format', ['GET', 'HEAD']],
+  ['/services/:service_code.:format', ['GET', 'HEAD']],
+  ['/requests.:format', ['GET', 'HEAD', 'POST']],
+  ['/requests/:service_request_id.:format', ['GET', 'HEAD']],
+  ['/tokens/:token.:format', ['GET', 'HEAD']],
+  ['/servicerequestupdates.:format', ['GET', 'HEAD', 'POST']],
+]
+
+/** GeoReport v2 under /open311/v2. */
+export default async function open311Routes(app: FastifyInstance) {
+  // Reads are public data: any origin may read them from a browser.
+  await app.register(cors, { origin: '*', methods: ['GET', 'HEAD'], exposedHeaders: ['x-page', 'x-page-size', 'x-next-page-url', 'link', 'etag'] })
+  await registerFormParsers(app)
+  await app.register(discoveryRoutes)
+  await app.register(serviceRoutes)
+  await app.register(requestReadRoutes)
+  await app.register(postRequestRoutes)
+  await app.register(tokenRoutes)
+  await app.register(updateReadRoutes)
+  await app.register(postUpdateRoutes)
+
+  for (const [url, allowed] of RESOURCES) {
+    const others = ALL_METHODS.filter((m) => !allowed.includes(m) && m !== 'OPTIONS')
+    app.route({
+      method: others,
+      url,
+      schema: { hide: true },
+      handler: async (request, reply) => {
+        reply.header('allow', allowed.join(', '))
+        throw new Open311Error(405, `${request.method} is not allowed here; use ${allowed.filter((m) => m !== 'HEAD').join(' or ')}`)
+      },
+    })
+  }
+}

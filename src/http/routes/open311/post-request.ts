@@ -1,0 +1,110 @@
+import type { FastifyInstance } from 'fastify'
+import { activeService } from '../../../domain/catalog/catalog-cache.js'
+import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
+import { assertInsideJurisdiction, insertServiceRequest } from '../../../domain/requests/create-request.js'
+import { IDEMPOTENCY_KEY_PATTERN, runIdempotent } from '../../../domain/requests/idempotency.js'
+import { type FormFields, validateSubmission } from '../../../domain/requests/submission.js'
+import { badRequest, notFound } from '../../../open311/errors.js'
+import type { Format } from '../../../open311/spark.js'
+import { requireClientKey } from '../../auth.js'
+import { sendOpen311 } from '../../reply.js'
+import { errorResponses, formatParams, formField, postRequestAnswer } from '../../schemas/open311.js'
+
+
+export default async function postRequestRoutes(app: FastifyInstance) {
+  app.post<{ Params: { format: Format }; Body: FormFields }>(
+    '/requests.:format',
+    {
+      onRequest: app.postRateLimits.byIp,
+      preValidation: requireClientKey,
+      preHandler: app.postRateLimits.byApiKey,
+      schema: {
+        tags: ['Open311'],
+        summary: 'POST Service Request',
+        description:
+          'application/x-www-form-urlencoded or multipart/form-data. API key as api_key (body or query) or Authorization: Bearer. ' +
+          'Attributes as attribute[code]=v, attribute[code][]=v or repeated attribute[code]. A retry with the same Idempotency-Key ' +
+          'header gets the first answer (with Idempotent-Replayed: true).',
+        params: formatParams,
+        headers: {
+          type: 'object',
+          properties: { 'idempotency-key': { type: 'string', description: 'Optional; 1–255 printable ASCII characters' } },
+        },
+        body: {
+          type: 'object',
+          required: ['service_code'],
+          properties: {
+            api_key: formField('Client API key (or Authorization: Bearer)'),
+            jurisdiction_id: formField('Required only when this server serves several jurisdictions'),
+            service_code: formField('From GET services'),
+            lat: formField('WGS84 latitude; with long'),
+            long: formField('WGS84 longitude; with lat'),
+            address_string: formField('Free-text location'),
+            address_id: formField('Id in the city’s address repository'),
+            zipcode: formField('Postal code'),
+            email: formField('Reporter email (never published)'),
+            device_id: formField('Reporter device (never published)'),
+            account_id: formField('Reporter account (never published)'),
+            first_name: formField('Reporter (never published)'),
+            last_name: formField('Reporter (never published)'),
+            phone: formField('Reporter (never published)'),
+            description: formField('At most 4000 characters'),
+            media_url: formField('http(s) URL of a photo; may repeat'),
+          },
+        },
+        response: { 200: { type: 'array', items: postRequestAnswer }, ...errorResponses, 403: { $ref: 'Open311Errors#' } },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body
+      const jurisdiction = await resolveJurisdiction(app.db, firstValue(body.jurisdiction_id))
+      const serviceCode = firstValue(body.service_code)!
+      const service = await activeService(app.db, jurisdiction, serviceCode)
+      if (!service) throw notFound(`service_code "${serviceCode}" does not exist`)
+      const submission = validateSubmission(body, service, jurisdiction.timeZone)
+      await assertInsideJurisdiction(app.db, jurisdiction, submission)
+
+      const idempotencyKey = request.headers['idempotency-key']
+      if (idempotencyKey !== undefined && (typeof idempotencyKey !== 'string' || !IDEMPOTENCY_KEY_PATTERN.test(idempotencyKey))) {
+        throw badRequest('Idempotency-Key: must be 1–255 printable ASCII characters')
+      }
+      const { api_key: _key, ...content } = body
+      const result = await runIdempotent<PostAnswer[]>(
+        app.db,
+        idempotencyKey ? { apiKeyId: request.apiKey!.id, key: idempotencyKey, request: content } : undefined,
+        async (tx) => {
+          const created = await insertServiceRequest(tx, { jurisdiction, service, submission, apiKeyId: request.apiKey!.id, channel: 'api' })
+          const answer = created.token
+            ? { token: created.token, service_notice: created.serviceNotice, account_id: created.accountId }
+            : { service_request_id: created.serviceRequestId, service_notice: created.serviceNotice, account_id: created.accountId }
+          return { status: 200, body: [answer as PostAnswer] }
+        },
+      )
+      if (result.replayed) reply.header('idempotent-replayed', 'true')
+      // Stored answers come back with their keys in the database's order; restore the spec's.
+      const answers = result.body.map(postAnswer)
+      request.log.info({ serviceCode, replayed: result.replayed }, 'service request submitted')
+      reply.code(result.status)
+      return sendOpen311(reply, request.params.format, 'service_requests', answers)
+    },
+  )
+}
+
+interface PostAnswer {
+  service_request_id?: string
+  token?: string
+  service_notice: string | null
+  account_id: string | null
+}
+
+/** The spec's element order: the id (or token), then service_notice and account_id. */
+function postAnswer(answer: PostAnswer): PostAnswer {
+  return {
+    ...(answer.service_request_id !== undefined ? { service_request_id: answer.service_request_id } : {}),
+    ...(answer.token !== undefined ? { token: answer.token } : {}),
+    service_notice: answer.service_notice,
+    account_id: answer.account_id,
+  }
+}
+
+export const firstValue = (field: string | string[] | undefined) => (Array.isArray(field) ? field[0] : field)

@@ -1,0 +1,53 @@
+import type { FastifyInstance } from 'fastify'
+import { activeService, activeServices } from '../../../domain/catalog/catalog-cache.js'
+import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
+import { notFound } from '../../../open311/errors.js'
+import { toServiceDefinition, toServiceListItem } from '../../../open311/representations.js'
+import type { Format } from '../../../open311/spark.js'
+import { sendOpen311 } from '../../reply.js'
+import { errorResponses, formatParams, jurisdictionQuery, serviceDefinition, serviceListItem } from '../../schemas/open311.js'
+
+export default async function serviceRoutes(app: FastifyInstance) {
+  app.get<{ Params: { format: Format }; Querystring: { jurisdiction_id?: string } }>(
+    '/services.:format',
+    {
+      schema: {
+        tags: ['Open311'],
+        summary: 'GET Service List',
+        description: 'Active request types. XML: <services><service>…</service></services>',
+        params: formatParams,
+        querystring: jurisdictionQuery,
+        response: { 200: { type: 'array', items: serviceListItem }, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const services = await activeServices(app.db, jurisdiction)
+      return sendOpen311(reply, request.params.format, 'services', services.map(toServiceListItem))
+    },
+  )
+
+  app.get<{ Params: { format: Format; service_code: string }; Querystring: { jurisdiction_id?: string } }>(
+    '/services/:service_code.:format',
+    {
+      schema: {
+        tags: ['Open311'],
+        summary: 'GET Service Definition',
+        description: 'Attributes in display order; values only for list datatypes. A service without attributes has an empty list.',
+        params: {
+          type: 'object',
+          required: ['service_code', 'format'],
+          properties: { service_code: { type: 'string', maxLength: 64 }, ...formatParams.properties },
+        },
+        querystring: jurisdictionQuery,
+        response: { 200: serviceDefinition, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const service = await activeService(app.db, jurisdiction, request.params.service_code)
+      if (!service) throw notFound(`service_code "${request.params.service_code}" does not exist`)
+      return sendOpen311(reply, request.params.format, 'service_definition', toServiceDefinition(service))
+    },
+  )
+}

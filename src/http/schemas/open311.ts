@@ -1,0 +1,228 @@
+/** JSON schemas of the Open311 wire format, shared by routes (validation, serialisation, OpenAPI). */
+import { FORMATS } from '../../open311/spark.js'
+
+export const formatParams = {
+  type: 'object',
+  required: ['format'],
+  properties: { format: { type: 'string', enum: FORMATS, description: 'Response format, by suffix: json or xml' } },
+} as const
+
+export const jurisdictionQuery = {
+  type: 'object',
+  properties: {
+    jurisdiction_id: {
+      type: 'string',
+      maxLength: 253,
+      description: 'Required only when this server serves several jurisdictions',
+    },
+  },
+} as const
+
+/** A form field: one value, or several when the key repeats. */
+export const formField = (description: string) =>
+  ({ anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }], description }) as const
+
+export const errorList = {
+  $id: 'Open311Errors',
+  type: 'array',
+  description: 'Open311 error list. In XML: <errors><error><code/><description/></error></errors>',
+  items: {
+    type: 'object',
+    required: ['code', 'description'],
+    properties: { code: { type: ['integer', 'string'] }, description: { type: 'string' } },
+  },
+} as const
+
+export const serviceListItem = {
+  type: 'object',
+  required: ['service_code', 'service_name', 'description', 'metadata', 'type', 'keywords', 'group'],
+  properties: {
+    service_code: { type: 'string' },
+    service_name: { type: 'string' },
+    description: { type: 'string' },
+    metadata: { type: 'boolean' },
+    type: { type: 'string', enum: ['realtime', 'batch', 'blackbox'] },
+    keywords: { type: 'string' },
+    group: { type: 'string' },
+  },
+} as const
+
+/** Standard error responses, so every Open311 route documents them. */
+export const errorResponses = {
+  400: { $ref: 'Open311Errors#' },
+  404: { $ref: 'Open311Errors#' },
+  500: { $ref: 'Open311Errors#' },
+} as const
+
+const nullableString = { type: ['string', 'null'] } as const
+const w3cDatetime = { type: 'string', description: 'W3C datetime with offset, e.g. 2026-05-01T09:30:00-05:00' } as const
+
+export const attributeDefinition = {
+  type: 'object',
+  required: ['variable', 'code', 'datatype', 'required', 'datatype_description', 'order', 'description'],
+  properties: {
+    variable: { type: 'boolean' },
+    code: { type: 'string' },
+    datatype: { type: 'string', enum: ['string', 'number', 'datetime', 'text', 'singlevaluelist', 'multivaluelist'] },
+    required: { type: 'boolean' },
+    datatype_description: { type: 'string' },
+    order: { type: 'integer' },
+    description: { type: 'string' },
+    values: {
+      type: 'array',
+      items: { type: 'object', required: ['key', 'name'], properties: { key: { type: 'string' }, name: { type: 'string' } } },
+    },
+  },
+} as const
+
+export const serviceDefinition = {
+  type: 'object',
+  description: 'XML: <service_definition><service_code/><attributes><attribute>…</attribute></attributes></service_definition>',
+  required: ['service_code', 'attributes'],
+  properties: { service_code: { type: 'string' }, attributes: { type: 'array', items: attributeDefinition } },
+} as const
+
+const note = {
+  type: 'object',
+  properties: {
+    update_id: { type: 'string' },
+    datetime: w3cDatetime,
+    status: { type: 'string' },
+    detailed_status: { type: 'string' },
+    description: { type: 'string' },
+    type: { type: 'string' },
+  },
+} as const
+
+export const serviceRequest = {
+  type: 'object',
+  description: 'XML: <service_requests><request>…</request></service_requests>',
+  required: ['service_request_id', 'status', 'service_code', 'requested_datetime', 'updated_datetime'],
+  properties: {
+    service_request_id: { type: 'string' },
+    status: { type: 'string', enum: ['open', 'closed'] },
+    status_notes: nullableString,
+    service_name: { type: 'string' },
+    service_code: { type: 'string' },
+    description: nullableString,
+    agency_responsible: nullableString,
+    service_notice: nullableString,
+    requested_datetime: w3cDatetime,
+    updated_datetime: w3cDatetime,
+    expected_datetime: nullableString,
+    address: nullableString,
+    address_id: nullableString,
+    zipcode: nullableString,
+    lat: { type: ['number', 'null'] },
+    long: { type: ['number', 'null'] },
+    media_url: nullableString,
+    extended_attributes: {
+      type: 'object',
+      description: 'Only with extensions=true',
+      properties: {
+        detailed_status: { type: 'string' },
+        channel: nullableString,
+        duplicate: { type: 'boolean' },
+        parent_service_request_id: nullableString,
+        closed_datetime: nullableString,
+        media_urls: { type: 'array', items: { type: 'string' } },
+      },
+    },
+    attributes: {
+      type: 'array',
+      description: 'Only with extensions=true: public answers to the service definition',
+      items: {
+        type: 'object',
+        properties: {
+          code: { type: 'string' },
+          name: { type: 'string' },
+          values: { type: 'array', items: { type: 'string' } },
+          labels: { type: 'array', items: { type: 'string' } },
+        },
+      },
+    },
+    notes: { type: 'array', description: 'Only with extensions=true: public status history', items: note },
+  },
+} as const
+
+export const postRequestAnswer = {
+  type: 'object',
+  description: 'service_request_id for realtime services, token for batch and blackbox services — never both',
+  properties: {
+    service_request_id: { type: 'string' },
+    token: { type: 'string' },
+    service_notice: nullableString,
+    account_id: nullableString,
+  },
+} as const
+
+export const tokenAnswer = {
+  type: 'object',
+  required: ['token'],
+  properties: { service_request_id: { type: 'string' }, token: { type: 'string' } },
+} as const
+
+export const requestUpdate = {
+  type: 'object',
+  description: 'XML: <service_request_updates><request_update>…</request_update></service_request_updates>',
+  required: ['update_id', 'service_request_id', 'status', 'updated_datetime', 'description', 'media_url'],
+  properties: {
+    update_id: { type: 'string' },
+    service_request_id: { type: 'string' },
+    status: { type: 'string' },
+    updated_datetime: w3cDatetime,
+    description: { type: 'string' },
+    media_url: { type: 'string' },
+    external_status_code: nullableString,
+    extended_attributes: {
+      type: 'object',
+      properties: { detailed_status: { type: 'string' }, media_urls: { type: 'array', items: { type: 'string' } } },
+    },
+  },
+} as const
+
+export const discoveryDocument = {
+  type: 'object',
+  required: ['changeset', 'contact', 'key_service', 'endpoints'],
+  properties: {
+    changeset: { type: 'string' },
+    contact: { type: 'string' },
+    key_service: { type: 'string' },
+    endpoints: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          specification: { type: 'string' },
+          url: { type: 'string' },
+          changeset: { type: 'string' },
+          type: { type: 'string', enum: ['production', 'test'] },
+          formats: { type: 'array', items: { type: 'string' } },
+        },
+      },
+    },
+  },
+} as const
+
+const listParam = (description: string) => ({ type: 'string', description }) as const
+
+export const requestSearchQuery = {
+  type: 'object',
+  properties: {
+    ...jurisdictionQuery.properties,
+    service_request_id: listParam('Comma-separated ids; overrides every other filter'),
+    service_code: listParam('Comma-separated service codes'),
+    status: listParam('open, closed, or both comma-separated'),
+    start_date: listParam('Inclusive lower bound on requested_datetime (W3C)'),
+    end_date: listParam('Exclusive upper bound on requested_datetime (W3C); at most 90 days after start_date'),
+    updated_after: listParam('Extension: updated_datetime strictly after this (W3C); results oldest-updated first'),
+    updated_before: listParam('Extension: updated_datetime at or before this (W3C)'),
+    lat: listParam('Extension: with long and radius'),
+    long: listParam('Extension: with lat and radius'),
+    radius: listParam('Extension: metres, at most 5000'),
+    bbox: listParam('Extension: min_long,min_lat,max_long,max_lat'),
+    page: listParam('Extension: 1-based page number (0 reads as 1)'),
+    page_size: listParam('Extension: 1–1000, default 1000'),
+    extensions: { type: 'boolean', description: 'Extension: add extended_attributes, attributes and notes' },
+  },
+} as const

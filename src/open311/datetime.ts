@@ -1,0 +1,102 @@
+/**
+ * Open311 datetimes. Output: W3C / ISO 8601 at second precision with an explicit offset, in the
+ * jurisdiction's time zone (FixMyStreet shifted updates by an hour when a council emitted local
+ * time labelled UTC). Input: lenient — fractions, `Z`, `±hh:mm`, `±hhmm`, a space for `T`, and
+ * plain dates; a value without a zone is read in the jurisdiction's time zone.
+ */
+
+const formatters = new Map<string, Intl.DateTimeFormat>()
+
+function partsIn(timeZone: string, date: Date): Record<string, number> {
+  let formatter = formatters.get(timeZone)
+  if (!formatter) {
+    formatter = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+    })
+    formatters.set(timeZone, formatter)
+  }
+  const parts: Record<string, number> = {}
+  for (const part of formatter.formatToParts(date)) {
+    if (part.type !== 'literal') parts[part.type] = Number(part.value)
+  }
+  return parts
+}
+
+/** Minutes east of UTC that `timeZone` is at instant `date`. */
+function offsetMinutes(timeZone: string, date: Date): number {
+  const p = partsIn(timeZone, date)
+  const asUtc = Date.UTC(p.year!, p.month! - 1, p.day!, p.hour!, p.minute!, p.second!)
+  return Math.round((asUtc - Math.floor(date.getTime() / 1000) * 1000) / 60_000)
+}
+
+const pad = (n: number, width = 2) => String(Math.abs(n)).padStart(width, '0')
+
+/**
+ * Offsets only change at transitions, which fall on quarter hours: caching the offset per zone
+ * and quarter hour turns a thousand-row answer's Intl calls into a handful.
+ */
+const QUARTER_HOUR_MS = 900_000
+const offsetCache = new Map<string, number>()
+
+function cachedOffsetMinutes(timeZone: string, date: Date): number {
+  const key = `${timeZone}|${Math.floor(date.getTime() / QUARTER_HOUR_MS)}`
+  let offset = offsetCache.get(key)
+  if (offset === undefined) {
+    if (offsetCache.size > 50_000) offsetCache.clear()
+    offset = offsetMinutes(timeZone, date)
+    offsetCache.set(key, offset)
+  }
+  return offset
+}
+
+export function formatW3c(date: Date, timeZone: string): string {
+  const offset = cachedOffsetMinutes(timeZone, date)
+  const local = new Date(Math.floor(date.getTime() / 1000) * 1000 + offset * 60_000)
+  const zone =
+    timeZone === 'UTC' || timeZone === 'Etc/UTC'
+      ? 'Z'
+      : `${offset < 0 ? '-' : '+'}${pad(Math.trunc(offset / 60))}:${pad(offset % 60)}`
+  return (
+    `${pad(local.getUTCFullYear(), 4)}-${pad(local.getUTCMonth() + 1)}-${pad(local.getUTCDate())}` +
+    `T${pad(local.getUTCHours())}:${pad(local.getUTCMinutes())}:${pad(local.getUTCSeconds())}${zone}`
+  )
+}
+
+export const formatOptionalW3c = (date: Date | null | undefined, timeZone: string): string | null =>
+  date ? formatW3c(date, timeZone) : null
+
+const INPUT_PATTERN =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$/
+
+/** Parses a lenient W3C datetime; returns null when the text is not one. */
+export function parseW3c(text: string, timeZone: string): Date | null {
+  const m = INPUT_PATTERN.exec(text.trim())
+  if (!m) return null
+  const [, y, mo, d, h = '0', mi = '0', s = '0', fraction = '0', zone] = m
+  const fields = [Number(y), Number(mo), Number(d), Number(h), Number(mi), Number(s)] as const
+  if (fields[1] < 1 || fields[1] > 12 || fields[2] < 1 || fields[2] > 31 || fields[3] > 23 || fields[4] > 59 || fields[5] > 60) {
+    return null
+  }
+  const ms = Math.round(Number(`0.${fraction}`) * 1000)
+  const wallClockAsUtc = Date.UTC(fields[0], fields[1] - 1, fields[2], fields[3], fields[4], fields[5], ms)
+  const check = new Date(wallClockAsUtc)
+  if (check.getUTCDate() !== fields[2]) return null // 2024-02-31 and the like
+  if (zone) {
+    if (zone === 'Z' || zone === 'z') return new Date(wallClockAsUtc)
+    const sign = zone.startsWith('-') ? -1 : 1
+    const digits = zone.slice(1).replace(':', '')
+    const offset = sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4) || '0'))
+    return new Date(wallClockAsUtc - offset * 60_000)
+  }
+  // No zone: the wall-clock time in the jurisdiction. Two passes settle DST transitions.
+  let guess = wallClockAsUtc - offsetMinutes(timeZone, new Date(wallClockAsUtc)) * 60_000
+  guess = wallClockAsUtc - offsetMinutes(timeZone, new Date(guess)) * 60_000
+  return new Date(guess)
+}

@@ -1,0 +1,94 @@
+/**
+ * Service requests and updates in their Open311 shape. Core fields are always present (null
+ * when unknown, an empty element in XML); `extensions=true` adds the Chicago/CitySDK-style
+ * detail documented in docs/open311.md. Built only from public rows: no personal data can reach it.
+ */
+import type { CatalogAttribute } from '../domain/catalog/catalog-schema.js'
+import type { PublicRequestRow, PublicUpdateRow } from '../domain/requests/find-requests.js'
+import { formatOptionalW3c, formatW3c } from './datetime.js'
+
+export interface RequestNote {
+  update_id: string
+  datetime: string
+  status: string
+  detailed_status: string
+  description: string
+  type: 'update'
+}
+
+export function toRequest(
+  row: PublicRequestRow,
+  timeZone: string,
+  extensions?: { notes: PublicUpdateRow[]; attributeDefinitions: CatalogAttribute[] },
+) {
+  const core = {
+    service_request_id: row.service_request_id,
+    status: row.status,
+    status_notes: row.status_notes,
+    service_name: row.service_name,
+    service_code: row.service_code,
+    description: row.description,
+    agency_responsible: row.agency_responsible,
+    service_notice: row.service_notice,
+    requested_datetime: formatW3c(row.requested_at, timeZone),
+    updated_datetime: formatW3c(row.updated_at, timeZone),
+    expected_datetime: formatOptionalW3c(row.expected_at, timeZone),
+    address: row.address,
+    address_id: row.address_id,
+    zipcode: row.zipcode,
+    lat: row.lat,
+    long: row.long,
+    media_url: row.media_urls[0] ?? null,
+  }
+  if (!extensions) return core
+  return {
+    ...core,
+    extended_attributes: {
+      detailed_status: row.detailed_status,
+      channel: row.channel,
+      duplicate: row.parent_service_request_id !== null,
+      parent_service_request_id: row.parent_service_request_id,
+      closed_datetime: formatOptionalW3c(row.closed_at, timeZone),
+      media_urls: row.media_urls,
+    },
+    attributes: publicAnswers(row.attributes, extensions.attributeDefinitions),
+    notes: extensions.notes.map((u) => toNote(u, timeZone)),
+  }
+}
+
+function publicAnswers(answers: PublicRequestRow['attributes'], definitions: CatalogAttribute[]) {
+  return definitions
+    .filter((d) => d.public && d.variable && answers[d.code] !== undefined)
+    .map((d) => {
+      const answer = answers[d.code]!
+      const keys = Array.isArray(answer) ? answer : [answer]
+      // List answers are shown with their labels as well as their keys.
+      const labels = keys.map((k) => d.values?.find((v) => v.key === k)?.name ?? k)
+      return { code: d.code, name: d.description, values: keys, ...(d.values ? { labels } : {}) }
+    })
+}
+
+export function toNote(update: PublicUpdateRow, timeZone: string): RequestNote {
+  return {
+    update_id: update.update_id,
+    datetime: formatW3c(update.created_at, timeZone),
+    status: update.status,
+    detailed_status: update.detailed_status,
+    description: update.description,
+    type: 'update',
+  }
+}
+
+/** mySociety's request_update. */
+export function toRequestUpdate(update: PublicUpdateRow, timeZone: string) {
+  return {
+    update_id: update.update_id,
+    service_request_id: update.service_request_id,
+    status: update.status,
+    updated_datetime: formatW3c(update.created_at, timeZone),
+    description: update.description,
+    media_url: update.media_urls[0] ?? '',
+    external_status_code: update.external_status_code,
+    extended_attributes: { detailed_status: update.detailed_status, media_urls: update.media_urls },
+  }
+}

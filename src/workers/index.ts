@@ -1,0 +1,44 @@
+import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
+import type { FastifyInstance } from 'fastify'
+import { OUTBOX_CHANNEL } from '../domain/work-orders/events.js'
+import { deliverDue } from '../integrations/webhooks/dispatcher.js'
+import { TOKEN_PENDING_CHANNEL } from '../domain/requests/create-request.js'
+import { acceptPendingTokens } from '../domain/requests/tokens.js'
+import { type PeriodicWorker, startPeriodicWorker } from './periodic.js'
+
+const TOKEN_BATCH = 100
+
+/** The background workers every instance runs; they coordinate through the database. */
+export async function startWorkers(app: FastifyInstance): Promise<PeriodicWorker[]> {
+  const tokenAcceptor = await startPeriodicWorker({
+    name: 'token-acceptor',
+    database: app.database,
+    logger: app.log,
+    channel: TOKEN_PENDING_CHANNEL,
+    intervalMs: 5_000,
+    batchSize: TOKEN_BATCH,
+    work: () => acceptPendingTokens(app.db, TOKEN_BATCH),
+  })
+  const deliveryBatch = 100
+  const dispatcher = await startPeriodicWorker({
+    name: 'webhook-dispatcher',
+    database: app.database,
+    logger: app.log,
+    channel: OUTBOX_CHANNEL,
+    // Retries come due with time, not with a notification: poll for them every second.
+    intervalMs: 1_000,
+    batchSize: deliveryBatch,
+    work: () =>
+      deliverDue({
+        db: app.db,
+        secretBox: app.webhooks.secretBox,
+        agent: app.webhooks.agent,
+        workerId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
+        timeoutMs: app.webhooks.timeoutMs,
+        disableAfterDays: app.webhooks.disableAfterDays,
+        batchSize: deliveryBatch,
+      }),
+  })
+  return [tokenAcceptor, dispatcher]
+}

@@ -1,0 +1,193 @@
+import { XMLParser } from 'fast-xml-parser'
+import t from 'tap'
+import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
+import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
+import { buildTestApp } from '../helpers/app.js'
+import { closeDatabaseUnderApp } from '../helpers/closed-database.js'
+
+const xml = new XMLParser({ isArray: (name) => name === 'error' })
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+
+// One database per test file; subtests share it and run in order.
+const { app, logs, rawLogs } = await buildTestApp(t)
+await loadDemoCatalog(app.db)
+const admin = await createApiKey(app.db, { name: 'ops', scopes: ['admin'] })
+
+/** Runs `fn` and returns the log lines written meanwhile, parsed. */
+async function linesDuring(fn: () => Promise<unknown>): Promise<Record<string, unknown>[]> {
+  const before = logs().length
+  await fn()
+  return logs().slice(before)
+}
+
+t.test('secrets and personal data in the query string never reach the log', async (t) => {
+  const res = await app.inject('/open311/v2/services.json?api_key=SECRETKEY123&email=jane@example.com&phone=5551234')
+  t.equal(res.statusCode, 200, 'the request itself is served')
+  const raw = rawLogs()
+  t.match(raw, /incoming request/, 'the request was logged')
+  for (const value of ['SECRETKEY123', 'jane@example.com', 'jane', '5551234']) {
+    t.notOk(raw.includes(value), `"${value}" is not in the log`)
+  }
+  const incoming = logs().find((l) => l.msg === 'incoming request' && String((l.req as { url: string }).url).includes('api_key'))
+  t.match(
+    incoming?.req,
+    { url: '/open311/v2/services.json?api_key=[REDACTED]&email=[REDACTED]&phone=[REDACTED]' },
+    'the URL is logged with the values replaced, parameter names kept',
+  )
+})
+
+t.test('other sensitive parameters, encodings and positions are redacted as well', async (t) => {
+  const values = {
+    first_name: 'Janet',
+    last_name: 'Doemore',
+    device_id: 'DEVICE-77AA',
+    account_id: 'ACCT-9911',
+    token: 'TOKEN-4242',
+    password: 'hunter2hunter2',
+    secret: 'SHHH-0001',
+  }
+  const query = Object.entries(values)
+    .map(([k, v]) => `${k}=${encodeURIComponent(v)}`)
+    .join('&')
+  await app.inject(`/open311/v2/services.json?jurisdiction_id=demo.open311.city&${query}`)
+  await app.inject('/open311/v2/services.json?EMAIL=UPPER%40example.com&Api_Key=MIXEDCASE999')
+  await app.inject('/open311/v2/services.xml?email=jane.doe%40example.com&jurisdiction_id=demo.open311.city')
+  await app.inject('/open311/v2/nothing.json?phone=%2B15550009999')
+  const raw = rawLogs()
+  for (const value of [...Object.values(values), 'UPPER', 'MIXEDCASE999', 'jane.doe', '5550009999']) {
+    t.notOk(raw.includes(value), `"${value}" is not in the log`)
+  }
+  t.match(raw, /jurisdiction_id=demo\.open311\.city/, 'harmless parameters stay readable')
+})
+
+t.test('an Authorization header is never logged', async (t) => {
+  const fakeKey = `o311_abcdef012345_${'Z'.repeat(43)}`
+  await app.inject({ url: '/open311/v2/services.json', headers: { authorization: `Bearer ${fakeKey}` } })
+  const created = await app.inject({
+    method: 'POST',
+    url: '/admin/v1/keys',
+    headers: { authorization: `Bearer ${admin.key}`, 'x-api-key': 'XAPIKEY-SECRET' },
+    payload: { name: 'logged key', scopes: ['requests:write'] },
+  })
+  t.equal(created.statusCode, 201)
+  const denied = await app.inject({ url: '/admin/v1/keys', headers: { authorization: `Bearer ${fakeKey}` } })
+  t.equal(denied.statusCode, 403)
+
+  const raw = rawLogs()
+  t.match(raw, /api key created/, 'the admin action was logged')
+  for (const secret of [fakeKey, 'Z'.repeat(43), admin.key, admin.key.slice(18), created.json().key, created.json().key.slice(18), 'XAPIKEY-SECRET']) {
+    t.notOk(raw.includes(secret), 'no key or secret part in the log')
+  }
+  t.notOk(/o311_[a-z0-9]{12}_[A-Za-z0-9_-]{43}/.test(raw), 'nothing shaped like a raw key')
+})
+
+t.test('every line logged during a request carries its reqId', async (t) => {
+  const requests = [
+    () => app.inject('/open311/v2/services.json'),
+    () => app.inject('/open311/v2/services.xml?jurisdiction_id=unknown.example'),
+    () => app.inject('/nowhere'),
+    () =>
+      app.inject({
+        method: 'POST',
+        url: '/admin/v1/keys',
+        headers: { authorization: `Bearer ${admin.key}` },
+        payload: { name: 'reqid check' },
+      }),
+  ]
+  for (const request of requests) {
+    let id: unknown
+    const lines = await linesDuring(async () => {
+      id = (await request()).headers['x-request-id']
+    })
+    t.match(id, UUID, 'a generated request id')
+    t.ok(lines.length >= 2, `${lines.length} lines logged`)
+    t.same(
+      lines.filter((l) => l.reqId !== id),
+      [],
+      `every line carries reqId ${String(id)}`,
+    )
+    t.ok(
+      lines.some((l) => l.msg === 'request completed'),
+      'including the completion line',
+    )
+  }
+  const appLine = logs().find((l) => l.msg === 'api key created')
+  t.match(appLine, { reqId: UUID, keyId: /^[a-z0-9]{12}$/ }, 'route code logs through the request logger')
+})
+
+t.test('an incoming x-request-id is used, logged and echoed', async (t) => {
+  const lines = await linesDuring(async () => {
+    const res = await app.inject({ url: '/open311/v2/services.json', headers: { 'x-request-id': 'abc-123' } })
+    t.equal(res.statusCode, 200)
+    t.equal(res.headers['x-request-id'], 'abc-123')
+  })
+  t.ok(lines.length >= 2)
+  t.ok(
+    lines.every((l) => l.reqId === 'abc-123'),
+    'logged under the caller\'s id',
+  )
+
+  const longest = `${'a'.repeat(127)}Z`
+  const res = await app.inject({ url: '/healthz', headers: { 'x-request-id': longest } })
+  t.equal(res.headers['x-request-id'], longest, '128 characters are accepted')
+  const traced = await app.inject({ url: '/healthz', headers: { 'x-request-id': 'edge-01.lb:trace_9' } })
+  t.equal(traced.headers['x-request-id'], 'edge-01.lb:trace_9', 'dots, colons and underscores are fine')
+})
+
+t.test('a malformed x-request-id is replaced by a generated one', async (t) => {
+  const malformed = ['abc 123', 'a'.repeat(300), 'a'.repeat(129), 'id;rm -rf', '{"json":1}', '']
+  for (const header of malformed) {
+    const lines = await linesDuring(async () => {
+      const res = await app.inject({ url: '/open311/v2/services.json', headers: { 'x-request-id': header } })
+      t.equal(res.statusCode, 200)
+      const id = res.headers['x-request-id']
+      t.match(id, UUID, `${JSON.stringify(header.slice(0, 20))}${header.length > 20 ? '…' : ''} → generated id`)
+      t.not(id, header)
+    })
+    t.notOk(
+      lines.some((l) => l.reqId === header),
+      'the malformed id is not logged as reqId',
+    )
+  }
+  const a = await app.inject('/healthz')
+  const b = await app.inject('/healthz')
+  t.not(a.headers['x-request-id'], b.headers['x-request-id'], 'generated ids differ')
+})
+
+t.test('a crashing route answers 500 in the spec error format, without internals', async (t) => {
+  // A separate app whose database is closed under it: every query now fails.
+  const broken = await buildTestApp(t)
+  await closeDatabaseUnderApp(broken.database)
+
+  const json = await broken.app.inject({
+    url: '/open311/v2/services.json?api_key=SECRETKEY123',
+    headers: { 'x-request-id': 'crash-json-1' },
+  })
+  t.equal(json.statusCode, 500)
+  t.match(json.headers['content-type'], /^application\/json/)
+  t.equal(json.headers['x-request-id'], 'crash-json-1')
+  const errors = json.json()
+  t.equal(errors.length, 1)
+  t.equal(errors[0].code, 500)
+  t.match(errors[0].description, /crash-json-1/, 'the body quotes the request id')
+
+  const xmlRes = await broken.app.inject('/open311/v2/services.xml')
+  t.equal(xmlRes.statusCode, 500)
+  t.match(xmlRes.headers['content-type'], /^text\/xml/)
+  t.match(xmlRes.body, /^<\?xml version="1.0" encoding="utf-8"\?>/)
+  const xmlError = xml.parse(xmlRes.body).errors.error
+  t.equal(xmlError.length, 1)
+  t.equal(xmlError[0].code, 500)
+  t.ok(String(xmlError[0].description).includes(String(xmlRes.headers['x-request-id'])), 'the XML body quotes the request id')
+
+  for (const body of [json.body, xmlRes.body]) {
+    t.notMatch(body, /\n\s+at |\.ts:\d+|\.js:\d+|node_modules|stack/i, 'no stack trace')
+    t.notMatch(body, /PGlite|pool|closed|select |jurisdictions/i, 'no database internals')
+  }
+
+  const failure = broken.logs().find((l) => l.msg === 'request failed' && l.reqId === 'crash-json-1')
+  t.ok(failure, 'the failure is logged under the request id')
+  t.equal(failure?.level, 50, 'at error level')
+  t.match(failure?.err, { message: String, stack: String }, 'with the error for operators')
+  t.notOk(broken.rawLogs().includes('SECRETKEY123'), 'still without the secret from the URL')
+})

@@ -1,0 +1,213 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { createEmbeddedDataDir, createTestDatabase } from '../helpers/database.js'
+import { type RunResult, lines, runCli } from '../helpers/process.js'
+import { testDatabaseUrl } from '../helpers/template.js'
+
+const RAW_KEY = /^o311_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/
+const CLI_TIMEOUT = 60_000
+
+// Every embedded CLI or server process pays seconds of PGlite + PostGIS start-up (about 6 s of
+// CPU each); on a loaded machine that can approach the suite's 240 s file limit, so allow more.
+if (!testDatabaseUrl()) t.setTimeout(480_000)
+
+// One database per test file; subtests share it and run in order.
+const tmp = await mkdtemp(join(tmpdir(), 'open311-cli-'))
+t.teardown(() => rm(tmp, { recursive: true, force: true }))
+let env: Record<string, string>
+if (testDatabaseUrl()) {
+  const { url } = await createTestDatabase(t)
+  env = { DATABASE_URL: url! }
+} else {
+  const dataDir = join(tmp, 'data')
+  await createEmbeddedDataDir(dataDir)
+  env = { DATA_DIR: dataDir }
+}
+
+const cli = (...args: string[]): Promise<RunResult> => runCli(args, { env, timeoutMs: CLI_TIMEOUT })
+const describe = (r: RunResult) => `exit ${r.code}; stderr: ${r.stderr.trim() || '(empty)'}`
+
+const demoCatalog = JSON.parse(await readFile(new URL('../../src/domain/demo/demo-catalog.json', import.meta.url), 'utf8')) as {
+  jurisdiction: Record<string, string>
+  services: { service_code: string }[]
+}
+let demoServiceCount = 0
+
+t.test('demo loads the catalog, and a second run changes nothing', async (t) => {
+  const first = await cli('demo')
+  t.equal(first.code, 0, describe(first))
+  const created = /^jurisdiction demo\.open311\.city: (\d+) created, 0 updated, 0 unchanged\n$/.exec(first.stdout)
+  t.ok(created, `first run creates the catalog: ${first.stdout}`)
+  demoServiceCount = Number(created?.[1])
+  t.equal(demoServiceCount, demoCatalog.services.length, 'every demo service is created')
+  t.ok(demoServiceCount >= 12)
+
+  const second = await cli('demo')
+  t.equal(second.code, 0, describe(second))
+  t.equal(second.stdout, `jurisdiction demo.open311.city: 0 created, 0 updated, ${demoServiceCount} unchanged\n`)
+  t.equal(second.stderr, '')
+})
+
+t.test('services list shows the catalog, one service a line', async (t) => {
+  const list = await cli('services', 'list')
+  t.equal(list.code, 0, describe(list))
+  const rows = lines(list.stdout).map((line) => line.split('\t'))
+  t.equal(rows.length, demoServiceCount)
+  t.match(
+    rows.find((row) => row[0] === 'pothole'),
+    ['pothole', 'realtime', 'active', /^[1-9]\d* attributes$/, 'Pothole'],
+  )
+  t.same(rows.map((row) => row[0]).sort(), demoCatalog.services.map((s) => s.service_code).sort())
+})
+
+t.test('keys: create prints the raw key last, list never shows it, revoke marks it', async (t) => {
+  // The usage error never opens the database, so it can run beside the real create.
+  const [noName, created] = await Promise.all([
+    cli('keys', 'create', '--scope', 'requests:write'),
+    cli('keys', 'create', '--name', 'app', '--scope', 'requests:write'),
+  ])
+  t.equal(noName.code, 2, 'a missing --name is a usage error')
+  t.match(noName.stderr, /^error: keys create needs --name\n\nusage: open311 <command>/)
+  t.equal(noName.stdout, '')
+
+  t.equal(created.code, 0, describe(created))
+  const out = lines(created.stdout)
+  t.equal(out.length, 2)
+  const rawKey = out.at(-1) ?? ''
+  const match = RAW_KEY.exec(rawKey)
+  t.ok(match, `the last line is the raw key: ${rawKey}`)
+  const header = /^created API key (\d+) "app" with scopes requests:write; it is shown only once:$/.exec(out[0] ?? '')
+  t.ok(header, `the first line describes the key: ${out[0]}`)
+  const id = header?.[1] ?? ''
+  const keyId = match?.[1] ?? ''
+  const secret = match?.[2] ?? ''
+
+  const list = await cli('keys', 'list')
+  t.equal(list.code, 0, describe(list))
+  t.same(
+    lines(list.stdout).map((line) => line.split('\t')),
+    [[id, keyId, 'app', 'requests:write', 'active']],
+    'the new key is the only one (the failed create made none)',
+  )
+  t.notOk(list.stdout.includes(secret), 'keys list never prints the secret part')
+  t.notOk(list.stdout.includes(rawKey), 'keys list never prints the raw key')
+
+  const revoked = await cli('keys', 'revoke', id)
+  t.equal(revoked.code, 0, describe(revoked))
+  t.equal(revoked.stdout, `API key ${id} revoked\n`)
+
+  const after = await cli('keys', 'list')
+  t.equal(after.code, 0, describe(after))
+  const rows = lines(after.stdout).map((line) => line.split('\t'))
+  t.equal(rows.length, 1)
+  t.match(rows[0], [id, keyId, 'app', 'requests:write', /^revoked \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/])
+  t.notOk(after.stdout.includes(secret), 'still no secret after revocation')
+
+  const missing = await cli('keys', 'revoke', '99999')
+  t.equal(missing.code, 1, 'revoking an unknown key fails')
+  t.equal(missing.stderr, 'error: API key 99999 does not exist\n')
+  t.equal(missing.stdout, '')
+})
+
+t.test('an unknown command exits 2 and prints the usage', async (t) => {
+  const result = await cli('frobnicate')
+  t.equal(result.code, 2)
+  t.match(result.stdout, /^usage: open311 <command>/)
+  for (const command of ['migrate', 'demo', 'services import <file>', 'services list', 'keys create', 'keys list', 'keys revoke <id>']) {
+    t.ok(result.stdout.includes(`  ${command}`), `usage lists ${command}`)
+  }
+})
+
+const newService = {
+  service_code: 'bench-repair',
+  service_name: 'Park bench repair',
+  description: 'A broken or damaged bench in a park or on a sidewalk.',
+  group: 'Parks',
+  keywords: ['bench', 'park'],
+  attributes: [
+    {
+      code: 'damage',
+      datatype: 'singlevaluelist',
+      description: 'What is wrong with the bench?',
+      values: [
+        { key: 'BROKEN', name: 'Broken slats or frame' },
+        { key: 'GRAFFITI', name: 'Graffiti' },
+      ],
+    },
+  ],
+}
+
+let beforeServices: { service_code: string }[] = []
+
+t.test('services import: a bad file fails with its path and field', async (t) => {
+  const before = await cli('services', 'list', '--json')
+  t.equal(before.code, 0, describe(before))
+  beforeServices = JSON.parse(before.stdout) as { service_code: string }[]
+  t.equal(beforeServices.length, demoServiceCount)
+
+  const notJson = join(tmp, 'not-json.json')
+  await writeFile(notJson, '{ "jurisdiction": { "id": "demo.open311.city", ')
+  const badDatatype = join(tmp, 'bad-datatype.json')
+  await writeFile(
+    badDatatype,
+    JSON.stringify({
+      jurisdiction: demoCatalog.jurisdiction,
+      // A valid new service and a change to an existing one before the bad attribute: neither may land.
+      services: [
+        newService,
+        {
+          service_code: 'pothole',
+          service_name: 'Pothole (renamed)',
+          attributes: [{ code: 'shade', datatype: 'colour', description: 'Which colour is the paint?' }],
+        },
+      ],
+    }),
+  )
+  const missing = join(tmp, 'no-such-dir', 'catalog.json')
+
+  const cases: [file: string, expected: RegExp][] = [
+    [notJson, /: \(file\) is not valid JSON: /],
+    [badDatatype, /: services\[1\]\.attributes\[0\]\.datatype must be equal to one of the allowed values/],
+    [missing, /: \(file\) cannot be read: ENOENT/],
+  ]
+  // Validation happens before the database is opened, so the three runs can go at once.
+  const results = await Promise.all(cases.map(([file]) => cli('services', 'import', file)))
+  for (const [i, [file, expected]] of cases.entries()) {
+    const result = results[i]!
+    t.equal(result.code, 1, `${file}: exit 1`)
+    t.ok(result.stderr.startsWith(`error: ${file}: `), `names the file: ${result.stderr.trim()}`)
+    t.match(result.stderr, expected, 'names the offending field')
+    t.equal(result.stdout, '', 'reports no import')
+  }
+})
+
+t.test('services import: a valid file creates its new service, re-importing changes nothing, the bad files changed nothing', async (t) => {
+  const file = join(tmp, 'one-more.json')
+  await writeFile(file, JSON.stringify({ jurisdiction: demoCatalog.jurisdiction, services: [newService] }))
+
+  const first = await cli('services', 'import', file)
+  t.equal(first.code, 0, describe(first))
+  // bench-repair was also the valid first service of the rejected bad-datatype file: it is new here.
+  t.equal(first.stdout, 'jurisdiction demo.open311.city: 1 created, 0 updated, 0 unchanged\n')
+
+  const again = await cli('services', 'import', file)
+  t.equal(again.code, 0, describe(again))
+  t.equal(again.stdout, 'jurisdiction demo.open311.city: 0 created, 0 updated, 1 unchanged\n')
+
+  // One listing serves both checks (each embedded CLI run pays seconds of PGlite start-up).
+  const after = await cli('services', 'list', '--json')
+  t.equal(after.code, 0, describe(after))
+  const afterServices = JSON.parse(after.stdout) as { service_code: string; service_name: string; attributes: { code: string }[] }[]
+  t.equal(afterServices.length, demoServiceCount + 1, 'one service more, none lost')
+  t.same(
+    afterServices.filter((s) => s.service_code !== 'bench-repair'),
+    beforeServices,
+    'every other service is exactly as before the bad imports (pothole was not renamed)',
+  )
+  t.match(
+    afterServices.find((s) => s.service_code === 'bench-repair'),
+    { service_name: 'Park bench repair', active: true, attributes: [{ code: 'damage' }] },
+  )
+})

@@ -1,0 +1,106 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { ConfigError, loadConfig } from '../../src/config.js'
+import { runNode } from '../helpers/process.js'
+
+t.test('loadConfig: defaults for an empty environment', async (t) => {
+  const config = loadConfig({})
+  // t.has, not t.same: the configuration grows; these are the defaults this test is about.
+  t.has(config, {
+    port: 8080,
+    host: '0.0.0.0',
+    databasePoolSize: 10,
+    dataDir: './data',
+    logLevel: 'info',
+    publicBaseUrl: 'http://localhost:8080',
+    seedDemo: true,
+    trustProxy: false,
+  })
+  t.notOk('databaseUrl' in config, 'no DATABASE_URL selects the embedded database')
+})
+
+t.test('loadConfig: DATABASE_URL turns the demo seed off unless SEED_DEMO says otherwise', async (t) => {
+  const url = 'postgres://user:pw@db.internal:5432/open311'
+  const withUrl = loadConfig({ DATABASE_URL: url })
+  t.equal(withUrl.databaseUrl, url)
+  t.equal(withUrl.seedDemo, false)
+  t.equal(loadConfig({ DATABASE_URL: 'postgresql://db/x' }).databaseUrl, 'postgresql://db/x', 'postgresql:// is accepted too')
+  t.equal(loadConfig({ DATABASE_URL: url, SEED_DEMO: 'true' }).seedDemo, true)
+  t.equal(loadConfig({ SEED_DEMO: 'false' }).seedDemo, false)
+})
+
+t.test('loadConfig: values are coerced, trimmed, and empty means unset', async (t) => {
+  const config = loadConfig({
+    PORT: ' 9000 ',
+    DATA_DIR: '/var/lib/open311',
+    LOG_LEVEL: 'warn',
+    TRUST_PROXY: 'true',
+    DATABASE_POOL_SIZE: '25',
+    DATABASE_URL: '',
+    SEED_DEMO: '   ',
+  })
+  t.equal(config.port, 9000)
+  t.equal(config.publicBaseUrl, 'http://localhost:9000', 'the default base URL follows PORT')
+  t.equal(config.dataDir, '/var/lib/open311')
+  t.equal(config.logLevel, 'warn')
+  t.equal(config.trustProxy, true)
+  t.equal(config.databasePoolSize, 25)
+  t.notOk('databaseUrl' in config, 'an empty DATABASE_URL counts as unset')
+  t.equal(config.seedDemo, true, 'a blank SEED_DEMO counts as unset')
+  t.equal(
+    loadConfig({ PUBLIC_BASE_URL: 'https://311.example.gov/api/' }).publicBaseUrl,
+    'https://311.example.gov/api',
+    'trailing slashes are dropped from PUBLIC_BASE_URL',
+  )
+})
+
+const BAD_VALUES: [variable: string, value: string, message: RegExp][] = [
+  ['PORT', 'abc', /integer/],
+  ['PORT', '70000', /65535/],
+  ['LOG_LEVEL', 'loud', /must be one of: fatal, error, warn, info, debug, trace, silent/],
+  ['DATABASE_URL', 'mysql://x', /postgres:\/\/ or postgresql:\/\//],
+  ['PUBLIC_BASE_URL', 'notaurl', /absolute http:\/\/ or https:\/\/ URL/],
+  ['SEED_DEMO', 'maybe', /boolean/],
+]
+
+for (const [variable, value, message] of BAD_VALUES) {
+  t.test(`loadConfig: ${variable}=${value} is a ConfigError naming ${variable}`, async (t) => {
+    let caught: unknown
+    try {
+      loadConfig({ [variable]: value })
+    } catch (err) {
+      caught = err
+    }
+    t.ok(caught instanceof ConfigError, 'throws a ConfigError')
+    const err = caught as ConfigError
+    t.equal(err.variable, variable)
+    t.match(err.message, new RegExp(`^Invalid configuration: ${variable} `))
+    t.match(err.message, message)
+  })
+}
+
+t.test('the server process refuses a bad PORT with exit code 1 and a message naming it', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'open311-config-'))
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }))
+  const result = await runNode(['src/server.ts'], { env: { PORT: 'abc', DATA_DIR: dataDir }, timeoutMs: 30_000 })
+  t.equal(result.timedOut, false)
+  t.equal(result.code, 1, 'exit code 1')
+  t.match(result.stderr, /^open311-server failed to start: Invalid configuration: PORT must be integer\n$/)
+  t.equal(result.stdout, '', 'nothing is logged before the configuration is valid')
+})
+
+t.test('the server process fails fast with one clear line when the database is unreachable', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'open311-config-'))
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }))
+  const result = await runNode(['src/server.ts'], {
+    env: { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nope', DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1' },
+    timeoutMs: 30_000,
+  })
+  t.equal(result.timedOut, false)
+  t.equal(result.code, 1, 'exit code 1')
+  t.match(result.stderr, /open311-server failed to start: cannot reach the database at 127\.0\.0\.1:1 \(ECONNREFUSED\); check DATABASE_URL/)
+  t.equal(result.stderr.trim().split('\n').length, 1, 'one line, no stack trace')
+  t.ok(result.durationMs < 10_000, `exits quickly (${Math.round(result.durationMs)} ms)`)
+})
