@@ -412,6 +412,21 @@ t.test('duplicates: linked, no second crew, closed with the parent’s last work
   t.equal(lateMarked.statusCode, 200)
   t.same((await h.workOrders(late)).map((o) => o.state), ['cancelled', 'cancelled'])
   t.equal((await h.requestRow(late)).status, 'closed')
+
+  // Found by the property test (seed 1813454589): an open request that has its own open
+  // duplicate becomes a duplicate of a closed request. Both hang under the closed original
+  // now, so both close at once; neither may stay open under it.
+  const middle = await h.createRequest('two-dept')
+  const below = await h.createRequest('two-dept')
+  t.equal((await h.markDuplicate(below, middle)).statusCode, 200)
+  t.equal((await h.requestRow(below)).status, 'open', 'below stays open while middle is open')
+  t.equal((await h.markDuplicate(middle, parent)).statusCode, 200)
+  for (const [label, id] of [['middle', middle], ['its duplicate', below]] as const) {
+    const row = await h.requestRow(id)
+    t.equal(Number(row.parent_request_id), Number((await h.requestRow(parent)).id), `${label} links to the closed original`)
+    t.equal(row.status, 'closed', `${label} closes with it`)
+    t.ok((await h.publicRequest(id)).extended_attributes.closed_datetime, `${label}: closed_datetime`)
+  }
 })
 
 t.test('tokens: with department_issues_reference the token resolves only when the department accepts', async (t) => {

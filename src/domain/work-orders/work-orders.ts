@@ -418,8 +418,11 @@ export async function markDuplicate(tx: Db, jurisdictionId: string, publicId: st
     .select({ status: serviceRequests.status, publicId: serviceRequests.publicId })
     .from(serviceRequests)
     .where(eq(serviceRequests.id, originalId))
-  if (original!.status === 'closed' && child.status === 'open') {
-    return closeRequestRow(tx, child.id, `Duplicate of ${original!.publicId}, which is closed`, 'duplicate', actor)
+  if (original!.status === 'closed') {
+    // The child's own duplicates now hang under a closed original too: they close with it.
+    const updateId = child.status === 'open' ? await closeRequestRow(tx, child.id, `Duplicate of ${original!.publicId}, which is closed`, 'duplicate', actor) : undefined
+    await closeDuplicatesOf(tx, originalId)
+    if (updateId) return updateId
   }
   const [row] = await tx
     .insert(requestUpdates)
