@@ -3,7 +3,7 @@ import { eq, sql } from 'drizzle-orm'
 import t from 'tap'
 import { queryRows } from '../../src/db/database.js'
 import { apiKeys } from '../../src/db/schema.js'
-import { createApiKey, listApiKeys, revokeApiKey, verifyApiKey } from '../../src/domain/api-keys/api-keys.js'
+import { API_KEY_CACHE_TTL_MS, createApiKey, forgetApiKeys, listApiKeys, revokeApiKey, verifyApiKey } from '../../src/domain/api-keys/api-keys.js'
 import { buildTestApp } from '../helpers/app.js'
 
 // One database per test file; subtests share it and run in order.
@@ -137,9 +137,30 @@ t.test('last_used_at is set by a successful verification only', async (t) => {
   await verifyApiKey(db, key.key, 'requests:write')
   t.same(await lastUsedAt(key.id), used)
 
-  // An older timestamp is refreshed.
+  // An older timestamp is refreshed (the edit behind the instance's back needs its copy dropped).
   await db.update(apiKeys).set({ lastUsedAt: sql`now() - interval '2 minutes'` }).where(eq(apiKeys.id, key.id))
+  forgetApiKeys(db)
   const stale = await lastUsedAt(key.id)
   await verifyApiKey(db, key.key, 'requests:write')
   t.ok((await lastUsedAt(key.id))!.getTime() > stale!.getTime(), 'refreshed after a minute')
+})
+
+t.test('a revocation made behind this instance’s back applies within API_KEY_CACHE_TTL_MS', async (t) => {
+  const key = await createApiKey(db, { name: 'leaked', scopes: ['requests:write'] })
+  t.ok(await verifyApiKey(db, key.key, 'requests:write'), 'valid, and now remembered')
+  // As the CLI or another instance would: straight in the database.
+  await db.update(apiKeys).set({ revokedAt: sql`now()` }).where(eq(apiKeys.id, key.id))
+  await new Promise((resolve) => setTimeout(resolve, API_KEY_CACHE_TTL_MS + 50))
+  t.equal(await verifyApiKey(db, key.key, 'requests:write'), null, 'refused once the remembered row is older than the TTL')
+
+  const other = await createApiKey(db, { name: 'revoked here', scopes: ['requests:write'] })
+  t.ok(await verifyApiKey(db, other.key, 'requests:write'))
+  await revokeApiKey(db, other.id)
+  t.equal(await verifyApiKey(db, other.key, 'requests:write'), null, 'a revocation through this instance applies to the next request')
+
+  const valid = await createApiKey(db, { name: 'remembered', scopes: ['requests:write'] })
+  t.ok(await verifyApiKey(db, valid.key, 'requests:write'))
+  const tampered = valid.key.slice(0, -1) + (valid.key.endsWith('A') ? 'B' : 'A')
+  t.equal(await verifyApiKey(db, tampered, 'requests:write'), null, 'a remembered row still checks the secret')
+  t.equal(await verifyApiKey(db, valid.key, 'admin'), null, 'and the scope')
 })

@@ -816,9 +816,6 @@ t.test('rate limit per client IP: the 4th POST in a minute gets 429 with Retry-A
   t.equal(elsewhere.statusCode, 200, 'another IP is not affected')
 })
 
-// Known bug, failing on purpose (see the report): both limiters come from one @fastify/rate-limit
-// registration, whose "already ran for this request" flag makes the per-key preHandler a no-op
-// once the per-IP onRequest limiter has run (src/http/plugins/rate-limits.ts).
 t.test('rate limit per API key: the 3rd POST with one key gets 429, another key still succeeds', async (t) => {
   const { app: limited, post: postLimited, freshKey, freshIp } = await constrainedApp()
   const busy = await freshKey()

@@ -57,8 +57,52 @@ export async function listApiKeys(db: Db): Promise<ApiKeySummary[]> {
 /** Revokes at once; returns null for an unknown id. Revoking twice keeps the first time. */
 export async function revokeApiKey(db: Db, id: number): Promise<ApiKeySummary | null> {
   await db.update(apiKeys).set({ revokedAt: sql`now()` }).where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
+  forgetApiKeys(db)
   const [row] = await db.select().from(apiKeys).where(eq(apiKeys.id, id))
   return row ? toSummary(row) : null
+}
+
+/**
+ * Every POST and admin call verifies a key. Each instance keeps the key records it has read
+ * for at most API_KEY_CACHE_TTL_MS: a revocation made through this instance applies to the
+ * next request, one made elsewhere (the CLI, another instance) within those two seconds.
+ * The raw key is still hashed and compared on every request; only the row is remembered.
+ */
+export const API_KEY_CACHE_TTL_MS = 2_000
+type ApiKeyRow = typeof apiKeys.$inferSelect
+const keyRows = new WeakMap<Db, Map<string, { at: number; row: ApiKeyRow }>>()
+
+/** The key's row, from this instance's copy when it is fresh enough. */
+async function keyRow(db: Db, keyId: string): Promise<ApiKeyRow | undefined> {
+  let rows = keyRows.get(db)
+  if (!rows) keyRows.set(db, (rows = new Map()))
+  const cached = rows.get(keyId)
+  if (cached && Date.now() - cached.at < API_KEY_CACHE_TTL_MS) return cached.row
+  const [row] = await db.select().from(apiKeys).where(eq(apiKeys.keyId, keyId))
+  if (!row) {
+    rows.delete(keyId)
+    return undefined
+  }
+  // Only ids that exist are remembered, so guessing keys cannot grow the map.
+  rows.set(keyId, { at: Date.now(), row })
+  return row
+}
+
+/** Drops this instance's copies (after a change made behind the cache's back). */
+export function forgetApiKeys(db: Db) {
+  keyRows.delete(db)
+}
+
+/** Moves last_used_at after a successful verification, at most once a minute. */
+async function touch(db: Db, row: ApiKeyRow) {
+  if (row.lastUsedAt && Date.now() - row.lastUsedAt.getTime() < 60_000) return
+  const [touched] = await db
+    .update(apiKeys)
+    .set({ lastUsedAt: sql`now()` })
+    .where(and(eq(apiKeys.id, row.id), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, sql`now() - interval '1 minute'`))))
+    .returning({ lastUsedAt: apiKeys.lastUsedAt })
+  // The cached row follows, so this instance does not try again within the minute.
+  row.lastUsedAt = touched?.lastUsedAt ?? new Date()
 }
 
 /** The key's record when the raw key is valid, not revoked and holds `scope` (or one of them); otherwise null. */
@@ -69,16 +113,12 @@ export async function verifyApiKey(
 ): Promise<ApiKeySummary | null> {
   const match = rawKey ? KEY_PATTERN.exec(rawKey) : null
   if (!match) return null
-  const [row] = await db.select().from(apiKeys).where(eq(apiKeys.keyId, match[1]!))
+  const row = await keyRow(db, match[1]!)
   const wanted = Array.isArray(scope) ? scope : [scope]
   if (!row || row.revokedAt || !wanted.some((s) => row.scopes.includes(s))) return null
   const expected = Buffer.from(row.secretHash, 'hex')
   if (!timingSafeEqual(expected, Buffer.from(hashKey(rawKey!), 'hex'))) return null
-  // Touch last_used_at at most once a minute so a busy key does not write on every request.
-  await db
-    .update(apiKeys)
-    .set({ lastUsedAt: sql`now()` })
-    .where(and(eq(apiKeys.id, row.id), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, sql`now() - interval '1 minute'`))))
+  await touch(db, row)
   return toSummary(row)
 }
 

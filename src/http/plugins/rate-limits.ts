@@ -4,10 +4,10 @@
  * Retry-After, in the Open311 error format (rendered by the errors plugin).
  */
 import rateLimit, { type RateLimitOptions } from '@fastify/rate-limit'
-import { sql } from 'drizzle-orm'
 import type { FastifyInstance, onRequestAsyncHookHandler, preHandlerAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
-import { type Db, queryRows } from '../../db/database.js'
+import type { Db } from '../../db/database.js'
+import { SharedCounters } from '../../domain/rate-limits/shared-counters.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -17,28 +17,12 @@ declare module 'fastify' {
 
 type Callback = (err: Error | null, result?: { current: number; ttl: number }) => void
 
-/** A fixed-window counter store for @fastify/rate-limit on top of our database. */
-function databaseStore(getDb: () => Db) {
-  return class DatabaseRateLimitStore {
+/** A fixed-window counter store for @fastify/rate-limit on top of the shared counters. */
+function sharedStore(counters: SharedCounters) {
+  return class SharedRateLimitStore {
     incr(key: string, callback: Callback, timeWindow: number) {
-      const now = Date.now()
-      const windowStart = now - (now % timeWindow)
-      queryRows<{ hits: number }>(
-        getDb(),
-        sql`insert into rate_limit_counters (key, window_start, hits)
-            values (${key}, ${new Date(windowStart).toISOString()}, 1)
-            on conflict (key, window_start) do update set hits = rate_limit_counters.hits + 1
-            returning hits`,
-      ).then(
-        ([row]) => {
-          // Old windows are pruned by a small share of writers, so no extra job is needed.
-          if (Math.random() < 0.01) {
-            getDb()
-              .execute(sql`delete from rate_limit_counters where window_start < ${new Date(now - 3_600_000).toISOString()}`)
-              .catch(() => {})
-          }
-          callback(null, { current: Number(row!.hits), ttl: windowStart + timeWindow - now })
-        },
+      counters.hit(key, timeWindow).then(
+        (result) => callback(null, result),
         (err: Error) => callback(err),
       )
     }
@@ -53,12 +37,12 @@ function databaseStore(getDb: () => Db) {
  * One limiter per plugin registration: @fastify/rate-limit marks a request as limited once
  * any limiter of a registration has run, so two limits on one route need two registrations.
  */
-async function limiter(app: FastifyInstance, options: RateLimitOptions) {
+async function limiter(app: FastifyInstance, counters: SharedCounters, options: RateLimitOptions) {
   let hook: ReturnType<FastifyInstance['rateLimit']> | undefined
   await app.register(async (scope) => {
     await scope.register(rateLimit, {
       global: false,
-      store: databaseStore(() => app.db),
+      store: sharedStore(counters),
       // If the counter store fails, serve the request rather than refuse every client.
       skipOnError: true,
       errorResponseBuilder: (_request, context) =>
@@ -74,9 +58,12 @@ async function limiter(app: FastifyInstance, options: RateLimitOptions) {
 
 async function rateLimitsPlugin(app: FastifyInstance) {
   const { perIpPerMinute, perKeyPerMinute } = app.config.rateLimits
+  const counters = new SharedCounters((): Db => app.db, app.log)
+  // Counts still held locally reach the database before it closes (onClose runs in reverse).
+  app.addHook('onClose', async () => counters.close())
   app.decorate('postRateLimits', {
-    byIp: await limiter(app, { max: perIpPerMinute, timeWindow: 60_000, keyGenerator: (request) => `ip:${request.ip}` }),
-    byApiKey: await limiter(app, {
+    byIp: await limiter(app, counters, { max: perIpPerMinute, timeWindow: 60_000, keyGenerator: (request) => `ip:${request.ip}` }),
+    byApiKey: await limiter(app, counters, {
       max: perKeyPerMinute,
       timeWindow: 60_000,
       keyGenerator: (request) => `key:${request.apiKey?.id ?? 'none'}`,

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { formatW3c } from '../../../open311/datetime.js'
 import type { Format } from '../../../open311/spark.js'
-import { sendOpen311 } from '../../reply.js'
+import { sendCatalogAnswer } from '../../catalog-answers.js'
 import { discoveryDocument, errorResponses, formatParams, jurisdictionQuery } from '../../schemas/open311.js'
 
 export default async function discoveryRoutes(app: FastifyInstance) {
@@ -21,7 +21,7 @@ export default async function discoveryRoutes(app: FastifyInstance) {
     async (request, reply) => {
       const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
       const changeset = formatW3c(jurisdiction.catalogChangedAt, 'UTC')
-      return sendOpen311(reply, request.params.format, 'discovery', {
+      const document = () => ({
         changeset,
         contact: jurisdiction.contact,
         key_service: jurisdiction.keyService,
@@ -34,6 +34,15 @@ export default async function discoveryRoutes(app: FastifyInstance) {
             formats: ['text/xml', 'application/json'],
           },
         ],
+      })
+      return sendCatalogAnswer(reply, {
+        db: app.db,
+        jurisdiction,
+        // The jurisdiction's contact details are part of the document, not of the catalog version.
+        document: `discovery\n${jurisdiction.contact}\n${jurisdiction.keyService}`,
+        format: request.params.format,
+        root: 'discovery',
+        build: document,
       })
     },
   )

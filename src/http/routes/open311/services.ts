@@ -4,7 +4,7 @@ import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { notFound } from '../../../open311/errors.js'
 import { toServiceDefinition, toServiceListItem } from '../../../open311/representations.js'
 import type { Format } from '../../../open311/spark.js'
-import { sendOpen311 } from '../../reply.js'
+import { sendCatalogAnswer } from '../../catalog-answers.js'
 import { errorResponses, formatParams, jurisdictionQuery, serviceDefinition, serviceListItem } from '../../schemas/open311.js'
 
 export default async function serviceRoutes(app: FastifyInstance) {
@@ -22,8 +22,14 @@ export default async function serviceRoutes(app: FastifyInstance) {
     },
     async (request, reply) => {
       const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
-      const services = await activeServices(app.db, jurisdiction)
-      return sendOpen311(reply, request.params.format, 'services', services.map(toServiceListItem))
+      return sendCatalogAnswer(reply, {
+        db: app.db,
+        jurisdiction,
+        document: 'services',
+        format: request.params.format,
+        root: 'services',
+        build: async () => (await activeServices(app.db, jurisdiction)).map(toServiceListItem),
+      })
     },
   )
 
@@ -45,9 +51,19 @@ export default async function serviceRoutes(app: FastifyInstance) {
     },
     async (request, reply) => {
       const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
-      const service = await activeService(app.db, jurisdiction, request.params.service_code)
-      if (!service) throw notFound(`service_code "${request.params.service_code}" does not exist`)
-      return sendOpen311(reply, request.params.format, 'service_definition', toServiceDefinition(service))
+      const serviceCode = request.params.service_code
+      return sendCatalogAnswer(reply, {
+        db: app.db,
+        jurisdiction,
+        document: `services/${serviceCode}`,
+        format: request.params.format,
+        root: 'service_definition',
+        build: async () => {
+          const service = await activeService(app.db, jurisdiction, serviceCode)
+          if (!service) throw notFound(`service_code "${serviceCode}" does not exist`)
+          return toServiceDefinition(service)
+        },
+      })
     },
   )
 }
