@@ -2,7 +2,7 @@
  * Departments (business units): registration, signing secrets and their rotation, the
  * inbound credential, and routing of services to departments.
  */
-import { and, asc, eq, gt, isNull, or, sql } from 'drizzle-orm'
+import { and, asc, eq, gt, isNull, or, type SQL, sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../db/database.js'
 import { departmentSecrets, departments, serviceRoutes, services } from '../../db/schema.js'
 import { assertSafeUrl, type EgressPolicy, UnsafeDestinationError } from '../../integrations/webhooks/egress.js'
@@ -210,19 +210,18 @@ export async function listServiceRoutes(db: Db, serviceId: number) {
 }
 
 /**
- * The departments a new request goes to: the routes whose area contains its location, or,
- * when none does (or it has no point), the service's default routes.
+ * The departments a new request goes to, as a query for its caller's statement: the routes
+ * whose area contains the location, or, when none does (or there is no point), the service's
+ * default routes. Returns (id, name) in department id order.
  */
-export async function routeRequest(db: Db, serviceId: number, requestId: number): Promise<Department[]> {
-  const rows = await queryRows<{ department_id: number; by_area: boolean }>(
-    db,
-    sql`select distinct r.department_id, r.area is not null as by_area
-        from service_routes r, service_requests sr
-        where r.service_id = ${serviceId} and sr.id = ${requestId}
-          and (r.area is null or (sr.location is not null and ST_Covers(r.area, sr.location)))`,
-  )
-  const matched = rows.some((r) => r.by_area) ? rows.filter((r) => r.by_area) : rows
-  if (matched.length === 0) return []
-  const ids = [...new Set(matched.map((r) => Number(r.department_id)))]
-  return db.select().from(departments).where(sql`${departments.id} in ${ids}`).orderBy(asc(departments.id))
+export function routedDepartments(serviceId: number, location: SQL): SQL {
+  return sql`with candidate as (
+      select distinct r.department_id, r.area is not null as by_area
+      from service_routes r
+      where r.service_id = ${serviceId}
+        and (r.area is null or (${location} is not null and ST_Covers(r.area, ${location}))))
+    select d.id, d.name from departments d
+    where d.id in (select department_id from candidate
+                   where by_area or not exists (select 1 from candidate where by_area))
+    order by d.id`
 }

@@ -16,30 +16,11 @@ import {
   workOrders,
 } from '../../db/schema.js'
 import { badRequest, conflict, notFound, Open311Error } from '../../open311/errors.js'
-import { type Department, findDepartment, routeRequest } from '../departments/departments.js'
+import { type Department, findDepartment } from '../departments/departments.js'
 import { enqueueWorkOrderEvent, workOrderPublicId } from './events.js'
 import { canMove, detailedStatusOf, isTerminal } from './lifecycle.js'
 
 export type WorkOrder = typeof workOrders.$inferSelect
-
-/** Opens the work orders of a new request (caller's transaction). Returns the departments. */
-export async function openWorkOrders(tx: Db, request: { id: number; serviceId: number }): Promise<Department[]> {
-  const targets = await routeRequest(tx, request.serviceId, request.id)
-  for (const department of targets) {
-    const [workOrder] = await tx
-      .insert(workOrders)
-      .values({ requestId: request.id, departmentId: department.id })
-      .returning({ id: workOrders.id })
-    await enqueueWorkOrderEvent(tx, 'work_order.created', workOrder!.id)
-  }
-  if (targets.length > 0) {
-    await tx
-      .update(serviceRequests)
-      .set({ agencyResponsible: targets.map((d) => d.name).join(', ') })
-      .where(eq(serviceRequests.id, request.id))
-  }
-  return targets
-}
 
 export interface DepartmentReport {
   state: WorkOrderState
