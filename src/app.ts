@@ -8,7 +8,7 @@ import etag from '@fastify/etag'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { AppConfig } from './config.js'
 import { type Database, type Db, openDatabase } from './db/database.js'
-import { loggerOptions, requestIdOptions } from './http/logging.js'
+import { childLoggerFactory, loggerOptions, requestIdOptions } from './http/logging.js'
 import { createWebhookContext, type WebhookContext } from './integrations/webhooks/context.js'
 import errorsPlugin from './http/plugins/errors.js'
 import openapiPlugin from './http/plugins/openapi.js'
@@ -43,6 +43,7 @@ export async function buildApp({ config, database, logger, workers = false }: Bu
   const app: FastifyInstance = Fastify({
     ...(logger ? { loggerInstance: logger } : { logger: loggerOptions(config.logLevel) }),
     ...requestIdOptions,
+    childLoggerFactory,
     trustProxy: config.trustProxy,
     bodyLimit: config.bodyLimitBytes,
     ajv: {
@@ -73,8 +74,10 @@ export async function buildApp({ config, database, logger, workers = false }: Bu
   app.decorate('database', { getter: () => db })
   app.decorate('db', { getter: () => db.db })
   app.addSchema(errorList)
-  app.addHook('onSend', async (request, reply) => {
+  // Set on arrival, so every answer carries it, errors included; callback style: no promise per request.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
+    done()
   })
 
   await app.register(errorsPlugin)

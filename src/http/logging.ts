@@ -4,8 +4,8 @@
  * structured fields.
  */
 import { randomUUID } from 'node:crypto'
-import type { FastifyServerOptions } from 'fastify'
-import { type LoggerOptions, stdSerializers } from 'pino'
+import type { FastifyBaseLogger, FastifyServerOptions } from 'fastify'
+import { type Bindings, type LogFn, type Logger, type LoggerOptions, stdSerializers } from 'pino'
 
 /** Query and body parameters whose values must never reach a log line. */
 export const SENSITIVE_PARAMS = [
@@ -80,3 +80,68 @@ export const requestIdOptions: Pick<FastifyServerOptions, 'genReqId' | 'requestI
     return typeof header === 'string' && REQUEST_ID_PATTERN.test(header) ? header : randomUUID()
   },
 }
+
+type ChildOptions = Parameters<FastifyBaseLogger['child']>[1]
+type LogArgs = Parameters<LogFn>
+
+/**
+ * Fastify gives every request a pino child logger bound to its request id. Building that child
+ * cost ~4 µs of the ~22 µs a cached catalog answer takes (server CPU per request, measured with
+ * scratch tooling described in docs/benchmarks.md), and most requests never write a line at
+ * the configured level. This child is built on its first enabled log call, with the same
+ * bindings, so every line still carries its reqId.
+ */
+class LazyRequestLogger {
+  #child: FastifyBaseLogger | undefined
+
+  constructor(
+    private readonly parent: FastifyBaseLogger,
+    private readonly bindings: Bindings,
+  ) {}
+
+  private get real(): FastifyBaseLogger {
+    this.#child ??= this.parent.child(this.bindings)
+    return this.#child
+  }
+
+  get level(): string {
+    return this.#child?.level ?? this.parent.level
+  }
+
+  /** pino answers without building anything; a logger without isLevelEnabled is asked by calling it. */
+  private enabled(level: string): boolean {
+    return (this.parent as Partial<Pick<Logger, 'isLevelEnabled'>>).isLevelEnabled?.(level) ?? true
+  }
+
+  set level(level: string) {
+    this.real.level = level
+  }
+
+  fatal(...args: LogArgs) {
+    if (this.enabled('fatal')) this.real.fatal(...args)
+  }
+  error(...args: LogArgs) {
+    if (this.enabled('error')) this.real.error(...args)
+  }
+  warn(...args: LogArgs) {
+    if (this.enabled('warn')) this.real.warn(...args)
+  }
+  info(...args: LogArgs) {
+    if (this.enabled('info')) this.real.info(...args)
+  }
+  debug(...args: LogArgs) {
+    if (this.enabled('debug')) this.real.debug(...args)
+  }
+  trace(...args: LogArgs) {
+    if (this.enabled('trace')) this.real.trace(...args)
+  }
+  silent() {}
+
+  child(bindings: Bindings, options?: ChildOptions): FastifyBaseLogger {
+    return this.real.child(bindings, options)
+  }
+}
+
+/** Request loggers built on first use; a route with its own level or serializers gets a real child at once. */
+export const childLoggerFactory: FastifyServerOptions['childLoggerFactory'] = (logger, bindings, options) =>
+  options.level || options.serializers ? logger.child(bindings, options) : (new LazyRequestLogger(logger, bindings) as unknown as FastifyBaseLogger)

@@ -29,16 +29,25 @@ export async function registerFormParsers(app: FastifyInstance) {
   })
   // The multipart parser reads the raw stream and has no overall size limit of its own: hold
   // a declared length to the body limit (a chunked upload stays bounded by the per-field limits).
-  app.addHook('onRequest', async (request) => {
+  // Both hooks run on every Open311 request, GETs included: callback style, no promise.
+  app.addHook('onRequest', (request, _reply, done) => {
     const isMultipart = request.headers['content-type']?.toLowerCase().startsWith('multipart/')
     if (isMultipart && Number(request.headers['content-length'] ?? 0) > bodyLimit) {
-      throw new Open311Error(413, 'request body is too large')
+      done(new Open311Error(413, 'request body is too large'))
+      return
     }
+    done()
   })
-  app.addHook('preValidation', async (request) => {
-    if (request.isMultipart()) request.body = flattenMultipart(request)
-    removeEmpty(request.query)
-    removeEmpty(request.body)
+  app.addHook('preValidation', (request, _reply, done) => {
+    try {
+      if (request.isMultipart()) request.body = flattenMultipart(request)
+      removeEmpty(request.query)
+      removeEmpty(request.body)
+    } catch (err) {
+      done(err as Error)
+      return
+    }
+    done()
   })
 }
 
@@ -58,7 +67,8 @@ function flattenMultipart(request: FastifyRequest): Record<string, string | stri
 function removeEmpty(container: unknown) {
   if (!container || typeof container !== 'object') return
   const record = container as Record<string, unknown>
-  for (const [key, value] of Object.entries(record)) {
+  for (const key in record) {
+    const value = record[key]
     if (value === '') delete record[key]
     else if (Array.isArray(value)) {
       const kept = value.filter((v) => v !== '')
