@@ -15,7 +15,11 @@ import autocannon from 'autocannon'
 import pg from 'pg'
 import { openDatabase } from '../src/db/database.js'
 import { createApiKey } from '../src/domain/api-keys/api-keys.js'
+import { activeService } from '../src/domain/catalog/catalog-cache.js'
 import { loadDemoCatalog } from '../src/domain/demo/seed-demo.js'
+import { resolveJurisdiction } from '../src/domain/jurisdictions.js'
+import { insertServiceRequest } from '../src/domain/requests/create-request.js'
+import { validateSubmission } from '../src/domain/requests/submission.js'
 import { BENCH_WEBHOOK_ENV, benchLatency, benchThroughput, prepareDepartment, startReceiver } from './webhooks.js'
 
 const { values: args } = parseArgs({
@@ -251,6 +255,21 @@ async function main() {
         [CENTRE.long, CENTRE.lat, 'Tag on the wall of the underpass'],
       ),
     )
+    // The same one-statement write the POST makes (request, reporter, first history entry),
+    // through our domain code but without HTTP, parsing or validation: what the route adds.
+    if (!args.only || 'write'.includes(args.only) || 'POST'.includes(args.only)) {
+      const database = await openDatabase({ databaseUrl: benchUrl, logger: quiet, poolSize: CONNECTIONS })
+      try {
+        const jurisdiction = await resolveJurisdiction(database.db, undefined)
+        const service = (await activeService(database.db, jurisdiction, 'graffiti'))!
+        const submission = validateSubmission(Object.fromEntries(form), service, jurisdiction.timeZone)
+        await rawLoop('the same write as POST (request, reporter, history; one statement), no HTTP', pool, () =>
+          insertServiceRequest(database.db, { jurisdiction, service, submission, channel: 'api' }),
+        )
+      } finally {
+        await database.close()
+      }
+    }
     if (!args.only || 'webhooks'.includes(args.only)) {
       const receiver = await startReceiver(port + 2)
       try {

@@ -3,7 +3,7 @@
  * talks to a PostgreSQL server (DATABASE_URL) or to the embedded PGlite default.
  */
 import type { SQL } from 'drizzle-orm'
-import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
+import type { PgDatabase, PgDialect, PgQueryResultHKT, PgSession } from 'drizzle-orm/pg-core'
 import type { BaseLogger } from 'pino'
 
 /** The little a database backend logs through. */
@@ -48,6 +48,33 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
 export async function queryRows<T>(db: Db, query: SQL): Promise<T[]> {
   const result = (await db.execute(query)) as unknown as { rows: T[] }
   return result.rows
+}
+
+/** One name per distinct SQL text, process-wide: a name always means the same text. */
+const statementNames = new Map<string, string>()
+
+/**
+ * Like queryRows, as a named prepared statement: PostgreSQL parses and plans it once per
+ * connection instead of on every call (parse and plan were ~0.9 ms of the ~1.7 ms a new
+ * request's insert took). For hot queries whose text takes a bounded number of shapes —
+ * never for SQL with inlined values. drizzle names prepared statements only for query-builder
+ * queries; this is db.execute()'s own session call, with a name. PGlite ignores names.
+ */
+export async function preparedRows<T>(db: Db, query: SQL): Promise<T[]> {
+  const { dialect, session } = db as unknown as DrizzleInternals
+  const built = dialect.sqlToQuery(query)
+  let name = statementNames.get(built.sql)
+  if (name === undefined) {
+    name = `open311_${statementNames.size + 1}`
+    statementNames.set(built.sql, name)
+  }
+  const result = (await session.prepareQuery(built, undefined, name, false).execute()) as { rows: T[] }
+  return result.rows
+}
+
+interface DrizzleInternals {
+  dialect: PgDialect
+  session: PgSession
 }
 
 /**

@@ -197,7 +197,8 @@ export const serviceRequests = pgTable(
     index('service_requests_requested_at_idx').on(t.requestedAt.desc(), t.id.desc()),
     index('service_requests_updated_at_idx').on(t.updatedAt, t.id),
     index('service_requests_service_idx').on(t.serviceId),
-    index('service_requests_parent_idx').on(t.parentRequestId),
+    // Only duplicates have a parent: the other requests need no entry (one index write fewer per request).
+    index('service_requests_parent_idx').on(t.parentRequestId).where(sql`${t.parentRequestId} is not null`),
   ],
 )
 
@@ -263,7 +264,8 @@ export const requestUpdates = pgTable(
   },
   (t) => [
     uniqueIndex('request_updates_update_id_key').on(t.updateId),
-    uniqueIndex('request_updates_external_key').on(t.departmentId, t.externalUpdateId),
+    // Only department reports carry an update id of their own.
+    uniqueIndex('request_updates_external_key').on(t.departmentId, t.externalUpdateId).where(sql`${t.externalUpdateId} is not null`),
     index('request_updates_request_idx').on(t.requestId, t.createdAt),
     index('request_updates_created_at_idx').on(t.createdAt, t.id),
     check('request_updates_status_check', inList('status', OPEN311_STATUSES)),

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { sql } from 'drizzle-orm'
-import { type Db, queryRows } from '../../db/database.js'
+import { type Db, preparedRows, queryRows } from '../../db/database.js'
 import { badRequest } from '../../open311/errors.js'
 import type { StoredService } from '../catalog/catalog.js'
 import type { Jurisdiction } from '../jurisdictions.js'
@@ -55,7 +55,7 @@ export async function insertServiceRequest(db: Db, input: NewRequest): Promise<C
       ? sql`ST_SetSRID(ST_MakePoint(${submission.long}, ${submission.lat}), 4326)::geography`
       : sql`null::geography`
   const token = service.type === 'realtime' ? null : randomBytes(16).toString('base64url')
-  const [row] = await queryRows<{ public_id: string; service_notice: string | null }>(
+  const [row] = await preparedRows<{ public_id: string; service_notice: string | null }>(
     db,
     sql`with routed as (${routedDepartments(service.id, location)}),
         sr as (
