@@ -4,7 +4,6 @@
  */
 import zlib from 'node:zlib'
 import compress from '@fastify/compress'
-import etag from '@fastify/etag'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { AppConfig } from './config.js'
 import { type Database, type Db, openDatabase } from './db/database.js'
@@ -81,9 +80,6 @@ export async function buildApp({ config, database, logger, workers = false }: Bu
   })
 
   await app.register(errorsPlugin)
-  // ETag first, so it hashes the uncompressed body; weak, because gzip, brotli and identity
-  // answers share it. If-None-Match then answers 304.
-  await app.register(etag, { weak: true })
   // Brotli at quality 4: near-gzip CPU cost, smaller output; the default (11) costs ~10x CPU.
   await app.register(compress, { threshold: 1024, brotliOptions: { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 4 } } })
   await app.register(rateLimitsPlugin)

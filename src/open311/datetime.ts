@@ -43,15 +43,17 @@ const pad = (n: number, width = 2) => String(Math.abs(n)).padStart(width, '0')
  * and quarter hour turns a thousand-row answer's Intl calls into a handful.
  */
 const QUARTER_HOUR_MS = 900_000
-const offsetCache = new Map<string, number>()
+const offsetCaches = new Map<string, Map<number, number>>()
 
 function cachedOffsetMinutes(timeZone: string, date: Date): number {
-  const key = `${timeZone}|${Math.floor(date.getTime() / QUARTER_HOUR_MS)}`
-  let offset = offsetCache.get(key)
+  let offsets = offsetCaches.get(timeZone)
+  if (!offsets) offsetCaches.set(timeZone, (offsets = new Map()))
+  const quarter = Math.floor(date.getTime() / QUARTER_HOUR_MS)
+  let offset = offsets.get(quarter)
   if (offset === undefined) {
-    if (offsetCache.size > 50_000) offsetCache.clear()
+    if (offsets.size > 50_000) offsets.clear()
     offset = offsetMinutes(timeZone, date)
-    offsetCache.set(key, offset)
+    offsets.set(quarter, offset)
   }
   return offset
 }
