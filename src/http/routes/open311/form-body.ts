@@ -13,10 +13,26 @@ interface MultipartPart {
   value?: unknown
 }
 
-export async function registerFormParsers(app: FastifyInstance) {
-  // Open311 POSTs are forms: a JSON or text body is refused with 415, not half-understood.
+/**
+ * For the whole Open311 scope: urlencoded bodies (a JSON or text body is refused with 415, not
+ * half-understood), and empty query values dropped, so `status=` means no status filter.
+ * Callback-style hook: GETs pay no promise for it.
+ */
+export async function registerFormParsing(app: FastifyInstance) {
   app.removeContentTypeParser(['application/json', 'text/plain'])
   await app.register(formbody)
+  app.addHook('preValidation', (request, _reply, done) => {
+    removeEmpty(request.query)
+    done()
+  })
+}
+
+/**
+ * For the routes that take forms (the POSTs): multipart as well, flattened to `FormFields`, and
+ * empty body values dropped. @fastify/multipart hooks every request of its scope (three async
+ * hooks), which is why it is not registered for the GETs.
+ */
+export async function registerFormBodies(app: FastifyInstance) {
   const bodyLimit = app.config.bodyLimitBytes
   await app.register(multipart, {
     attachFieldsToBody: true,
@@ -29,7 +45,6 @@ export async function registerFormParsers(app: FastifyInstance) {
   })
   // The multipart parser reads the raw stream and has no overall size limit of its own: hold
   // a declared length to the body limit (a chunked upload stays bounded by the per-field limits).
-  // Both hooks run on every Open311 request, GETs included: callback style, no promise.
   app.addHook('onRequest', (request, _reply, done) => {
     const isMultipart = request.headers['content-type']?.toLowerCase().startsWith('multipart/')
     if (isMultipart && Number(request.headers['content-length'] ?? 0) > bodyLimit) {
@@ -41,7 +56,6 @@ export async function registerFormParsers(app: FastifyInstance) {
   app.addHook('preValidation', (request, _reply, done) => {
     try {
       if (request.isMultipart()) request.body = flattenMultipart(request)
-      removeEmpty(request.query)
       removeEmpty(request.body)
     } catch (err) {
       done(err as Error)

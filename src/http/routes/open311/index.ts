@@ -3,7 +3,7 @@ import etag from '@fastify/etag'
 import type { FastifyInstance } from 'fastify'
 import { Open311Error } from '../../../open311/errors.js'
 import discoveryRoutes from './discovery.js'
-import { registerFormParsers } from './form-body.js'
+import { registerFormBodies, registerFormParsing } from './form-body.js'
 import postRequestRoutes from './post-request.js'
 import postUpdateRoutes from './post-update.js'
 import requestReadRoutes from './requests.js'
@@ -28,7 +28,7 @@ const RESOURCES: [string, string[]][] = [
 export default async function open311Routes(app: FastifyInstance) {
   // Reads are public data: any origin may read them from a browser.
   await app.register(cors, { origin: '*', methods: ['GET', 'HEAD'], exposedHeaders: ['x-page', 'x-page-size', 'x-next-page-url', 'link', 'etag'] })
-  await registerFormParsers(app)
+  await registerFormParsing(app)
   // The catalog documents carry ETags (computed once per catalog version, see catalog-answers.ts)
   // and answer If-None-Match with 304. Request lists do not: hashing every 100 KB answer cost
   // ~13% of a radius search's CPU, for a conditional GET that clients of lists rarely make.
@@ -38,10 +38,13 @@ export default async function open311Routes(app: FastifyInstance) {
     await catalog.register(serviceRoutes)
   })
   await app.register(requestReadRoutes)
-  await app.register(postRequestRoutes)
   await app.register(tokenRoutes)
   await app.register(updateReadRoutes)
-  await app.register(postUpdateRoutes)
+  await app.register(async (forms) => {
+    await registerFormBodies(forms)
+    await forms.register(postRequestRoutes)
+    await forms.register(postUpdateRoutes)
+  })
 
   for (const [url, allowed] of RESOURCES) {
     const others = ALL_METHODS.filter((m) => !allowed.includes(m) && m !== 'OPTIONS')
