@@ -71,10 +71,12 @@ t.test('no hit is lost: concurrent hits on two instances all reach the shared co
   await Promise.all([a.flush(), b.flush()])
   t.equal(await storedHits(key), 100, '100 hits, 100 counted')
 
-  // Each flush brings the shared total back: the next local hit sees the other instance's.
-  t.equal((await a.hit(key, 60_000)).current, 101, 'A knows about B’s 50')
+  // Each flush brings the shared total back: after one, A's next local hit counts B's hits too.
+  await a.hit(key, 60_000)
+  await a.flush()
+  t.equal((await a.hit(key, 60_000)).current, 102, 'after its flush A knows about B’s 50')
   await a.close()
-  t.equal(await storedHits(key), 101, 'closing flushes what is held locally')
+  t.equal(await storedHits(key), 102, 'closing flushes what is held locally')
 })
 
 t.test('a hit counted locally is refused at the limit without waiting for a flush', async (t) => {
@@ -109,4 +111,37 @@ t.test('a failed flush keeps the hits for the next one', async (t) => {
   broken = false
   await counters.flush()
   t.equal(await storedHits(key), 3, 'the held hits arrive with the next flush')
+})
+
+t.test('clients seen once do not stay in memory: first hits sweep out ended windows', async (t) => {
+  const counters = new SharedCounters(() => instanceA.db, quiet, 0)
+  const window = 1_000
+  /** Waits for the start of the next window, so a burst of hits stays inside one. */
+  const nextWindow = () => sleep(window - (Date.now() % window) + 5)
+  await nextWindow()
+  for (let i = 0; i < 20; i++) await counters.hit(`test:once:${Date.now()}:${i}`, window)
+  t.equal(counters.size, 20, 'twenty clients in the current window')
+  await nextWindow()
+  await counters.hit(`test:once:${Date.now()}:late`, window)
+  t.equal(counters.size, 1, 'once their window has ended, the next first hit drops them')
+
+  const held = `test:held:${Date.now()}`
+  await counters.hit(held, window)
+  await counters.hit(held, window)
+  await nextWindow()
+  await counters.hit(`test:held:${Date.now()}:other`, window)
+  t.equal(await storedHits(held), 2, 'a counter with hits not yet flushed is flushed before it can go')
+  await counters.close()
+})
+
+t.test('flushes queue behind each other: close() waits for the one in flight', async (t) => {
+  const counters = new SharedCounters(() => instanceA.db, quiet)
+  const key = `test:queue:${Date.now()}`
+  await counters.hit(key, 60_000)
+  for (let i = 0; i < 5; i++) await counters.hit(key, 60_000)
+  const first = counters.flush()
+  const closing = counters.close()
+  await closing
+  t.equal(await storedHits(key), 6, 'every hit is in the table when close() resolves')
+  await first
 })

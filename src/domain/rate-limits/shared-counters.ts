@@ -11,7 +11,9 @@ import { sql } from 'drizzle-orm'
 import { type Db, type DatabaseLogger, queryRows } from '../../db/database.js'
 
 export const FLUSH_MS = 100
-/** Windows older than this are deleted by a share of flushes, so no extra job is needed. */
+/** How often a first hit also sweeps out ended windows, here and in the table: no extra job. */
+export const SWEEP_MS = 10_000
+/** Rows of windows older than this are deleted by the sweep. */
 const KEEP_WINDOWS_MS = 3_600_000
 
 interface Counter {
@@ -35,11 +37,18 @@ export class SharedCounters {
   private readonly counters = new Map<string, Counter>()
   private timer: NodeJS.Timeout | undefined
   private flushing: Promise<void> | undefined
+  private lastSweep = 0
 
   constructor(
     private readonly getDb: () => Db,
     private readonly log: DatabaseLogger,
+    private readonly sweepMs = SWEEP_MS,
   ) {}
+
+  /** Keys counted here (windows not yet swept out). */
+  get size(): number {
+    return this.counters.size
+  }
 
   async hit(key: string, timeWindow: number): Promise<Hit> {
     const now = Date.now()
@@ -47,6 +56,7 @@ export class SharedCounters {
     const ttl = windowStart + timeWindow - now
     const counter = this.counters.get(key)
     if (!counter || counter.windowStart !== windowStart) {
+      this.sweep(now)
       const [row] = await this.add([{ key, windowStart, hits: 1 }])
       const current = Number(row?.hits ?? 1)
       // Concurrent first hits all went to the database; the first answer creates the entry,
@@ -61,15 +71,16 @@ export class SharedCounters {
     return { current: counter.known + counter.inFlight + counter.pending, ttl }
   }
 
-  /** Folds every locally held hit into the shared counters. */
-  async flush(): Promise<void> {
+  /** Folds every locally held hit into the shared counters; calls queue behind each other. */
+  flush(): Promise<void> {
     clearTimeout(this.timer)
     this.timer = undefined
-    await this.flushing
-    this.flushing = this.flushOnce().finally(() => {
-      this.flushing = undefined
+    const next = (this.flushing ?? Promise.resolve()).then(() => this.flushOnce())
+    this.flushing = next
+    void next.finally(() => {
+      if (this.flushing === next) this.flushing = undefined
     })
-    return this.flushing
+    return next
   }
 
   async close(): Promise<void> {
@@ -77,28 +88,17 @@ export class SharedCounters {
   }
 
   private async flushOnce(): Promise<void> {
-    const now = Date.now()
     const batch: { key: string; counter: Counter; hits: number }[] = []
     for (const [key, counter] of this.counters) {
-      if (counter.pending > 0) {
-        batch.push({ key, counter, hits: counter.pending })
-        counter.inFlight += counter.pending
-        counter.pending = 0
-      } else if (counter.inFlight === 0 && counter.windowEnd <= now) {
-        this.counters.delete(key)
-      }
+      if (counter.pending === 0) continue
+      batch.push({ key, counter, hits: counter.pending })
+      counter.inFlight += counter.pending
+      counter.pending = 0
     }
     if (batch.length === 0) return
+    let rows: Awaited<ReturnType<SharedCounters['add']>>
     try {
-      const rows = await this.add(batch.map(({ key, counter, hits }) => ({ key, windowStart: counter.windowStart, hits })))
-      const totals = new Map(rows.map((r) => [`${r.key}\n${new Date(r.window_start).getTime()}`, Number(r.hits)]))
-      for (const { key, counter, hits } of batch) {
-        counter.inFlight -= hits
-        counter.known = Math.max(counter.known, totals.get(`${key}\n${counter.windowStart}`) ?? counter.known + hits)
-      }
-      if (Math.random() < 0.01) {
-        await this.getDb().execute(sql`delete from rate_limit_counters where window_start < ${new Date(now - KEEP_WINDOWS_MS).toISOString()}`)
-      }
+      rows = await this.add(batch.map(({ key, counter, hits }) => ({ key, windowStart: counter.windowStart, hits })))
     } catch (err) {
       // Keep the hits for the next flush rather than forget them.
       for (const { counter, hits } of batch) {
@@ -106,7 +106,29 @@ export class SharedCounters {
         counter.pending += hits
       }
       this.log.warn({ err }, 'rate-limit counters could not be flushed')
+      return
     }
+    const totals = new Map(rows.map((r) => [`${r.key}\n${new Date(r.window_start).getTime()}`, Number(r.hits)]))
+    for (const { key, counter, hits } of batch) {
+      counter.inFlight -= hits
+      counter.known = Math.max(counter.known, totals.get(`${key}\n${counter.windowStart}`) ?? counter.known + hits)
+    }
+  }
+
+  /**
+   * Drops the counters of ended windows, so clients seen once do not stay in memory, and now and
+   * then the table's old rows. Runs on first hits, the only path that adds entries.
+   */
+  private sweep(now: number) {
+    if (now - this.lastSweep < this.sweepMs) return
+    this.lastSweep = now
+    for (const [key, counter] of this.counters) {
+      if (counter.windowEnd <= now && counter.pending === 0 && counter.inFlight === 0) this.counters.delete(key)
+    }
+    // Not awaited: a failure only leaves the rows for the next sweep.
+    this.getDb()
+      .execute(sql`delete from rate_limit_counters where window_start < ${new Date(now - KEEP_WINDOWS_MS).toISOString()}`)
+      .catch((err: unknown) => this.log.warn({ err }, 'old rate-limit counters could not be pruned'))
   }
 
   /** Adds hits to shared counters in one statement; answers with the new totals. */
