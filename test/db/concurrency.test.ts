@@ -7,7 +7,12 @@ import { like, sql } from 'drizzle-orm'
 import t, { type Test } from 'tap'
 import { queryRows } from '../../src/db/database.js'
 import { jurisdictions, services } from '../../src/db/schema.js'
+import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
+import { activeService } from '../../src/domain/catalog/catalog-cache.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
+import { resolveJurisdiction } from '../../src/domain/jurisdictions.js'
+import { insertServiceRequest } from '../../src/domain/requests/create-request.js'
+import { validateSubmission } from '../../src/domain/requests/submission.js'
 import { buildTestApp } from '../helpers/app.js'
 import { sqlState } from '../helpers/query.js'
 
@@ -193,4 +198,52 @@ t.test('later requests all succeed', async (t) => {
   const ready = await app.inject('/readyz')
   t.equal(ready.statusCode, 200)
   t.same(ready.json(), { status: 'ready' })
+})
+
+t.test('concurrent POSTs, each one prepared statement, among inserts that fail inside it', async (t) => {
+  const client = await createApiKey(db, { name: 'concurrent poster' })
+  const jurisdictionRow = await resolveJurisdiction(db, demo.jurisdiction)
+  const pothole = (await activeService(db, jurisdictionRow, 'pothole'))!
+  const count = async () =>
+    (
+      await queryRows<{ requests: number; reporters: number; updates: number }>(
+        db,
+        sql`select (select count(*) from service_requests)::int as requests, (select count(*) from request_reporters)::int as reporters,
+                   (select count(*) from request_updates)::int as updates`,
+      )
+    )[0]!
+  const before = await count()
+  const post = (i: number) =>
+    app.inject({
+      method: 'POST',
+      url: '/open311/v2/requests.json',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({
+        api_key: client.key,
+        service_code: 'pothole',
+        lat: '41.8781',
+        long: '-87.6298',
+        email: `resident${i}@example.org`,
+        'attribute[size]': 'SMALL',
+      }).toString(),
+    })
+  // The same statement for a service that does not exist: a foreign-key failure inside it.
+  const submission = validateSubmission({ lat: '41.8781', long: '-87.6298', email: 'x@example.org', 'attribute[size]': 'SMALL' }, pothole, 'UTC')
+  const failing = () => insertServiceRequest(db, { jurisdiction: jurisdictionRow, service: { ...pothole, id: 987654321 }, submission, channel: 'test' })
+
+  const [answers, failures] = await Promise.all([
+    Promise.all(Array.from({ length: 40 }, (_, i) => post(i))),
+    Promise.allSettled(Array.from({ length: 10 }, failing)),
+  ])
+  t.same(answers.map((a) => a.statusCode), Array(40).fill(200), 'every POST answered 200')
+  const ids = answers.map((a) => (a.json() as { service_request_id: string }[])[0]!.service_request_id)
+  t.equal(new Set(ids).size, 40, 'forty distinct requests')
+  t.same(failures.map((f) => (f.status === 'rejected' ? sqlState(f.reason) : 'fulfilled')), Array(10).fill('23503'), 'each failing insert failed on its foreign key')
+  const after = await count()
+  t.same(
+    { requests: after.requests - before.requests, reporters: after.reporters - before.reporters, updates: after.updates - before.updates },
+    { requests: 40, reporters: 40, updates: 40 },
+    'a request, its reporter and its first update for each POST; nothing from the failed ones',
+  )
+  t.equal((await post(99)).statusCode, 200, 'and the next POST still succeeds')
 })
