@@ -597,6 +597,19 @@ t.test('per-work-order ordering: events arrive in commit order even when the fir
   await h.retire('ordered')
 })
 
+t.test('an event stamped within the current millisecond is due (JavaScript clocks stop at milliseconds)', async (t) => {
+  await h.registerDepartment('same-ms')
+  await h.route('sidewalk-damage', 'same-ms')
+  await h.submit()
+  const [row] = await h.outboxOf('same-ms')
+  // As when the commit's own NOTIFY wakes a dispatcher within the millisecond of the insert.
+  await db.execute(sql`update outbox set next_attempt_at = '2026-05-01T12:00:00.123456Z' where id = ${row!.id}`)
+  t.equal((await claimDue(db, 'same-ms-worker', new Date('2026-05-01T12:00:00.122Z'), 10, 60_000)).length, 0, 'a millisecond early: not due')
+  const claimed = await claimDue(db, 'same-ms-worker', new Date('2026-05-01T12:00:00.123Z'), 10, 60_000)
+  t.same(claimed.map((c) => c.id), [row!.id], 'within its millisecond: claimed')
+  await h.retire('same-ms')
+})
+
 t.test('crash recovery: rows claimed by a worker that died are re-attempted after the lock timeout, not before', async (t) => {
   const dept = await h.registerDepartment('crash')
   await h.route('sidewalk-damage', 'crash')

@@ -53,6 +53,10 @@ type Outcome =
 
 export async function claimDue(db: Db, workerId: string, now: Date, batchSize: number, lockTimeoutMs: number): Promise<ClaimedRow[]> {
   const staleBefore = new Date(now.getTime() - lockTimeoutMs).toISOString()
+  // `now` has millisecond precision, next_attempt_at microsecond: an event stamped within the
+  // current millisecond is due. Otherwise the wake-up that its own commit's NOTIFY causes could
+  // find it "in the future" and leave it to the next poll.
+  const dueBefore = new Date(now.getTime() + 1).toISOString()
   return queryRows<ClaimedRow>(
     db,
     sql`update outbox o set locked_at = ${now.toISOString()}, locked_by = ${workerId}, attempts = o.attempts + 1
@@ -60,7 +64,7 @@ export async function claimDue(db: Db, workerId: string, now: Date, batchSize: n
         where d.id = o.department_id and o.id in (
           select c.id from outbox c
           join departments cd on cd.id = c.department_id
-          where c.state = 'pending' and c.next_attempt_at <= ${now.toISOString()}
+          where c.state = 'pending' and c.next_attempt_at < ${dueBefore}
             and (c.locked_at is null or c.locked_at < ${staleBefore})
             and cd.enabled and cd.webhook_url is not null
             and not exists (
