@@ -50,6 +50,24 @@ export async function queryRows<T>(db: Db, query: SQL): Promise<T[]> {
   return result.rows
 }
 
+/**
+ * An instance's cache, one map per database handle, so two databases in one process (tests)
+ * never share entries. Returns the map for a handle, creating it on first use.
+ */
+export function cachePerDatabase<V>(): { of(db: Db): Map<string, V>; forget(db: Db): void } {
+  const maps = new WeakMap<Db, Map<string, V>>()
+  return {
+    of(db) {
+      let map = maps.get(db)
+      if (!map) maps.set(db, (map = new Map()))
+      return map
+    },
+    forget(db) {
+      maps.delete(db)
+    },
+  }
+}
+
 /** One name per distinct SQL text, process-wide: a name always means the same text. */
 const statementNames = new Map<string, string>()
 

@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto'
 import type { FastifyReply } from 'fastify'
-import type { Db } from '../db/database.js'
+import { cachePerDatabase, type Db } from '../db/database.js'
 import type { Jurisdiction } from '../domain/jurisdictions.js'
 import { CONTENT_TYPES, type Format, renderXml } from '../open311/spark.js'
 
@@ -18,8 +18,7 @@ interface RenderedAnswer {
   etag: string
 }
 
-/** Per database handle, so two databases in one process (tests) never share entries. */
-const rendered = new WeakMap<Db, Map<string, RenderedAnswer>>()
+const rendered = cachePerDatabase<RenderedAnswer>()
 
 export interface CatalogAnswer {
   db: Db
@@ -37,8 +36,7 @@ export interface CatalogAnswer {
 export async function sendCatalogAnswer(reply: FastifyReply, answer: CatalogAnswer) {
   const version = answer.jurisdiction.catalogChangedAt.getTime()
   const key = `${answer.jurisdiction.id}\n${answer.document}\n${answer.format}`
-  let entries = rendered.get(answer.db)
-  if (!entries) rendered.set(answer.db, (entries = new Map()))
+  const entries = rendered.of(answer.db)
   let entry = entries.get(key)
   if (entry?.version !== version) {
     const value = await answer.build()

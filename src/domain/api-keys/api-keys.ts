@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { and, asc, eq, isNull, lt, or, sql } from 'drizzle-orm'
-import type { Db } from '../../db/database.js'
+import { cachePerDatabase, type Db } from '../../db/database.js'
 import { apiKeys } from '../../db/schema.js'
 import { badRequest } from '../../open311/errors.js'
 
@@ -70,12 +70,11 @@ export async function revokeApiKey(db: Db, id: number): Promise<ApiKeySummary | 
  */
 export const API_KEY_CACHE_TTL_MS = 2_000
 type ApiKeyRow = typeof apiKeys.$inferSelect
-const keyRows = new WeakMap<Db, Map<string, { at: number; row: ApiKeyRow }>>()
+const keyRows = cachePerDatabase<{ at: number; row: ApiKeyRow }>()
 
 /** The key's row, from this instance's copy when it is fresh enough. */
 async function keyRow(db: Db, keyId: string): Promise<ApiKeyRow | undefined> {
-  let rows = keyRows.get(db)
-  if (!rows) keyRows.set(db, (rows = new Map()))
+  const rows = keyRows.of(db)
   const cached = rows.get(keyId)
   if (cached && Date.now() - cached.at < API_KEY_CACHE_TTL_MS) return cached.row
   const [row] = await db.select().from(apiKeys).where(eq(apiKeys.keyId, keyId))
@@ -90,7 +89,7 @@ async function keyRow(db: Db, keyId: string): Promise<ApiKeyRow | undefined> {
 
 /** Drops this instance's copies (after a change made behind the cache's back). */
 export function forgetApiKeys(db: Db) {
-  keyRows.delete(db)
+  keyRows.forget(db)
 }
 
 /** Moves last_used_at after a successful verification, at most once a minute. */

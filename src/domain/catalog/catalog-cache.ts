@@ -5,18 +5,16 @@
  * made through any instance is seen by the next request on every instance: the cache can
  * never serve a catalog older than the database's.
  */
-import type { Db } from '../../db/database.js'
+import { cachePerDatabase, type Db } from '../../db/database.js'
 import type { Jurisdiction } from '../jurisdictions.js'
 import { loadCatalogServices, type StoredService } from './catalog.js'
 
-/** Per database handle, so two databases in one process (tests) never share entries. */
-const caches = new WeakMap<Db, Map<string, { version: number; services: StoredService[] }>>()
+const catalogs = cachePerDatabase<{ version: number; services: StoredService[] }>()
 
 /** Active services of the jurisdiction, as of its catalog_changed_at. */
 export async function activeServices(db: Db, jurisdiction: Jurisdiction): Promise<StoredService[]> {
   const version = jurisdiction.catalogChangedAt.getTime()
-  let cache = caches.get(db)
-  if (!cache) caches.set(db, (cache = new Map()))
+  const cache = catalogs.of(db)
   const cached = cache.get(jurisdiction.id)
   if (cached?.version === version) return cached.services
   const services = await loadCatalogServices(db, jurisdiction.id)
