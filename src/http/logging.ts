@@ -108,13 +108,13 @@ class LazyRequestLogger {
     return this.#child?.level ?? this.parent.level
   }
 
+  set level(level: string) {
+    this.real.level = level
+  }
+
   /** pino answers without building anything; a logger without isLevelEnabled is asked by calling it. */
   private enabled(level: string): boolean {
     return (this.parent as Partial<Pick<Logger, 'isLevelEnabled'>>).isLevelEnabled?.(level) ?? true
-  }
-
-  set level(level: string) {
-    this.real.level = level
   }
 
   fatal(...args: LogArgs) {
