@@ -7,7 +7,7 @@ import compress from '@fastify/compress'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { AppConfig } from './config.js'
 import { type Database, type Db, openDatabase } from './db/database.js'
-import { childLoggerFactory, loggerOptions, requestIdOptions } from './http/logging.js'
+import { childLoggerFactory, logController, loggerOptions, requestIdOptions } from './http/logging.js'
 import { createWebhookContext, type WebhookContext } from './integrations/webhooks/context.js'
 import errorsPlugin from './http/plugins/errors.js'
 import openapiPlugin from './http/plugins/openapi.js'
@@ -43,6 +43,7 @@ export async function buildApp({ config, database, logger, workers = false }: Bu
     ...(logger ? { loggerInstance: logger } : { logger: loggerOptions(config.logLevel) }),
     ...requestIdOptions,
     childLoggerFactory,
+    logController,
     trustProxy: config.trustProxy,
     bodyLimit: config.bodyLimitBytes,
     ajv: {

@@ -1,21 +1,38 @@
 /**
  * The catalog's answers — service list, service definitions, discovery — change only when the
  * catalog does, and they are the most requested documents of a 311 API. Each instance renders
- * each one once per jurisdiction, catalog version and format, with its ETag, and then serves
- * the stored bytes. The version is the jurisdiction's `catalog_changed_at`, which every request
- * reads (at most a second old, see domain/jurisdictions.ts), so a change made through any
- * instance retires the old bytes everywhere.
+ * each one once per jurisdiction, catalog version and format, with its ETag and its gzip and
+ * brotli encodings, and then serves the stored bytes. The version is the jurisdiction's
+ * `catalog_changed_at`, which every request reads (at most a second old, see
+ * domain/jurisdictions.ts), so a change made through any instance retires the old bytes everywhere.
+ *
+ * Because the bytes are final, the routes that use this skip the per-request compression and
+ * ETag hooks (see CATALOG_ROUTE_OPTIONS): compressing once at the best level is both cheaper
+ * and smaller than compressing every answer at a fast one.
  */
 import { createHash } from 'node:crypto'
-import type { FastifyReply } from 'fastify'
+import { brotliCompressSync, constants as zlib, gzipSync } from 'node:zlib'
+import { negotiate } from '@fastify/accept-negotiator'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { cachePerDatabase, type Db } from '../db/database.js'
 import type { Jurisdiction } from '../domain/jurisdictions.js'
 import { CONTENT_TYPES, type Format, renderXml } from '../open311/spark.js'
 
+/** Route options for catalog routes: their answers arrive encoded, so no compress hooks run. */
+export const CATALOG_ROUTE_OPTIONS = { compress: false, decompress: false } as const
+
+/** Below this size an encoding saves less than its header costs (the same threshold as @fastify/compress). */
+const COMPRESSION_THRESHOLD = 1024
+
+type Encoding = 'br' | 'gzip'
+const ENCODINGS: ('br' | 'gzip' | 'identity')[] = ['br', 'gzip', 'identity']
+
 interface RenderedAnswer {
   version: number
-  body: Buffer
   etag: string
+  body: Buffer
+  /** Absent for bodies under the threshold. */
+  encoded?: Record<Encoding, Buffer>
 }
 
 const rendered = cachePerDatabase<RenderedAnswer>()
@@ -32,8 +49,8 @@ export interface CatalogAnswer {
   build: () => unknown | Promise<unknown>
 }
 
-/** Sends the stored rendering, rendering it first when the catalog has moved on. */
-export async function sendCatalogAnswer(reply: FastifyReply, answer: CatalogAnswer) {
+/** Sends the stored rendering (304 when the client holds it), rendering it first when the catalog has moved on. */
+export async function sendCatalogAnswer(request: FastifyRequest, reply: FastifyReply, answer: CatalogAnswer) {
   const version = answer.jurisdiction.catalogChangedAt.getTime()
   const key = `${answer.jurisdiction.id}\n${answer.document}\n${answer.format}`
   const entries = rendered.of(answer.db)
@@ -42,15 +59,46 @@ export async function sendCatalogAnswer(reply: FastifyReply, answer: CatalogAnsw
     const value = await answer.build()
     // JSON goes through the route's response schema, exactly as an unrendered answer would.
     const text = answer.format === 'xml' ? renderXml(answer.root, value) : (reply.serializeInput(value as Record<string, unknown>, '200') as string)
-    const body = Buffer.from(text)
-    entry = { version, body, etag: weakEtag(body) }
+    entry = render(version, Buffer.from(text))
     entries.set(key, entry)
   }
-  // With the ETag set here, @fastify/etag neither hashes the body again nor misses a 304.
-  return reply.type(CONTENT_TYPES[answer.format]).header('etag', entry.etag).send(entry.body)
+  reply.type(CONTENT_TYPES[answer.format]).header('etag', entry.etag).header('vary', 'accept-encoding')
+  if (matchesIfNoneMatch(request.headers['if-none-match'], entry.etag)) return reply.code(304).send()
+  const encoding = entry.encoded && acceptedEncoding(request.headers['accept-encoding'])
+  if (!encoding) return reply.send(entry.body)
+  return reply.header('content-encoding', encoding).send(entry.encoded![encoding])
 }
 
-/** The same tag @fastify/etag would compute (weak: gzip, brotli and identity share it). */
+function render(version: number, body: Buffer): RenderedAnswer {
+  const entry: RenderedAnswer = { version, etag: weakEtag(body), body }
+  if (body.length >= COMPRESSION_THRESHOLD) {
+    entry.encoded = {
+      br: brotliCompressSync(body, { params: { [zlib.BROTLI_PARAM_QUALITY]: zlib.BROTLI_MAX_QUALITY } }),
+      gzip: gzipSync(body, { level: zlib.Z_BEST_COMPRESSION }),
+    }
+  }
+  return entry
+}
+
+/** The client's preferred encoding of ours, or null for identity. */
+function acceptedEncoding(header: string | undefined): Encoding | null {
+  if (!header) return null
+  // `x-gzip` is gzip's old alias (RFC 9110 §8.4.1.3); @fastify/compress reads it the same way.
+  const chosen = negotiate(header.toLowerCase().replaceAll('x-gzip', 'gzip'), ENCODINGS)
+  return chosen === 'br' || chosen === 'gzip' ? chosen : null
+}
+
+/**
+ * RFC 9110 §13.1.2: `*`, or a list of tags compared weakly (W/ ignored on both sides).
+ * A weak tag: the gzip, brotli and identity bodies share it, as they are the same document.
+ */
+function matchesIfNoneMatch(header: string | undefined, etag: string): boolean {
+  if (!header) return false
+  if (header.trim() === '*') return true
+  const opaque = etag.replace(/^W\//, '')
+  return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === opaque)
+}
+
 function weakEtag(body: Buffer): string {
   return `W/"${createHash('sha1').update(body).digest('base64')}"`
 }

@@ -191,3 +191,18 @@ t.test('a crashing route answers 500 in the spec error format, without internals
   t.match(failure?.err, { message: String, stack: String }, 'with the error for operators')
   t.notOk(broken.rawLogs().includes('SECRETKEY123'), 'still without the secret from the URL')
 })
+
+t.test('at level warn the per-request info lines are skipped, and failures are still logged', async (t) => {
+  const quiet = await buildTestApp(t, { logLevel: 'warn' })
+  await loadDemoCatalog(quiet.app.db)
+  const ok = await quiet.app.inject({ url: '/open311/v2/services.json', headers: { 'x-request-id': 'quiet-ok-1' } })
+  t.equal(ok.statusCode, 200)
+  t.same(quiet.logs().filter((l) => l.reqId === 'quiet-ok-1'), [], 'a served request writes nothing')
+
+  await closeDatabaseUnderApp(quiet.database)
+  const failed = await quiet.app.inject({ url: '/open311/v2/requests.json', headers: { 'x-request-id': 'quiet-fail-1' } })
+  t.equal(failed.statusCode, 500)
+  const lines = quiet.logs().filter((l) => l.reqId === 'quiet-fail-1')
+  t.match(lines, [{ msg: 'request failed', level: 50 }], 'a failure writes its error line, and only that')
+  t.equal(lines.length, 1)
+})

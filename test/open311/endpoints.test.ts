@@ -429,6 +429,50 @@ t.test('gzip and br compress bodies that decompress to the same bytes', async (t
   }
 })
 
+t.test('catalog answers: If-None-Match lists, * and weak comparison; the encodings a client prefers', async (t) => {
+  const first = await get('services.json')
+  const etag = first.headers.etag as string
+  t.match(etag, /^W\//, 'a weak tag: every encoding of the document shares it')
+  for (const header of [`"other", ${etag}`, '*', etag.replace(/^W\//, ''), ` ${etag} ,"x"`]) {
+    const res = await get('services.json', { 'if-none-match': header, 'accept-encoding': 'br' })
+    t.equal(res.statusCode, 304, `If-None-Match: ${header} → 304`)
+    t.equal(res.rawPayload.length, 0, 'no body')
+    t.equal(res.headers['content-encoding'], undefined, 'and no encoding on a 304')
+    t.equal(res.headers.etag, etag, 'the 304 repeats the tag')
+  }
+  t.equal((await get('services.json', { 'if-none-match': '"other", W/"another"' })).statusCode, 200, 'no tag matches → 200')
+
+  const cases: [string, string | undefined][] = [
+    ['gzip;q=0.5, br;q=0.9', 'br'],
+    ['br;q=0, gzip', 'gzip'],
+    ['x-gzip', 'gzip'],
+    ['deflate', undefined],
+    ['identity', undefined],
+    ['*', 'br'],
+    ['GZIP', 'gzip'],
+  ]
+  for (const [accept, expected] of cases) {
+    const res = await get('services.json', { 'accept-encoding': accept })
+    t.equal(res.statusCode, 200)
+    t.equal(res.headers['content-encoding'], expected, `Accept-Encoding: ${accept} → ${expected ?? 'identity'}`)
+    t.match(res.headers.vary, /accept-encoding/i, 'Vary: Accept-Encoding on every variant')
+    const body = expected === 'br' ? brotliDecompressSync(res.rawPayload) : expected === 'gzip' ? gunzipSync(res.rawPayload) : res.rawPayload
+    t.equal(body.toString('utf8'), first.body, 'the same document')
+  }
+
+  const head = await app.inject({ method: 'HEAD', url: '/open311/v2/services.xml', headers: { 'accept-encoding': 'gzip' } })
+  t.equal(head.statusCode, 200)
+  t.equal(head.headers['content-encoding'], 'gzip', 'HEAD announces the encoding a GET would use')
+  t.equal(head.body, '', 'with no body')
+
+  // A small document is sent as it is: compressing it would not pay for its header.
+  const small = await get('services/dead-animal.json', { 'accept-encoding': 'gzip, br' })
+  t.equal(small.statusCode, 200)
+  t.ok(small.rawPayload.length < 1024, 'a definition under 1 KB')
+  t.equal(small.headers['content-encoding'], undefined, 'is not compressed')
+  t.same(JSON.parse(small.body), (await get('services/dead-animal.json')).json())
+})
+
 t.test('CORS: any origin may read', async (t) => {
   for (const path of ['services.json', 'requests.json', 'discovery.xml', `requests/${f('c1').publicId}.json`]) {
     const res = await get(path, { origin: 'https://app.example' })

@@ -2,13 +2,14 @@ import type { FastifyInstance } from 'fastify'
 import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { formatW3c } from '../../../open311/datetime.js'
 import type { Format } from '../../../open311/spark.js'
-import { sendCatalogAnswer } from '../../catalog-answers.js'
+import { CATALOG_ROUTE_OPTIONS, sendCatalogAnswer } from '../../catalog-answers.js'
 import { discoveryDocument, errorResponses, formatParams, jurisdictionQuery } from '../../schemas/open311.js'
 
 export default async function discoveryRoutes(app: FastifyInstance) {
   app.get<{ Params: { format: Format }; Querystring: { jurisdiction_id?: string } }>(
     '/discovery.:format',
     {
+      ...CATALOG_ROUTE_OPTIONS,
       schema: {
         tags: ['Open311'],
         summary: 'Service discovery',
@@ -35,7 +36,7 @@ export default async function discoveryRoutes(app: FastifyInstance) {
           },
         ],
       })
-      return sendCatalogAnswer(reply, {
+      return sendCatalogAnswer(request, reply, {
         db: app.db,
         jurisdiction,
         // The jurisdiction's contact details are part of the document, not of the catalog version.

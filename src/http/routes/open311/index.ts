@@ -1,5 +1,4 @@
 import cors from '@fastify/cors'
-import etag from '@fastify/etag'
 import type { FastifyInstance } from 'fastify'
 import { Open311Error } from '../../../open311/errors.js'
 import discoveryRoutes from './discovery.js'
@@ -27,16 +26,14 @@ const RESOURCES: [string, string[]][] = [
 /** GeoReport v2 under /open311/v2. */
 export default async function open311Routes(app: FastifyInstance) {
   // Reads are public data: any origin may read them from a browser.
-  await app.register(cors, { origin: '*', methods: ['GET', 'HEAD'], exposedHeaders: ['x-page', 'x-page-size', 'x-next-page-url', 'link', 'etag'] })
+  await app.register(cors, { origin: '*', methods: ['GET', 'HEAD'], exposedHeaders: 'x-page, x-page-size, x-next-page-url, link, etag' })
   await registerFormParsing(app)
-  // The catalog documents carry ETags (computed once per catalog version, see catalog-answers.ts)
-  // and answer If-None-Match with 304. Request lists do not: hashing every 100 KB answer cost
-  // ~13% of a radius search's CPU, for a conditional GET that clients of lists rarely make.
-  await app.register(async (catalog) => {
-    await catalog.register(etag, { weak: true })
-    await catalog.register(discoveryRoutes)
-    await catalog.register(serviceRoutes)
-  })
+  // The catalog documents carry ETags and ready-compressed bodies (once per catalog version, see
+  // catalog-answers.ts) and answer If-None-Match with 304. Request lists carry no ETag: hashing
+  // every 100 KB answer cost ~13% of a radius search's CPU, for a conditional GET that clients
+  // of lists rarely make.
+  await app.register(discoveryRoutes)
+  await app.register(serviceRoutes)
   await app.register(requestReadRoutes)
   await app.register(tokenRoutes)
   await app.register(updateReadRoutes)

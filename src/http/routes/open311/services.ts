@@ -4,13 +4,14 @@ import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { notFound } from '../../../open311/errors.js'
 import { toServiceDefinition, toServiceListItem } from '../../../open311/representations.js'
 import type { Format } from '../../../open311/spark.js'
-import { sendCatalogAnswer } from '../../catalog-answers.js'
+import { CATALOG_ROUTE_OPTIONS, sendCatalogAnswer } from '../../catalog-answers.js'
 import { errorResponses, formatParams, jurisdictionQuery, serviceDefinition, serviceListItem } from '../../schemas/open311.js'
 
 export default async function serviceRoutes(app: FastifyInstance) {
   app.get<{ Params: { format: Format }; Querystring: { jurisdiction_id?: string } }>(
     '/services.:format',
     {
+      ...CATALOG_ROUTE_OPTIONS,
       schema: {
         tags: ['Open311'],
         summary: 'GET Service List',
@@ -22,7 +23,7 @@ export default async function serviceRoutes(app: FastifyInstance) {
     },
     async (request, reply) => {
       const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
-      return sendCatalogAnswer(reply, {
+      return sendCatalogAnswer(request, reply, {
         db: app.db,
         jurisdiction,
         document: 'services',
@@ -36,6 +37,7 @@ export default async function serviceRoutes(app: FastifyInstance) {
   app.get<{ Params: { format: Format; service_code: string }; Querystring: { jurisdiction_id?: string } }>(
     '/services/:service_code.:format',
     {
+      ...CATALOG_ROUTE_OPTIONS,
       schema: {
         tags: ['Open311'],
         summary: 'GET Service Definition',
@@ -52,7 +54,7 @@ export default async function serviceRoutes(app: FastifyInstance) {
     async (request, reply) => {
       const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
       const serviceCode = request.params.service_code
-      return sendCatalogAnswer(reply, {
+      return sendCatalogAnswer(request, reply, {
         db: app.db,
         jurisdiction,
         document: `services/${serviceCode}`,
