@@ -232,6 +232,11 @@ export const requestTokens = pgTable(
   },
   (t) => [
     uniqueIndex('request_tokens_request_key').on(t.requestId),
+    // Accepted tokens pile up for good; these stay as small as the tokens still in flight.
+    // Every public search asks "is this request's token not accepted yet?" of each row ...
+    index('request_tokens_unaccepted_idx').on(t.requestId).where(sql`${t.state} <> 'accepted'`),
+    // ... and the acceptor looks for the oldest pending ones every few seconds.
+    index('request_tokens_pending_idx').on(t.createdAt).where(sql`${t.state} = 'pending'`),
     check('request_tokens_state_check', inList('state', TOKEN_STATES)),
   ],
 )

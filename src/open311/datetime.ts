@@ -58,16 +58,49 @@ function cachedOffsetMinutes(timeZone: string, date: Date): number {
   return offset
 }
 
+/**
+ * Request lists format three datetimes per row: the text is put together from cached pieces
+ * (the local date, the zone suffix, two-digit numbers) instead of six Date getters and padding.
+ */
+const DAY_MS = 86_400_000
+const TWO_DIGITS = Array.from({ length: 60 }, (_, n) => pad(n))
+const datePrefixes = new Map<number, string>()
+const zoneSuffixes = new Map<number, string>()
+
+function datePrefix(localDay: number): string {
+  let prefix = datePrefixes.get(localDay)
+  if (prefix === undefined) {
+    if (datePrefixes.size > 50_000) datePrefixes.clear()
+    const d = new Date(localDay * DAY_MS)
+    prefix = `${pad(d.getUTCFullYear(), 4)}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T`
+    datePrefixes.set(localDay, prefix)
+  }
+  return prefix
+}
+
+function zoneSuffix(offset: number): string {
+  let suffix = zoneSuffixes.get(offset)
+  if (suffix === undefined) {
+    suffix = `${offset < 0 ? '-' : '+'}${pad(Math.trunc(offset / 60))}:${pad(offset % 60)}`
+    zoneSuffixes.set(offset, suffix)
+  }
+  return suffix
+}
+
 export function formatW3c(date: Date, timeZone: string): string {
   const offset = cachedOffsetMinutes(timeZone, date)
-  const local = new Date(Math.floor(date.getTime() / 1000) * 1000 + offset * 60_000)
-  const zone =
-    timeZone === 'UTC' || timeZone === 'Etc/UTC'
-      ? 'Z'
-      : `${offset < 0 ? '-' : '+'}${pad(Math.trunc(offset / 60))}:${pad(offset % 60)}`
+  const localSeconds = Math.floor(date.getTime() / 1000) + offset * 60
+  const localDay = Math.floor(localSeconds / 86_400)
+  const secondOfDay = localSeconds - localDay * 86_400
+  const zone = timeZone === 'UTC' || timeZone === 'Etc/UTC' ? 'Z' : zoneSuffix(offset)
   return (
-    `${pad(local.getUTCFullYear(), 4)}-${pad(local.getUTCMonth() + 1)}-${pad(local.getUTCDate())}` +
-    `T${pad(local.getUTCHours())}:${pad(local.getUTCMinutes())}:${pad(local.getUTCSeconds())}${zone}`
+    datePrefix(localDay) +
+    TWO_DIGITS[Math.floor(secondOfDay / 3600)] +
+    ':' +
+    TWO_DIGITS[Math.floor(secondOfDay / 60) % 60] +
+    ':' +
+    TWO_DIGITS[secondOfDay % 60] +
+    zone
   )
 }
 

@@ -4,7 +4,7 @@
  * detail documented in docs/open311.md. Built only from public rows: no personal data can reach it.
  */
 import type { CatalogAttribute } from '../domain/catalog/catalog-schema.js'
-import type { PublicRequestRow, PublicUpdateRow } from '../domain/requests/find-requests.js'
+import type { ExtendedRequestRow, PublicRequestRow, PublicUpdateRow } from '../domain/requests/find-requests.js'
 import { formatOptionalW3c, formatW3c } from './datetime.js'
 
 export interface RequestNote {
@@ -16,12 +16,14 @@ export interface RequestNote {
   type: 'update'
 }
 
-export function toRequest(
-  row: PublicRequestRow,
-  timeZone: string,
-  extensions?: { notes: PublicUpdateRow[]; attributeDefinitions: CatalogAttribute[] },
-) {
-  const core = {
+export interface RequestExtensions {
+  notes: PublicUpdateRow[]
+  attributeDefinitions: CatalogAttribute[]
+}
+
+/** The core GeoReport v2 request. */
+export function toRequest(row: PublicRequestRow, timeZone: string) {
+  return {
     service_request_id: row.service_request_id,
     status: row.status,
     status_notes: row.status_notes,
@@ -40,9 +42,12 @@ export function toRequest(
     long: row.long,
     media_url: row.media_urls[0] ?? null,
   }
-  if (!extensions) return core
+}
+
+/** The core request and what `extensions=true` adds. */
+export function toExtendedRequest(row: ExtendedRequestRow, timeZone: string, extensions: RequestExtensions) {
   return {
-    ...core,
+    ...toRequest(row, timeZone),
     extended_attributes: {
       detailed_status: row.detailed_status,
       channel: row.channel,
@@ -56,7 +61,7 @@ export function toRequest(
   }
 }
 
-function publicAnswers(answers: PublicRequestRow['attributes'], definitions: CatalogAttribute[]) {
+function publicAnswers(answers: ExtendedRequestRow['attributes'], definitions: CatalogAttribute[]) {
   return definitions
     .filter((d) => d.public && d.variable && answers[d.code] !== undefined)
     .map((d) => {

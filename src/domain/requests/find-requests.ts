@@ -4,7 +4,7 @@
  * marked public.
  */
 import { type SQL, sql } from 'drizzle-orm'
-import { type Db, queryRows, toDate } from '../../db/database.js'
+import { type Db, preparedRows, queryRows, toDate } from '../../db/database.js'
 import type { Open311Status } from '../../db/schema.js'
 
 export interface RequestFilter {
@@ -27,6 +27,7 @@ export interface RequestFilter {
   offset: number
 }
 
+/** The columns of a request's core Open311 shape. */
 export interface PublicRequestRow {
   id: number
   service_request_id: string
@@ -40,34 +41,46 @@ export interface PublicRequestRow {
   requested_at: Date
   updated_at: Date
   expected_at: Date | null
-  closed_at: Date | null
   address: string | null
   address_id: string | null
   zipcode: string | null
   lat: number | null
   long: number | null
   media_urls: string[]
+  service_id: number
+}
+
+/** The core columns and those `extensions=true` adds. */
+export interface ExtendedRequestRow extends PublicRequestRow {
+  closed_at: Date | null
   detailed_status: string
   channel: string | null
   parent_service_request_id: string | null
   attributes: Record<string, string | string[]>
-  service_id: number
 }
 
 /** A batch request is public once its token is accepted: until then it has no id to give out. */
 const TOKEN_ACCEPTED = sql`not exists (select 1 from request_tokens t where t.request_id = sr.id and t.state <> 'accepted')`
 
-export async function findPublicRequests(db: Db, filter: RequestFilter): Promise<PublicRequestRow[]> {
+/**
+ * One page of public requests. `core` reads only what the core Open311 shape shows: the page's
+ * rows are decoded column by column in Node, and a 300-row answer is decoded on every search.
+ */
+export async function findPublicRequests(db: Db, filter: RequestFilter, columns: 'core'): Promise<PublicRequestRow[]>
+export async function findPublicRequests(db: Db, filter: RequestFilter, columns: 'extended'): Promise<ExtendedRequestRow[]>
+export async function findPublicRequests(db: Db, filter: RequestFilter, columns: 'core' | 'extended'): Promise<PublicRequestRow[]> {
   const conditions: SQL[] = [
     sql`sr.jurisdiction_id = ${filter.jurisdictionId}`,
     sql`sr.is_public`,
     TOKEN_ACCEPTED,
   ]
+  // Lists travel as one array parameter each, so the statement's text does not depend on how
+  // many values a client sent.
   if (filter.serviceRequestIds) {
-    conditions.push(sql`sr.public_id in ${filter.serviceRequestIds}`)
+    conditions.push(sql`sr.public_id = any(${sql.param(filter.serviceRequestIds)}::text[])`)
   } else {
-    if (filter.serviceCodes) conditions.push(sql`s.service_code in ${filter.serviceCodes}`)
-    if (filter.statuses) conditions.push(sql`sr.status in ${filter.statuses}`)
+    if (filter.serviceCodes) conditions.push(sql`s.service_code = any(${sql.param(filter.serviceCodes)}::text[])`)
+    if (filter.statuses) conditions.push(sql`sr.status = any(${sql.param(filter.statuses)}::text[])`)
     if (filter.requestedFrom) conditions.push(sql`sr.requested_at >= ${filter.requestedFrom.toISOString()}`)
     if (filter.requestedBefore) conditions.push(sql`sr.requested_at < ${filter.requestedBefore.toISOString()}`)
     if (filter.updatedAfter) conditions.push(sql`sr.updated_at > ${filter.updatedAfter.toISOString()}`)
@@ -90,16 +103,19 @@ export async function findPublicRequests(db: Db, filter: RequestFilter): Promise
   // in order and stop at the page: at 1M rows that is 1.4 ms instead of 280 ms.
   const [column, direction] = filter.order === 'updated_asc' ? ['updated_at', 'asc'] : ['requested_at', 'desc nulls last']
   const orderBy = (alias: string) => sql.raw(`${alias}.${column} ${direction}, ${alias}.id ${direction}`)
+  const extended = columns === 'extended'
   // Filter, order and cut the page first; only the page's rows are then joined and decorated,
-  // so the cost does not grow with the table.
-  const rows = await queryRows<PublicRequestRow>(
+  // so the cost does not grow with the table. A named prepared statement: the shapes are few
+  // (which filters are present), and planning this text was ~40% of an empty search's
+  // database time.
+  const rows = await preparedRows<ExtendedRequestRow>(
     db,
     sql`
       with page as (
         select sr.id, sr.public_id, sr.status, sr.status_notes, sr.service_id, sr.description, sr.agency_responsible,
-               sr.service_notice, sr.requested_at, sr.updated_at, sr.expected_at, sr.closed_at, sr.address,
-               sr.address_id, sr.zipcode, sr.location, sr.media_urls, sr.detailed_status, sr.channel,
-               sr.parent_request_id, sr.attributes
+               sr.service_notice, sr.requested_at, sr.updated_at, sr.expected_at, sr.address,
+               sr.address_id, sr.zipcode, sr.location, sr.media_urls
+               ${extended ? sql`, sr.closed_at, sr.detailed_status, sr.channel, sr.parent_request_id, sr.attributes` : sql``}
         from service_requests sr
         ${filter.serviceCodes && !filter.serviceRequestIds ? sql`join services s on s.id = sr.service_id` : sql``}
         where ${sql.join(conditions, sql` and `)}
@@ -108,21 +124,26 @@ export async function findPublicRequests(db: Db, filter: RequestFilter): Promise
       select page.id, page.public_id as service_request_id, page.status, page.status_notes,
              s.service_name, s.service_code, page.description, page.agency_responsible, page.service_notice,
              ${epochMs('page.requested_at')} as requested_at, ${epochMs('page.updated_at')} as updated_at,
-             ${epochMs('page.expected_at')} as expected_at, ${epochMs('page.closed_at')} as closed_at,
+             ${epochMs('page.expected_at')} as expected_at,
              page.address, page.address_id, page.zipcode,
              ST_Y(page.location::geometry) as lat, ST_X(page.location::geometry) as long,
-             page.media_urls, page.detailed_status, page.channel,
-             parent.public_id as parent_service_request_id, page.attributes, page.service_id
+             page.media_urls, page.service_id
+             ${
+               extended
+                 ? sql`, ${epochMs('page.closed_at')} as closed_at, page.detailed_status, page.channel,
+                       parent.public_id as parent_service_request_id, page.attributes`
+                 : sql``
+             }
       from page
       join services s on s.id = page.service_id
-      left join service_requests parent on parent.id = page.parent_request_id
+      ${extended ? sql`left join service_requests parent on parent.id = page.parent_request_id` : sql``}
       order by ${orderBy('page')}`,
   )
   for (const row of rows) {
     row.requested_at = fromEpochMs(row.requested_at)
     row.updated_at = fromEpochMs(row.updated_at)
     row.expected_at = fromEpochMs(row.expected_at)
-    row.closed_at = fromEpochMs(row.closed_at)
+    if (extended) row.closed_at = fromEpochMs(row.closed_at)
   }
   return rows
 }

@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { loadCatalogServices } from '../../../domain/catalog/catalog.js'
-import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
-import { findPublicRequests, findPublicUpdates } from '../../../domain/requests/find-requests.js'
+import { type Jurisdiction, resolveJurisdiction } from '../../../domain/jurisdictions.js'
+import { findPublicRequests, findPublicUpdates, type RequestFilter } from '../../../domain/requests/find-requests.js'
 import { parseRequestSearch, type RequestSearchParams } from '../../../domain/requests/search-params.js'
 import { notFound } from '../../../open311/errors.js'
-import { toRequest } from '../../../open311/request-representation.js'
+import { toExtendedRequest, toRequest } from '../../../open311/request-representation.js'
 import type { Format } from '../../../open311/spark.js'
 import { sendOpen311 } from '../../reply.js'
 import { errorResponses, formatParams, jurisdictionQuery, requestSearchQuery, serviceRequest } from '../../schemas/open311.js'
@@ -13,19 +13,30 @@ import { setPagingHeaders } from './paging.js'
 type SearchQuery = RequestSearchParams & { jurisdiction_id?: string; extensions?: boolean }
 
 export default async function requestReadRoutes(app: FastifyInstance) {
-  /** Rows → wire shapes; with extensions, one extra query each for notes and attribute labels. */
-  async function represent(jurisdictionId: string, timeZone: string, rows: Awaited<ReturnType<typeof findPublicRequests>>, extensions: boolean) {
-    if (!extensions) return rows.map((row) => toRequest(row, timeZone))
+  /**
+   * Up to `pageSize` requests in their wire shape, and whether the filter's limit found more.
+   * With extensions, one extra query each for notes and attribute labels.
+   */
+  async function findPage(jurisdiction: Jurisdiction, filter: RequestFilter, pageSize: number, extensions: boolean) {
+    if (!extensions) {
+      const rows = await findPublicRequests(app.db, filter, 'core')
+      return { more: rows.length > pageSize, page: rows.slice(0, pageSize).map((row) => toRequest(row, jurisdiction.timeZone)) }
+    }
+    const rows = await findPublicRequests(app.db, filter, 'extended')
+    const page = rows.slice(0, pageSize)
     const [updates, services] = await Promise.all([
-      findPublicUpdates(app.db, { jurisdictionId, requestIds: rows.map((r) => r.id) }),
-      loadCatalogServices(app.db, jurisdictionId, { includeInactive: true, serviceCodes: [...new Set(rows.map((r) => r.service_code))] }),
+      findPublicUpdates(app.db, { jurisdictionId: jurisdiction.id, requestIds: page.map((r) => r.id) }),
+      loadCatalogServices(app.db, jurisdiction.id, { includeInactive: true, serviceCodes: [...new Set(page.map((r) => r.service_code))] }),
     ])
-    return rows.map((row) =>
-      toRequest(row, timeZone, {
-        notes: updates.filter((u) => u.request_id === row.id),
-        attributeDefinitions: services.find((s) => s.id === row.service_id)?.attributes ?? [],
-      }),
-    )
+    return {
+      more: rows.length > page.length,
+      page: page.map((row) =>
+        toExtendedRequest(row, jurisdiction.timeZone, {
+          notes: updates.filter((u) => u.request_id === row.id),
+          attributeDefinitions: services.find((s) => s.id === row.service_id)?.attributes ?? [],
+        }),
+      ),
+    }
   }
 
   app.get<{ Params: { format: Format }; Querystring: SearchQuery }>(
@@ -45,11 +56,9 @@ export default async function requestReadRoutes(app: FastifyInstance) {
     async (request, reply) => {
       const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
       const { filter, paging } = parseRequestSearch(request.query, jurisdiction.id, jurisdiction.timeZone, new Date())
-      const rows = await findPublicRequests(app.db, filter)
-      const hasMore = rows.length > paging.pageSize
-      setPagingHeaders(request as FastifyRequest, reply, paging, hasMore)
-      const body = await represent(jurisdiction.id, jurisdiction.timeZone, rows.slice(0, paging.pageSize), request.query.extensions === true)
-      return sendOpen311(reply, request.params.format, 'service_requests', body)
+      const { page, more } = await findPage(jurisdiction, filter, paging.pageSize, request.query.extensions === true)
+      setPagingHeaders(request as FastifyRequest, reply, paging, more)
+      return sendOpen311(reply, request.params.format, 'service_requests', page)
     },
   )
 
@@ -74,16 +83,16 @@ export default async function requestReadRoutes(app: FastifyInstance) {
     },
     async (request, reply) => {
       const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
-      const rows = await findPublicRequests(app.db, {
+      const filter: RequestFilter = {
         jurisdictionId: jurisdiction.id,
         serviceRequestIds: [request.params.service_request_id],
         order: 'requested_desc',
         limit: 1,
         offset: 0,
-      })
-      if (rows.length === 0) throw notFound(`service_request_id "${request.params.service_request_id}" does not exist`)
-      const body = await represent(jurisdiction.id, jurisdiction.timeZone, rows, request.query.extensions === true)
-      return sendOpen311(reply, request.params.format, 'service_requests', body)
+      }
+      const { page } = await findPage(jurisdiction, filter, 1, request.query.extensions === true)
+      if (page.length === 0) throw notFound(`service_request_id "${request.params.service_request_id}" does not exist`)
+      return sendOpen311(reply, request.params.format, 'service_requests', page)
     },
   )
 }

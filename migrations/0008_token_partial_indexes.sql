@@ -1,0 +1,2 @@
+CREATE INDEX "request_tokens_unaccepted_idx" ON "request_tokens" USING btree ("request_id") WHERE "request_tokens"."state" <> 'accepted';--> statement-breakpoint
+CREATE INDEX "request_tokens_pending_idx" ON "request_tokens" USING btree ("created_at") WHERE "request_tokens"."state" = 'pending';
