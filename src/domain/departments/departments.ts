@@ -2,7 +2,7 @@
  * Departments (business units): registration, signing secrets and their rotation, the
  * inbound credential, and routing of services to departments.
  */
-import { and, asc, eq, gt, isNull, or, type SQL, sql } from 'drizzle-orm'
+import { and, asc, eq, gt, isNull, or, type Placeholder, type SQL, sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../db/database.js'
 import { departmentSecrets, departments, serviceRoutes, services } from '../../db/schema.js'
 import { assertSafeUrl, type EgressPolicy, UnsafeDestinationError } from '../../integrations/webhooks/egress.js'
@@ -214,7 +214,7 @@ export async function listServiceRoutes(db: Db, serviceId: number) {
  * whose area contains the location, or, when none does (or there is no point), the service's
  * default routes. Returns (id, name) in department id order.
  */
-export function routedDepartments(serviceId: number, location: SQL): SQL {
+export function routedDepartments(serviceId: number | Placeholder, location: SQL): SQL {
   return sql`with candidate as (
       select distinct r.department_id, r.area is not null as by_area
       from service_routes r

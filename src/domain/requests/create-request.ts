@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { sql } from 'drizzle-orm'
-import { type Db, preparedRows, queryRows } from '../../db/database.js'
+import { type Db, preparedStatement, queryRows } from '../../db/database.js'
 import { badRequest } from '../../open311/errors.js'
 import type { StoredService } from '../catalog/catalog.js'
 import type { Jurisdiction } from '../jurisdictions.js'
@@ -45,59 +45,88 @@ export async function assertInsideJurisdiction(db: Db, jurisdiction: Jurisdictio
 /**
  * One statement writes the request, its reporter, its first history entry, its token, its
  * work orders (routing included) and their outbox events: one round trip, and atomic even
- * outside a transaction. Callers that write more (an idempotency key) wrap it in theirs.
+ * outside a transaction. Its text is built once (see preparedStatement); a request only
+ * supplies the values. Callers that write more (an idempotency key) wrap it in their transaction.
  */
 export async function insertServiceRequest(db: Db, input: NewRequest): Promise<CreatedRequest> {
-  const { submission, service } = input
-  const { reporter } = submission
-  const location =
-    submission.lat !== undefined && submission.long !== undefined
-      ? sql`ST_SetSRID(ST_MakePoint(${submission.long}, ${submission.lat}), 4326)::geography`
-      : sql`null::geography`
-  const token = service.type === 'realtime' ? null : randomBytes(16).toString('base64url')
-  const [row] = await preparedRows<{ public_id: string; service_notice: string | null }>(
-    db,
-    sql`with routed as (${routedDepartments(service.id, location)}),
-        sr as (
-          insert into service_requests (jurisdiction_id, service_id, description, address, address_id, zipcode, location,
-                                        media_urls, attributes, channel, submitted_by_key_id, agency_responsible)
-          values (${input.jurisdiction.id}, ${service.id}, ${submission.description ?? null}, ${submission.addressString ?? null},
-                  ${submission.addressId ?? null}, ${submission.zipcode ?? null}, ${location},
-                  ${sql.param(submission.mediaUrls)}::text[], ${JSON.stringify(submission.attributes)}::jsonb, ${input.channel},
-                  ${input.apiKeyId ?? null}::bigint, (select string_agg(name, ', ' order by id) from routed))
-          returning *),
-        rr as (
-          insert into request_reporters (request_id, email, first_name, last_name, phone, device_id, account_id)
-          select id, ${reporter.email ?? null}, ${reporter.firstName ?? null}, ${reporter.lastName ?? null}, ${reporter.phone ?? null},
-                 ${reporter.deviceId ?? null}, ${reporter.accountId ?? null}
-          from sr where ${Object.keys(reporter).length > 0}
-          returning *),
-        first_update as (
-          insert into request_updates (request_id, status, detailed_status, description, source)
-          select id, 'open', 'submitted', 'Request received', 'citizen' from sr),
-        token as (
-          insert into request_tokens (token, request_id) select ${token}::text, id from sr where ${token}::text is not null
-          returning token),
-        w as (
-          insert into work_orders (request_id, department_id) select sr.id, routed.id from sr, routed order by routed.id
-          returning *),
-        event as (
-          insert into outbox ${OUTBOX_COLUMNS}
-          select ${outboxRow('work_order.created')}
-          from w join departments d on d.id = w.department_id
-          cross join sr join services s on s.id = sr.service_id
-          left join rr on true
-          order by w.id
-          returning 1)
-        select sr.public_id, sr.service_notice,
-               (select pg_notify(${OUTBOX_CHANNEL}, '') where exists (select 1 from event)),
-               (select pg_notify(${TOKEN_PENDING_CHANNEL}, '') from token)
-        from sr`,
-  )
+  const values = newRequestValues(input)
+  const [row] = await insertNewRequest(db, values)
   return {
     serviceRequestId: row!.public_id,
     serviceNotice: row!.service_notice,
+    accountId: input.submission.reporter.accountId ?? null,
+    ...(values.token ? { token: values.token } : {}),
+  }
+}
+
+const value = (name: keyof ReturnType<typeof newRequestValues>) => sql.placeholder(name)
+
+// ST_MakePoint is strict: no lat/long gives a null location, so one text serves both cases.
+const location = sql`ST_SetSRID(ST_MakePoint(${value('long')}::float8, ${value('lat')}::float8), 4326)::geography`
+
+/** The statement insertServiceRequest runs; exported so the benchmark can time the very same write without our stack. */
+export const NEW_REQUEST_STATEMENT = sql`with routed as (${routedDepartments(value('serviceId'), location)}),
+    sr as (
+      insert into service_requests (jurisdiction_id, service_id, description, address, address_id, zipcode, location,
+                                    media_urls, attributes, channel, submitted_by_key_id, agency_responsible)
+      values (${value('jurisdictionId')}, ${value('serviceId')}::bigint, ${value('description')}::text, ${value('address')}::text,
+              ${value('addressId')}::text, ${value('zipcode')}::text, ${location},
+              ${value('mediaUrls')}::text[], ${value('attributes')}::jsonb, ${value('channel')}::text,
+              ${value('apiKeyId')}::bigint, (select string_agg(name, ', ' order by id) from routed))
+      returning *),
+    rr as (
+      insert into request_reporters (request_id, email, first_name, last_name, phone, device_id, account_id)
+      select id, ${value('email')}::text, ${value('firstName')}::text, ${value('lastName')}::text, ${value('phone')}::text,
+             ${value('deviceId')}::text, ${value('accountId')}::text
+      from sr where ${value('hasReporter')}::boolean
+      returning *),
+    first_update as (
+      insert into request_updates (request_id, status, detailed_status, description, source)
+      select id, 'open', 'submitted', 'Request received', 'citizen' from sr),
+    token as (
+      insert into request_tokens (token, request_id) select ${value('token')}::text, id from sr where ${value('token')}::text is not null
+      returning token),
+    w as (
+      insert into work_orders (request_id, department_id) select sr.id, routed.id from sr, routed order by routed.id
+      returning *),
+    event as (
+      insert into outbox ${OUTBOX_COLUMNS}
+      select ${outboxRow('work_order.created')}
+      from w join departments d on d.id = w.department_id
+      cross join sr join services s on s.id = sr.service_id
+      left join rr on true
+      order by w.id
+      returning 1)
+    select sr.public_id, sr.service_notice,
+           (select pg_notify(${OUTBOX_CHANNEL}, '') where exists (select 1 from event)),
+           (select pg_notify(${TOKEN_PENDING_CHANNEL}, '') from token)
+    from sr`
+
+const insertNewRequest = preparedStatement<{ public_id: string; service_notice: string | null }>(NEW_REQUEST_STATEMENT)
+
+/** The values NEW_REQUEST_STATEMENT takes for a new request (a fresh token for batch and blackbox services). */
+export function newRequestValues({ jurisdiction, service, submission, apiKeyId, channel }: NewRequest) {
+  const { reporter } = submission
+  return {
+    jurisdictionId: jurisdiction.id,
+    serviceId: service.id,
+    description: submission.description ?? null,
+    address: submission.addressString ?? null,
+    addressId: submission.addressId ?? null,
+    zipcode: submission.zipcode ?? null,
+    lat: submission.lat ?? null,
+    long: submission.long ?? null,
+    mediaUrls: submission.mediaUrls,
+    attributes: JSON.stringify(submission.attributes),
+    channel,
+    apiKeyId: apiKeyId ?? null,
+    hasReporter: Object.keys(reporter).length > 0,
+    email: reporter.email ?? null,
+    firstName: reporter.firstName ?? null,
+    lastName: reporter.lastName ?? null,
+    phone: reporter.phone ?? null,
+    deviceId: reporter.deviceId ?? null,
     accountId: reporter.accountId ?? null,
-    ...(token ? { token } : {}),
+    token: service.type === 'realtime' ? null : randomBytes(16).toString('base64url'),
   }
 }
