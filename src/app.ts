@@ -7,6 +7,7 @@ import compress from '@fastify/compress'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { AppConfig } from './config.js'
 import { type Database, type Db, openDatabase } from './db/database.js'
+import { clientErrorHandler } from './http/client-errors.js'
 import { childLoggerFactory, logController, loggerOptions, requestIdOptions } from './http/logging.js'
 import { createWebhookContext, type WebhookContext } from './integrations/webhooks/context.js'
 import errorsPlugin from './http/plugins/errors.js'
@@ -44,6 +45,7 @@ export async function buildApp({ config, database, logger, workers = false }: Bu
     ...requestIdOptions,
     childLoggerFactory,
     logController,
+    clientErrorHandler,
     trustProxy: config.trustProxy,
     bodyLimit: config.bodyLimitBytes,
     ajv: {

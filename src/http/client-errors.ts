@@ -1,0 +1,40 @@
+/**
+ * Requests that Node's HTTP parser refuses — a malformed request line or header, headers over
+ * the size limit, a request that took too long to arrive — never reach Fastify's error
+ * handler. Fastify answers them with its own JSON shape; this answers them in the Open311
+ * envelope, in XML when the request line that did arrive asked for .xml.
+ */
+import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
+import type { FastifyBaseLogger, FastifyServerOptions } from 'fastify'
+import { CONTENT_TYPES, formatOfUrl, renderXml } from '../open311/spark.js'
+
+const REQUEST_LINE = /^[A-Z]+ (\S+) HTTP\/\d/
+
+function describe(error: { code?: string }): { status: number; description: string } {
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') return { status: 408, description: 'the request took too long to arrive' }
+  if (error.code === 'HPE_HEADER_OVERFLOW') return { status: 431, description: 'the request headers are too large' }
+  return { status: 400, description: 'malformed HTTP request' }
+}
+
+/** Fastify calls it with the instance as `this`. */
+export const clientErrorHandler: NonNullable<FastifyServerOptions['clientErrorHandler']> = function (this: unknown, error, socket: Socket) {
+  // A reset connection has nobody left to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return
+  const { status, description } = describe(error)
+  ;(this as { log?: FastifyBaseLogger }).log?.debug({ err: error }, 'client error')
+  if (socket.writable) {
+    // What Node had read of the request when it gave up: a Buffer, whatever the type says.
+    const received: unknown = error.rawPacket
+    const url = REQUEST_LINE.exec(Buffer.isBuffer(received) ? received.toString('latin1', 0, 2048) : '')?.[1]
+    const format = url ? formatOfUrl(url) : 'json'
+    const errors = [{ code: status, description }]
+    const body = Buffer.from(format === 'xml' ? renderXml('errors', errors) : JSON.stringify(errors))
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${CONTENT_TYPES[format]}\r\n` +
+        `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
+    )
+    socket.write(body)
+  }
+  socket.destroy(error)
+}
