@@ -71,9 +71,16 @@ export function cachePerDatabase<V>(): { of(db: Db): Map<string, V>; forget(db: 
 /** One name per distinct SQL text, process-wide: a name always means the same text. */
 const statementNames = new Map<string, string>()
 
-function statementName(text: string): string {
+/**
+ * Each named statement stays prepared, with its plan, on every pooled connection. Clients pick
+ * the search's shape (which filters they send), so past this many texts a statement runs
+ * unnamed instead: the common shapes get names first and keep them.
+ */
+export const MAX_NAMED_STATEMENTS = 100
+
+function statementName(text: string): string | undefined {
   let name = statementNames.get(text)
-  if (name === undefined) {
+  if (name === undefined && statementNames.size < MAX_NAMED_STATEMENTS) {
     name = `open311_${statementNames.size + 1}`
     statementNames.set(text, name)
   }

@@ -6,12 +6,15 @@
  * `catalog_changed_at`, which every request reads (at most a second old, see
  * domain/jurisdictions.ts), so a change made through any instance retires the old bytes everywhere.
  *
- * Because the bytes are final, the routes that use this skip the per-request compression and
- * ETag hooks (see CATALOG_ROUTE_OPTIONS): compressing once at the best level is both cheaper
- * and smaller than compressing every answer at a fast one.
+ * Because the bytes are final, the routes that use this skip the per-request compression hooks
+ * (see CATALOG_ROUTE_OPTIONS) and answer If-None-Match themselves: compressing once at the best
+ * level is both cheaper and smaller than compressing every answer at a fast one. One render runs
+ * per document and version, whatever the number of requests waiting for it, and compresses on
+ * libuv's thread pool, not on the event loop.
  */
 import { createHash } from 'node:crypto'
-import { brotliCompressSync, constants as zlib, gzipSync } from 'node:zlib'
+import { promisify } from 'node:util'
+import { brotliCompress, constants as zlib, gzip } from 'node:zlib'
 import { negotiate } from '@fastify/accept-negotiator'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { cachePerDatabase, type Db } from '../db/database.js'
@@ -35,7 +38,16 @@ interface RenderedAnswer {
   encoded?: Record<Encoding, Buffer>
 }
 
-const rendered = cachePerDatabase<RenderedAnswer>()
+/** A render under way (`ready`) or done (`value` set as well). */
+interface Entry {
+  version: number
+  ready: Promise<RenderedAnswer>
+  value?: RenderedAnswer
+}
+
+const rendered = cachePerDatabase<Entry>()
+const brotli = promisify(brotliCompress)
+const gzipped = promisify(gzip)
 
 export interface CatalogAnswer {
   db: Db
@@ -55,36 +67,52 @@ export async function sendCatalogAnswer(request: FastifyRequest, reply: FastifyR
   const key = `${answer.jurisdiction.id}\n${answer.document}\n${answer.format}`
   const entries = rendered.of(answer.db)
   let entry = entries.get(key)
-  if (entry?.version !== version) {
-    const value = await answer.build()
-    // JSON goes through the route's response schema, exactly as an unrendered answer would.
-    const text = answer.format === 'xml' ? renderXml(answer.root, value) : (reply.serializeInput(value as Record<string, unknown>, '200') as string)
-    entry = render(version, Buffer.from(text))
-    entries.set(key, entry)
+  // A request holding an older jurisdiction snapshot is served the newer document: it is the truth.
+  if (!entry || entry.version < version) {
+    const started: Entry = { version, ready: render(reply, answer, version) }
+    entries.set(key, started)
+    started.ready.then(
+      (value) => (started.value = value),
+      // Errors (an unknown service code) are never stored.
+      () => entries.get(key) === started && entries.delete(key),
+    )
+    entry = started
   }
-  reply.type(CONTENT_TYPES[answer.format]).header('etag', entry.etag).header('vary', 'accept-encoding')
-  if (matchesIfNoneMatch(request.headers['if-none-match'], entry.etag)) return reply.code(304).send()
-  const encoding = entry.encoded && acceptedEncoding(request.headers['accept-encoding'])
-  if (!encoding) return reply.send(entry.body)
-  return reply.header('content-encoding', encoding).send(entry.encoded![encoding])
+  const value = entry.value ?? (await entry.ready)
+  reply.type(CONTENT_TYPES[answer.format]).header('etag', value.etag).header('vary', 'accept-encoding')
+  if (matchesIfNoneMatch(request.headers['if-none-match'], value.etag)) return reply.code(304).send()
+  const encoding = value.encoded && acceptedEncoding(request.headers['accept-encoding'])
+  if (!encoding) return reply.send(value.body)
+  return reply.header('content-encoding', encoding).send(value.encoded![encoding])
 }
 
-function render(version: number, body: Buffer): RenderedAnswer {
-  const entry: RenderedAnswer = { version, etag: weakEtag(body), body }
+async function render(reply: FastifyReply, answer: CatalogAnswer, version: number): Promise<RenderedAnswer> {
+  const value = await answer.build()
+  // JSON goes through the route's response schema, exactly as an unrendered answer would.
+  const text = answer.format === 'xml' ? renderXml(answer.root, value) : (reply.serializeInput(value as Record<string, unknown>, '200') as string)
+  const body = Buffer.from(text)
+  const result: RenderedAnswer = { version, etag: weakEtag(body), body }
   if (body.length >= COMPRESSION_THRESHOLD) {
-    entry.encoded = {
-      br: brotliCompressSync(body, { params: { [zlib.BROTLI_PARAM_QUALITY]: zlib.BROTLI_MAX_QUALITY } }),
-      gzip: gzipSync(body, { level: zlib.Z_BEST_COMPRESSION }),
-    }
+    const [br, gz] = await Promise.all([
+      brotli(body, { params: { [zlib.BROTLI_PARAM_QUALITY]: zlib.BROTLI_MAX_QUALITY } }),
+      gzipped(body, { level: zlib.Z_BEST_COMPRESSION }),
+    ])
+    result.encoded = { br, gzip: gz }
   }
-  return entry
+  return result
 }
+
+const REFUSED = /;\s*q=0(?:\.0{0,3})?\s*$/
 
 /** The client's preferred encoding of ours, or null for identity. */
 function acceptedEncoding(header: string | undefined): Encoding | null {
   if (!header) return null
   // `x-gzip` is gzip's old alias (RFC 9110 §8.4.1.3); @fastify/compress reads it the same way.
-  const chosen = negotiate(header.toLowerCase().replaceAll('x-gzip', 'gzip'), ENCODINGS)
+  const normalized = header.toLowerCase().replaceAll('x-gzip', 'gzip')
+  // The negotiator reads `*` as our first encoding even when the header refuses that one
+  // (`br;q=0, *`), so refused codings are taken off the offer first.
+  const refused = normalized.split(',').filter((part) => REFUSED.test(part)).map((part) => part.split(';', 1)[0]!.trim())
+  const chosen = negotiate(normalized, refused.length ? ENCODINGS.filter((e) => !refused.includes(e)) : ENCODINGS)
   return chosen === 'br' || chosen === 'gzip' ? chosen : null
 }
 

@@ -2,7 +2,8 @@
  * Requests that Node's HTTP parser refuses — a malformed request line or header, headers over
  * the size limit, a request that took too long to arrive — never reach Fastify's error
  * handler. Fastify answers them with its own JSON shape; this answers them in the Open311
- * envelope, in XML when the request line that did arrive asked for .xml.
+ * envelope: in XML when the bytes Node hands over hold a request line asking for .xml (a
+ * malformed header usually; a timeout never), otherwise JSON.
  */
 import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
@@ -22,8 +23,11 @@ export const clientErrorHandler: NonNullable<FastifyServerOptions['clientErrorHa
   // A reset connection has nobody left to answer.
   if (error.code === 'ECONNRESET' || socket.destroyed) return
   const { status, description } = describe(error)
-  ;(this as { log?: FastifyBaseLogger }).log?.debug({ err: error }, 'client error')
-  if (socket.writable) {
+  // Only the code: the error carries the raw bytes received (query string, Authorization).
+  ;(this as { log?: FastifyBaseLogger }).log?.debug({ code: error.code, bytesParsed: error.bytesParsed }, 'client error')
+  // A pipelined request may already be half-answered on this socket: nothing more can be said.
+  const answering = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage
+  if (socket.writable && !answering?.headersSent) {
     // What Node had read of the request when it gave up: a Buffer, whatever the type says.
     const received: unknown = error.rawPacket
     const url = REQUEST_LINE.exec(Buffer.isBuffer(received) ? received.toString('latin1', 0, 2048) : '')?.[1]

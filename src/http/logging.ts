@@ -162,6 +162,10 @@ class LevelAwareLogController extends LogController {
   }
 }
 
+/**
+ * Fastify takes `disableRequestLogging` and `requestIdLogLabel` from this controller, not from
+ * its own options, once a controller is given: pass them here if they are ever needed.
+ */
 export const logController = new LevelAwareLogController()
 
 /** Request loggers built on first use; a route with its own level or serializers gets a real child at once. */

@@ -58,3 +58,24 @@ t.test('the server still serves afterwards', async (t) => {
   const res = await fetch(`http://127.0.0.1:${port}/open311/v2/discovery.json`)
   t.ok([200, 404].includes(res.status), 'answers a well-formed request')
 })
+
+t.test('at level debug the refused request is logged without its bytes', async (t) => {
+  const verbose = await buildTestApp(t, { logLevel: 'debug' })
+  await verbose.app.listen({ port: 0, host: '127.0.0.1' })
+  const verbosePort = (verbose.app.server.address() as { port: number }).port
+  const res = await new Promise<string>((resolve, reject) => {
+    const socket = connect(verbosePort, '127.0.0.1')
+    const chunks: Buffer[] = []
+    socket.on('data', (chunk) => chunks.push(chunk))
+    socket.on('error', reject)
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')))
+    socket.write('GET /open311/v2/services.json?api_key=SECRETKEY987&email=jane@example.com HTTP/1.1\r\nAuthorization: Bearer TOKEN654\r\nbroken header\r\n\r\n')
+  })
+  t.match(res, /^HTTP\/1.1 400 /)
+  const line = verbose.logs().find((l) => l.msg === 'client error')
+  t.ok(line, 'the refusal is logged')
+  t.equal(line?.code, 'HPE_INVALID_HEADER_TOKEN')
+  for (const secret of ['SECRETKEY987', 'jane@example.com', 'TOKEN654']) {
+    t.notOk(verbose.rawLogs().includes(secret), `${secret} is not in the log`)
+  }
+})

@@ -13,6 +13,7 @@ import { importCatalog } from '../../src/domain/catalog/catalog.js'
 import { validateCatalog } from '../../src/domain/catalog/validate-catalog.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import demoCatalog from '../../src/domain/demo/demo-catalog.json' with { type: 'json' }
+import { forgetJurisdictions } from '../../src/domain/jurisdictions.js'
 import { acceptPendingTokens } from '../../src/domain/requests/tokens.js'
 import { startWorkers } from '../../src/workers/index.js'
 import { buildTestApp } from '../helpers/app.js'
@@ -449,6 +450,8 @@ t.test('catalog answers: If-None-Match lists, * and weak comparison; the encodin
     ['deflate', undefined],
     ['identity', undefined],
     ['*', 'br'],
+    ['br;q=0, *', 'gzip'],
+    ['br;q=0, gzip;q=0.0, *', undefined],
     ['GZIP', 'gzip'],
   ]
   for (const [accept, expected] of cases) {
@@ -471,6 +474,19 @@ t.test('catalog answers: If-None-Match lists, * and weak comparison; the encodin
   t.ok(small.rawPayload.length < 1024, 'a definition under 1 KB')
   t.equal(small.headers['content-encoding'], undefined, 'is not compressed')
   t.same(JSON.parse(small.body), (await get('services/dead-animal.json')).json())
+})
+
+t.test('a catalog change: concurrent requests all get the new document, rendered once for all', async (t) => {
+  const before = (await get('services.json')).headers.etag
+  await app.db.execute(sql`update jurisdictions set catalog_changed_at = clock_timestamp()`)
+  forgetJurisdictions(app.db)
+  const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => get('services.json', i % 2 ? { 'accept-encoding': 'br' } : {})))
+  t.same(new Set(answers.map((a) => a.statusCode)), new Set([200]))
+  const tags = new Set(answers.map((a) => a.headers.etag))
+  t.equal(tags.size, 1, 'one tag for all twenty')
+  t.ok(answers.some((a) => a.headers['content-encoding'] === 'br'), 'brotli for those that asked')
+  t.same(JSON.parse(brotliDecompressSync(answers[1]!.rawPayload).toString('utf8')), answers[0]!.json(), 'the same document')
+  t.equal([...tags][0], before, 'the catalog itself did not change, so neither does the tag')
 })
 
 t.test('CORS: any origin may read', async (t) => {
