@@ -489,6 +489,15 @@ t.test('a catalog change: concurrent requests all get the new document, rendered
   t.equal([...tags][0], before, 'the catalog itself did not change, so neither does the tag')
 })
 
+t.test('an empty jurisdiction_id counts as absent on the catalog documents too', async (t) => {
+  for (const path of ['services.json', 'services/pothole.xml', 'discovery.json']) {
+    const plain = await get(path)
+    const empty = await get(`${path}?jurisdiction_id=`)
+    t.equal(empty.statusCode, 200, `${path}?jurisdiction_id=`)
+    t.equal(empty.body, plain.body, 'the same document')
+  }
+})
+
 t.test('CORS: any origin may read', async (t) => {
   for (const path of ['services.json', 'requests.json', 'discovery.xml', `requests/${f('c1').publicId}.json`]) {
     const res = await get(path, { origin: 'https://app.example' })

@@ -27,22 +27,30 @@ const RESOURCES: [string, string[]][] = [
 export default async function open311Routes(app: FastifyInstance) {
   // Reads are public data: any origin may read them from a browser.
   await app.register(cors, { origin: '*', methods: ['GET', 'HEAD'], exposedHeaders: 'x-page, x-page-size, x-next-page-url, link, etag' })
-  await registerFormParsing(app)
   // The catalog documents carry ETags and ready-compressed bodies (once per catalog version, see
-  // catalog-answers.ts) and answer If-None-Match with 304. Request lists carry no ETag: hashing
-  // every 100 KB answer cost ~13% of a radius search's CPU, for a conditional GET that clients
-  // of lists rarely make.
+  // catalog-answers.ts) and answer If-None-Match with 304. They are the most requested GETs and
+  // take no body and no list filters, so they sit outside the form hooks: an empty
+  // jurisdiction_id already counts as absent there. Request lists carry no ETag: hashing every
+  // 100 KB answer cost ~13% of a radius search's CPU, for a conditional GET that clients of
+  // lists rarely make.
   await app.register(discoveryRoutes)
   await app.register(serviceRoutes)
-  await app.register(requestReadRoutes)
-  await app.register(tokenRoutes)
-  await app.register(updateReadRoutes)
-  await app.register(async (forms) => {
-    await registerFormBodies(forms)
-    await forms.register(postRequestRoutes)
-    await forms.register(postUpdateRoutes)
+  await app.register(async (rest) => {
+    await registerFormParsing(rest)
+    await rest.register(requestReadRoutes)
+    await rest.register(tokenRoutes)
+    await rest.register(updateReadRoutes)
+    await rest.register(async (forms) => {
+      await registerFormBodies(forms)
+      await forms.register(postRequestRoutes)
+      await forms.register(postUpdateRoutes)
+    })
+    registerMethodNotAllowed(rest)
   })
+}
 
+/** Any other method on a known resource: 405 with Allow (bodies of those are refused like any other). */
+function registerMethodNotAllowed(app: FastifyInstance) {
   for (const [url, allowed] of RESOURCES) {
     const others = ALL_METHODS.filter((m) => !allowed.includes(m) && m !== 'OPTIONS')
     app.route({
