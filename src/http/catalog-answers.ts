@@ -93,6 +93,9 @@ async function render(reply: FastifyReply, answer: CatalogAnswer, version: numbe
   const body = Buffer.from(text)
   const result: RenderedAnswer = { version, etag: weakEtag(body), body }
   if (body.length >= COMPRESSION_THRESHOLD) {
+    // The best levels: a document is compressed once per catalog change and sent for months.
+    // Measured for a 450-service list (146 KB of JSON): brotli 11 takes ~120 ms of a pool
+    // thread for 20 KB (quality 9: 12 ms, 6% larger), gzip 9 ~4 ms for 22 KB.
     const [br, gz] = await Promise.all([
       brotli(body, { params: { [zlib.BROTLI_PARAM_QUALITY]: zlib.BROTLI_MAX_QUALITY } }),
       gzipped(body, { level: zlib.Z_BEST_COMPRESSION }),
