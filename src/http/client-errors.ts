@@ -8,7 +8,8 @@
 import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger, FastifyServerOptions } from 'fastify'
-import { CONTENT_TYPES, formatOfUrl, renderXml } from '../open311/spark.js'
+import { renderErrors } from '../open311/errors.js'
+import { CONTENT_TYPES, formatOfUrl } from '../open311/spark.js'
 
 const REQUEST_LINE = /^[A-Z]+ (\S+) HTTP\/\d/
 
@@ -32,8 +33,7 @@ export const clientErrorHandler: NonNullable<FastifyServerOptions['clientErrorHa
     const received: unknown = error.rawPacket
     const url = REQUEST_LINE.exec(Buffer.isBuffer(received) ? received.toString('latin1', 0, 2048) : '')?.[1]
     const format = url ? formatOfUrl(url) : 'json'
-    const errors = [{ code: status, description }]
-    const body = Buffer.from(format === 'xml' ? renderXml('errors', errors) : JSON.stringify(errors))
+    const body = Buffer.from(renderErrors(format, [{ code: status, description }]))
     socket.write(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${CONTENT_TYPES[format]}\r\n` +
         `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n`,

@@ -6,14 +6,14 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { CatalogError } from '../../domain/catalog/validate-catalog.js'
-import { Open311Error, type Open311ErrorItem } from '../../open311/errors.js'
-import { CONTENT_TYPES, formatOfUrl, renderXml } from '../../open311/spark.js'
+import { Open311Error, type Open311ErrorItem, renderErrors } from '../../open311/errors.js'
+import { CONTENT_TYPES, formatOfUrl } from '../../open311/spark.js'
 import { toFieldPath } from '../../shared/field-path.js'
 
 export function sendErrors(request: FastifyRequest, reply: FastifyReply, statusCode: number, errors: Open311ErrorItem[]) {
   const format = formatOfUrl(request.url)
   reply.code(statusCode).type(CONTENT_TYPES[format])
-  return reply.send(format === 'xml' ? renderXml('errors', errors) : JSON.stringify(errors))
+  return reply.send(renderErrors(format, errors))
 }
 
 function describeValidation(error: FastifyError): { status: number; description: string } {
