@@ -95,10 +95,7 @@ function statementName(text: string): string | undefined {
  * queries; this is db.execute()'s own session call, with a name. PGlite ignores names.
  */
 export async function preparedRows<T>(db: Db, query: SQL): Promise<T[]> {
-  const { dialect, session } = db as unknown as DrizzleInternals
-  const built = dialect.sqlToQuery(query)
-  const result = (await session.prepareQuery(built, undefined, statementName(built.sql), false).execute()) as { rows: T[] }
-  return result.rows
+  return ((await prepare(db, query).execute()) as { rows: T[] }).rows
 }
 
 /**
@@ -108,18 +105,22 @@ export async function preparedRows<T>(db: Db, query: SQL): Promise<T[]> {
  */
 export function preparedStatement<T>(query: SQL): (db: Db, values: Record<string, unknown>) => Promise<T[]> {
   // Per handle: a transaction is its own handle, with its own session.
-  const prepared = new WeakMap<Db, ReturnType<PgSession['prepareQuery']>>()
+  const prepared = new WeakMap<Db, PreparedQuery>()
   return async (db, values) => {
     let statement = prepared.get(db)
-    if (!statement) {
-      const { dialect, session } = db as unknown as DrizzleInternals
-      const built = dialect.sqlToQuery(query)
-      statement = session.prepareQuery(built, undefined, statementName(built.sql), false)
-      prepared.set(db, statement)
-    }
+    if (!statement) prepared.set(db, (statement = prepare(db, query)))
     return ((await statement.execute(values)) as { rows: T[] }).rows
   }
 }
+
+/** db.execute()'s own session call, with a name (see statementName). */
+function prepare(db: Db, query: SQL): PreparedQuery {
+  const { dialect, session } = db as unknown as DrizzleInternals
+  const built = dialect.sqlToQuery(query)
+  return session.prepareQuery(built, undefined, statementName(built.sql), false)
+}
+
+type PreparedQuery = ReturnType<PgSession['prepareQuery']>
 
 interface DrizzleInternals {
   dialect: PgDialect
