@@ -220,6 +220,8 @@ t.test('concurrent POSTs, each one prepared statement, among inserts that fail i
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       payload: new URLSearchParams({
         api_key: client.key,
+        // Earlier subtests leave other jurisdictions behind, so the POST must name its own.
+        jurisdiction_id: demo.jurisdiction,
         service_code: 'pothole',
         lat: '41.8781',
         long: '-87.6298',
