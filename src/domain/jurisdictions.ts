@@ -16,14 +16,35 @@ export type Jurisdiction = typeof jurisdictions.$inferSelect
  * another instance within that second. Per database handle.
  */
 export const JURISDICTION_TTL_MS = 1_000
-const cached = new WeakMap<Db, { at: number; all: Jurisdiction[] }>()
 
-async function allJurisdictions(db: Db): Promise<Jurisdiction[]> {
-  const entry = cached.get(db)
-  if (entry && Date.now() - entry.at < JURISDICTION_TTL_MS) return entry.all
-  const all = await db.select().from(jurisdictions).orderBy(asc(jurisdictions.id))
-  cached.set(db, { at: Date.now(), all })
-  return all
+interface Snapshot {
+  at: number
+  all?: Jurisdiction[]
+  /** The one query refreshing this snapshot: a burst of requests at expiry sends one query, not one each. */
+  loading?: Promise<Jurisdiction[]>
+}
+const cached = new WeakMap<Db, Snapshot>()
+
+function allJurisdictions(db: Db): Jurisdiction[] | Promise<Jurisdiction[]> {
+  let snapshot = cached.get(db)
+  if (!snapshot) cached.set(db, (snapshot = { at: 0 }))
+  if (snapshot.all && Date.now() - snapshot.at < JURISDICTION_TTL_MS) return snapshot.all
+  return (snapshot.loading ??= load(db, snapshot))
+}
+
+function load(db: Db, snapshot: Snapshot): Promise<Jurisdiction[]> {
+  const startedAt = Date.now()
+  return db
+    .select()
+    .from(jurisdictions)
+    .orderBy(asc(jurisdictions.id))
+    .then((all) => {
+      // A snapshot dropped by forgetJurisdictions meanwhile is left to the garbage collector.
+      snapshot.all = all
+      snapshot.at = startedAt
+      return all
+    })
+    .finally(() => (snapshot.loading = undefined))
 }
 
 /** Drops this instance's copy after a change (catalog import, jurisdiction edits). */
@@ -31,8 +52,17 @@ export function forgetJurisdictions(db: Db) {
   cached.delete(db)
 }
 
-export async function resolveJurisdiction(db: Db, requestedId: string | undefined): Promise<Jurisdiction> {
-  const all = await allJurisdictions(db)
+/**
+ * The jurisdiction a request names, or the only one. Callers await it; while this instance's
+ * copy is fresh it answers without a promise (and may then throw at once), which lets the
+ * catalog routes answer synchronously: the most requested documents skip several promise hops.
+ */
+export function resolveJurisdiction(db: Db, requestedId: string | undefined): Jurisdiction | Promise<Jurisdiction> {
+  const all = allJurisdictions(db)
+  return Array.isArray(all) ? choose(all, requestedId) : all.then((loaded) => choose(loaded, requestedId))
+}
+
+function choose(all: Jurisdiction[], requestedId: string | undefined): Jurisdiction {
   if (requestedId) {
     const found = all.find((j) => j.id === requestedId)
     if (!found) throw notFound(`jurisdiction_id "${requestedId}" is not served here`)

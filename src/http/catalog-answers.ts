@@ -32,6 +32,7 @@ const ENCODINGS: ('br' | 'gzip' | 'identity')[] = ['br', 'gzip', 'identity']
 
 interface RenderedAnswer {
   version: number
+  contentType: string
   etag: string
   body: Buffer
   /** Absent for bodies under the threshold. */
@@ -45,7 +46,8 @@ interface Entry {
   value?: RenderedAnswer
 }
 
-const rendered = cachePerDatabase<Entry>()
+/** Per database: jurisdiction id → document → format → entry (nested, so no key string is built per request). */
+const rendered = cachePerDatabase<Map<string, Partial<Record<Format, Entry>>>>()
 const brotli = promisify(brotliCompress)
 const gzipped = promisify(gzip)
 
@@ -61,29 +63,56 @@ export interface CatalogAnswer {
   build: () => unknown | Promise<unknown>
 }
 
-/** Sends the stored rendering (304 when the client holds it), rendering it first when the catalog has moved on. */
-export async function sendCatalogAnswer(request: FastifyRequest, reply: FastifyReply, answer: CatalogAnswer) {
+/**
+ * Sends the stored rendering (304 when the client holds it), rendering it first when the catalog
+ * has moved on. Synchronous when the rendering is at hand: no promise for the common case.
+ */
+export function sendCatalogAnswer(request: FastifyRequest, reply: FastifyReply, answer: CatalogAnswer): Promise<void> | undefined {
+  const entry = storedEntry(reply, answer)
+  if (entry.value) return sendRendered(request, reply, entry.value)
+  return entry.ready.then((value) => sendRendered(request, reply, value))
+}
+
+function storedEntry(reply: FastifyReply, answer: CatalogAnswer): Entry {
   const version = answer.jurisdiction.catalogChangedAt.getTime()
-  const key = `${answer.jurisdiction.id}\n${answer.document}\n${answer.format}`
-  const entries = rendered.of(answer.db)
-  let entry = entries.get(key)
+  const documents = rendered.of(answer.db)
+  let ofJurisdiction = documents.get(answer.jurisdiction.id)
+  if (!ofJurisdiction) documents.set(answer.jurisdiction.id, (ofJurisdiction = new Map()))
+  let formats = ofJurisdiction.get(answer.document)
+  if (!formats) ofJurisdiction.set(answer.document, (formats = {}))
+  const entry = formats[answer.format]
   // A request holding an older jurisdiction snapshot is served the newer document: it is the truth.
-  if (!entry || entry.version < version) {
-    const started: Entry = { version, ready: render(reply, answer, version) }
-    entries.set(key, started)
-    started.ready.then(
-      (value) => (started.value = value),
-      // Errors (an unknown service code) are never stored.
-      () => entries.get(key) === started && entries.delete(key),
-    )
-    entry = started
+  if (entry && entry.version >= version) return entry
+  const started: Entry = { version, ready: render(reply, answer, version) }
+  const [stored, document] = [formats, ofJurisdiction]
+  stored[answer.format] = started
+  started.ready.then(
+    (value) => (started.value = value),
+    () => {
+      // Errors (an unknown service code) are never stored, nor is the document's slot they made.
+      if (stored[answer.format] === started) delete stored[answer.format]
+      if (!stored.json && !stored.xml && document.get(answer.document) === stored) document.delete(answer.document)
+    },
+  )
+  return started
+}
+
+function sendRendered(request: FastifyRequest, reply: FastifyReply, value: RenderedAnswer): undefined {
+  reply.type(value.contentType).header('etag', value.etag).header('vary', 'accept-encoding')
+  if (matchesIfNoneMatch(request.headers['if-none-match'], value.etag)) {
+    reply.code(304).send()
+    return
   }
-  const value = entry.value ?? (await entry.ready)
-  reply.type(CONTENT_TYPES[answer.format]).header('etag', value.etag).header('vary', 'accept-encoding')
-  if (matchesIfNoneMatch(request.headers['if-none-match'], value.etag)) return reply.code(304).send()
   const encoding = value.encoded && acceptedEncoding(request.headers['accept-encoding'])
-  if (!encoding) return reply.send(value.body)
-  return reply.header('content-encoding', encoding).send(value.encoded![encoding])
+  if (encoding) reply.header('content-encoding', encoding).send(value.encoded![encoding])
+  else reply.send(value.body)
+}
+
+/** How many documents this instance keeps for `db` (a test checks that failed renders leave none behind). */
+export function storedCatalogDocuments(db: Db): number {
+  let count = 0
+  for (const ofJurisdiction of rendered.of(db).values()) count += ofJurisdiction.size
+  return count
 }
 
 async function render(reply: FastifyReply, answer: CatalogAnswer, version: number): Promise<RenderedAnswer> {
@@ -91,7 +120,7 @@ async function render(reply: FastifyReply, answer: CatalogAnswer, version: numbe
   // JSON goes through the route's response schema, exactly as an unrendered answer would.
   const text = answer.format === 'xml' ? renderXml(answer.root, value) : (reply.serializeInput(value as Record<string, unknown>, '200') as string)
   const body = Buffer.from(text)
-  const result: RenderedAnswer = { version, etag: weakEtag(body), body }
+  const result: RenderedAnswer = { version, contentType: CONTENT_TYPES[answer.format], etag: weakEtag(body), body }
   if (body.length >= COMPRESSION_THRESHOLD) {
     // The best levels: a document is compressed once per catalog change and sent for months.
     // Measured for a 450-service list (146 KB of JSON): brotli 11 takes ~120 ms of a pool

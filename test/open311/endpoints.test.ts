@@ -13,9 +13,10 @@ import { importCatalog } from '../../src/domain/catalog/catalog.js'
 import { validateCatalog } from '../../src/domain/catalog/validate-catalog.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import demoCatalog from '../../src/domain/demo/demo-catalog.json' with { type: 'json' }
-import { forgetJurisdictions } from '../../src/domain/jurisdictions.js'
+import { forgetJurisdictions, resolveJurisdiction } from '../../src/domain/jurisdictions.js'
 import { acceptPendingTokens } from '../../src/domain/requests/tokens.js'
 import { startWorkers } from '../../src/workers/index.js'
+import { storedCatalogDocuments } from '../../src/http/catalog-answers.js'
 import { buildTestApp } from '../helpers/app.js'
 import { DAY_MS, type InsertedRequest, type InsertedUpdate, chicagoW3c, demoFixtures, fixtureNow, insertFixtures, utcZ } from './fixtures.js'
 
@@ -487,6 +488,26 @@ t.test('a catalog change: concurrent requests all get the new document, rendered
   t.ok(answers.some((a) => a.headers['content-encoding'] === 'br'), 'brotli for those that asked')
   t.same(JSON.parse(brotliDecompressSync(answers[1]!.rawPayload).toString('utf8')), answers[0]!.json(), 'the same document')
   t.equal([...tags][0], before, 'the catalog itself did not change, so neither does the tag')
+})
+
+t.test('unknown service codes leave nothing stored behind: a client cannot grow the catalog cache', async (t) => {
+  await get('services/pothole.json')
+  const stored = storedCatalogDocuments(app.db)
+  for (let i = 0; i < 50; i++) {
+    const res = await get(`services/no-such-service-${i}.${i % 2 ? 'xml' : 'json'}`)
+    t.equal(res.statusCode, 404)
+  }
+  t.equal(storedCatalogDocuments(app.db), stored, 'the same number of stored documents as before the 404s')
+  t.equal((await get('services/pothole.json')).statusCode, 200, 'known documents still answer')
+})
+
+t.test('jurisdictions: a burst of requests on an expired copy shares one query', async (t) => {
+  forgetJurisdictions(app.db)
+  const resolved = await Promise.all(Array.from({ length: 20 }, () => resolveJurisdiction(app.db, undefined)))
+  t.equal(new Set(resolved).size, 1, 'all twenty hold the very same row object: one load')
+  t.equal(resolved[0]!.id, 'demo.open311.city')
+  forgetJurisdictions(app.db)
+  t.not(await resolveJurisdiction(app.db, undefined), resolved[0], 'after a forget, a fresh load')
 })
 
 t.test('an empty jurisdiction_id counts as absent on the catalog documents too', async (t) => {
