@@ -36,7 +36,7 @@ const { values: args } = parseArgs({
 const ROWS = Number(args.rows)
 const DURATION = Number(args.duration)
 const CONNECTIONS = Number(args.connections)
-const ROUNDS = 3
+const ROUNDS = 5
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 const BENCH_DB = 'open311_bench'
 const benchUrl = (() => {
@@ -157,20 +157,26 @@ async function cannon(scenario: string, options: autocannon.Options, note?: stri
 
 /**
  * Two throughput scenarios measured in alternation, ROUNDS times each; each is reported by its
- * median run. On a shared 2-core machine one run of either can be off by 10–15%.
+ * median run, and the second's note gives the median of the per-round ratios. On a shared
+ * 2-core machine one run of either can be off by 10-25%, and the noise drifts over seconds:
+ * the runs of one round share it, so their ratio is the steadier figure.
  */
-async function alternating(pair: [string, autocannon.Options][]) {
+async function alternating(pair: [[string, autocannon.Options], [string, autocannon.Options]]) {
   if (args.only && !pair.some(([scenario]) => scenario.includes(args.only!))) return
-  const runs = pair.map(() => [] as autocannon.Result[])
+  const runs: [autocannon.Result[], autocannon.Result[]] = [[], []]
   for (let round = 0; round < ROUNDS; round++) {
     for (const [i, [, options]] of pair.entries()) runs[i]!.push(await measure(options))
   }
+  const ratios = runs[1].map((run, round) => run.requests.average / runs[0][round]!.requests.average)
   for (const [i, [scenario]] of pair.entries()) {
     const sorted = [...runs[i]!].sort((a, b) => a.requests.average - b.requests.average)
     const all = runs[i]!.map((r) => Math.round(r.requests.average).toLocaleString('en-US')).join(', ')
-    record(scenario, sorted[Math.floor(sorted.length / 2)]!, `median of ${ROUNDS} alternating runs: ${all}`)
+    const ratio = i === 1 ? `; per-round ratios ${ratios.map((r) => r.toFixed(2)).join(', ')}, median ${median(ratios).toFixed(2)}` : ''
+    record(scenario, sorted[Math.floor(sorted.length / 2)]!, `median of ${ROUNDS} alternating runs: ${all}${ratio}`)
   }
 }
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 
 /** Runs `work` from `connections` concurrent loops for DURATION seconds; exact latency percentiles in ms. */
 async function timedLoop(scenario: string, work: () => Promise<unknown>, connections = CONNECTIONS) {

@@ -164,3 +164,17 @@ t.test('a revocation made behind this instance’s back applies within API_KEY_C
   t.equal(await verifyApiKey(db, tampered, 'requests:write'), null, 'a remembered row still checks the secret')
   t.equal(await verifyApiKey(db, valid.key, 'admin'), null, 'and the scope')
 })
+
+t.test('a burst of verifications on an expired copy: all answered from the one read they share', async (t) => {
+  const key = await createApiKey(db, { name: 'burst', scopes: ['requests:write'] })
+  forgetApiKeys(db)
+  const verified = await Promise.all(Array.from({ length: 20 }, () => verifyApiKey(db, key.key, 'requests:write')))
+  t.same(new Set(verified.map((v) => v?.id)), new Set([key.id]), 'all twenty verified')
+  const wrongSecret = key.key.slice(0, -1) + (key.key.endsWith('A') ? 'B' : 'A')
+  forgetApiKeys(db)
+  const mixed = await Promise.all(Array.from({ length: 10 }, (_, i) => verifyApiKey(db, i % 2 ? key.key : wrongSecret, 'requests:write')))
+  t.same(mixed.map((v) => v?.id ?? null), Array.from({ length: 10 }, (_, i) => (i % 2 ? key.id : null)), 'each checks its own secret against the shared row')
+  const unknown = `o311_${'z'.repeat(12)}_${'A'.repeat(43)}` // well formed: it reaches the database
+  const guesses = await Promise.all(Array.from({ length: 10 }, () => verifyApiKey(db, unknown, 'requests:write')))
+  t.same(guesses, Array(10).fill(null), 'an unknown key id: refused for the whole burst')
+})

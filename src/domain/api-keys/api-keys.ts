@@ -70,21 +70,46 @@ export async function revokeApiKey(db: Db, id: number): Promise<ApiKeySummary | 
  */
 export const API_KEY_CACHE_TTL_MS = 2_000
 type ApiKeyRow = typeof apiKeys.$inferSelect
-const keyRows = cachePerDatabase<{ at: number; row: ApiKeyRow }>()
+/** A key's row as last read, or the one read under way (a burst at expiry shares it). */
+interface CachedKey {
+  at: number
+  row?: ApiKeyRow
+  loading?: Promise<ApiKeyRow | undefined>
+}
+const keyRows = cachePerDatabase<CachedKey>()
 
 /** The key's row, from this instance's copy when it is fresh enough. */
 async function keyRow(db: Db, keyId: string): Promise<ApiKeyRow | undefined> {
   const rows = keyRows.of(db)
   const cached = rows.get(keyId)
-  if (cached && Date.now() - cached.at < API_KEY_CACHE_TTL_MS) return cached.row
-  const [row] = await db.select().from(apiKeys).where(eq(apiKeys.keyId, keyId))
-  if (!row) {
-    rows.delete(keyId)
-    return undefined
-  }
-  // Only ids that exist are remembered, so guessing keys cannot grow the map.
-  rows.set(keyId, { at: Date.now(), row })
-  return row
+  if (cached?.row && Date.now() - cached.at < API_KEY_CACHE_TTL_MS) return cached.row
+  if (cached?.loading) return cached.loading
+  const entry: CachedKey = cached ?? { at: 0 }
+  const startedAt = Date.now()
+  entry.loading = db
+    .select()
+    .from(apiKeys)
+    .where(eq(apiKeys.keyId, keyId))
+    .then(
+      ([row]) => {
+        entry.row = row
+        entry.at = startedAt
+        // Only ids that exist are remembered, so guessing keys cannot grow the map.
+        if (!row) forget(rows, keyId, entry)
+        return row
+      },
+      (err: unknown) => {
+        if (!entry.row) forget(rows, keyId, entry)
+        throw err
+      },
+    )
+    .finally(() => (entry.loading = undefined))
+  rows.set(keyId, entry)
+  return entry.loading
+}
+
+function forget(rows: Map<string, CachedKey>, keyId: string, entry: CachedKey) {
+  if (rows.get(keyId) === entry) rows.delete(keyId)
 }
 
 /** Drops this instance's copies (after a change made behind the cache's back). */
