@@ -20,6 +20,7 @@ import { insertServiceRequest } from '../../src/domain/requests/create-request.j
 import { validateSubmission } from '../../src/domain/requests/submission.js'
 import { claimDue, type DispatcherOptions } from '../../src/integrations/webhooks/dispatcher.js'
 import { egressAgent } from '../../src/integrations/webhooks/egress.js'
+import { verify } from '../../src/integrations/webhooks/standard-webhooks.js'
 import {
   JITTER,
   MAX_ATTEMPTS,
@@ -107,6 +108,37 @@ t.test('atomic emit: request, work order and outbox row commit together; a dispa
   t.equal(await h.dispatch({ now: () => new Date(Date.now() + HOUR) }), 0)
   t.equal((await requestJson(requestId)).notes.length, request.notes.length, 'no second update')
   await h.retire('atomic')
+})
+
+t.test('one batch, two departments: each signed with its own secret, each request told once which department has it', async (t) => {
+  const east = await h.registerDepartment('batch-east')
+  const west = await h.registerDepartment('batch-west')
+  await h.route('sidewalk-damage', 'batch-east')
+  await h.route('graffiti', 'batch-west')
+  const eastRequests = [await h.submit(), await h.submit(), await h.submit()]
+  const westRequests = [
+    await h.submit('graffiti', { 'attribute[surface][]': 'WALL', 'attribute[offensive]': 'NO' }),
+    await h.submit('graffiti', { 'attribute[surface][]': 'WALL', 'attribute[offensive]': 'NO' }),
+  ]
+  t.equal(await h.dispatch({ now: () => new Date() }), 5, 'all five claimed in one batch')
+  for (const [dept, count, other] of [[east, 3, west], [west, 2, east]] as const) {
+    const got = receiver.deliveries(dept.hookPath)
+    t.equal(got.length, count, `${dept.hookPath}: ${count} deliveries`)
+    for (const d of got) {
+      t.doesNotThrow(() => verify([dept.secret], d.headers, d.body, d.timestamp), 'signed with its own department\'s secret')
+      t.throws(() => verify([other.secret], d.headers, d.body, d.timestamp), 'and not with the other\'s')
+    }
+  }
+  for (const [ids, name] of [[eastRequests, 'Department batch-east'], [westRequests, 'Department batch-west']] as const) {
+    for (const id of ids) {
+      const request = await requestJson(id)
+      t.equal(request.extended_attributes.detailed_status, 'sent_to_department')
+      const sentNotes = request.notes.filter((n: { detailed_status: string }) => n.detailed_status === 'sent_to_department')
+      t.same(sentNotes.map((n: { description: string }) => n.description), [`Sent to ${name}`], `${id}: one note naming its department`)
+    }
+  }
+  await h.retire('batch-east')
+  await h.retire('batch-west')
 })
 
 t.test('no phantom emit: a rolled-back request leaves no outbox row and sends nothing', async (t) => {
