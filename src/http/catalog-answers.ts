@@ -91,7 +91,7 @@ function storedEntry(reply: FastifyReply, answer: CatalogAnswer): Entry {
     () => {
       // Errors (an unknown service code) are never stored, nor is the document's slot they made.
       if (stored[answer.format] === started) delete stored[answer.format]
-      if (!stored.json && !stored.xml && document.get(answer.document) === stored) document.delete(answer.document)
+      if (Object.keys(stored).length === 0 && document.get(answer.document) === stored) document.delete(answer.document)
     },
   )
   return started

@@ -3,8 +3,17 @@ import { eq, sql } from 'drizzle-orm'
 import t from 'tap'
 import { queryRows } from '../../src/db/database.js'
 import { apiKeys } from '../../src/db/schema.js'
-import { API_KEY_CACHE_TTL_MS, createApiKey, forgetApiKeys, listApiKeys, revokeApiKey, verifyApiKey } from '../../src/domain/api-keys/api-keys.js'
+import {
+  API_KEY_CACHE_TTL_MS,
+  cachedApiKeyRows,
+  createApiKey,
+  forgetApiKeys,
+  listApiKeys,
+  revokeApiKey,
+  verifyApiKey,
+} from '../../src/domain/api-keys/api-keys.js'
 import { buildTestApp } from '../helpers/app.js'
+import { closeDatabaseUnderApp } from '../helpers/closed-database.js'
 
 // One database per test file; subtests share it and run in order.
 const { app } = await buildTestApp(t)
@@ -177,4 +186,21 @@ t.test('a burst of verifications on an expired copy: all answered from the one r
   const unknown = `o311_${'z'.repeat(12)}_${'A'.repeat(43)}` // well formed: it reaches the database
   const guesses = await Promise.all(Array.from({ length: 10 }, () => verifyApiKey(db, unknown, 'requests:write')))
   t.same(guesses, Array(10).fill(null), 'an unknown key id: refused for the whole burst')
+  forgetApiKeys(db)
+  await verifyApiKey(db, key.key, 'requests:write')
+  t.equal(cachedApiKeyRows(db), 1, 'the known key is held')
+  await Promise.all(Array.from({ length: 10 }, (_, i) => verifyApiKey(db, `o311_${String(i).padStart(12, 'x')}_${'A'.repeat(43)}`, 'requests:write')))
+  t.equal(cachedApiKeyRows(db), 1, 'ten guessed ids add nothing')
+})
+
+// Last: it closes the database under the app.
+t.test('a failed read is not remembered: every waiter gets the error, and the next request reads again', async (t) => {
+  const key = await createApiKey(db, { name: 'outage', scopes: ['requests:write'] })
+  forgetApiKeys(db)
+  await closeDatabaseUnderApp(app.database)
+  const attempts = await Promise.allSettled(Array.from({ length: 5 }, () => verifyApiKey(db, key.key, 'requests:write')))
+  t.same(attempts.map((a) => a.status), Array(5).fill('rejected'), 'all five waiters see the failure')
+  t.equal(cachedApiKeyRows(db), 0, 'nothing is held for a key whose read failed')
+  await t.rejects(verifyApiKey(db, key.key, 'requests:write'), 'the next request reads again (and fails again, the database being closed)')
+  t.equal(cachedApiKeyRows(db), 0)
 })

@@ -13,7 +13,7 @@ import { createInterface } from 'node:readline'
 import { and, asc, eq, inArray, sql } from 'drizzle-orm'
 import t from 'tap'
 import { queryRows } from '../../src/db/database.js'
-import { outbox, serviceRequests } from '../../src/db/schema.js'
+import { departmentSecrets, outbox, serviceRequests } from '../../src/db/schema.js'
 import { loadCatalogServices } from '../../src/domain/catalog/catalog.js'
 import { resolveJurisdiction } from '../../src/domain/jurisdictions.js'
 import { insertServiceRequest } from '../../src/domain/requests/create-request.js'
@@ -139,6 +139,27 @@ t.test('one batch, two departments: each signed with its own secret, each reques
   }
   await h.retire('batch-east')
   await h.retire('batch-west')
+})
+
+t.test('a department whose secrets cannot be read fails only its own rows: the rest of the batch is delivered and recorded', async (t) => {
+  const good = await h.registerDepartment('keys-good')
+  const broken = await h.registerDepartment('keys-broken')
+  await h.route('sidewalk-damage', 'keys-good')
+  await h.route('graffiti', 'keys-broken')
+  await h.submit()
+  await h.submit('graffiti', { 'attribute[surface][]': 'WALL', 'attribute[offensive]': 'NO' })
+  await db.update(departmentSecrets).set({ ciphertext: 'not a sealed secret' }).where(eq(departmentSecrets.departmentId, broken.id))
+  t.equal(await h.dispatch({ now: () => new Date() }), 2, 'both claimed in one batch')
+  t.equal(receiver.deliveries(good.hookPath).length, 1, 'the good department got its event')
+  t.equal(receiver.deliveries(broken.hookPath).length, 0, 'nothing went out unsigned')
+  t.match(await h.outboxOf('keys-good'), [{ state: 'delivered', lockedBy: null, lastStatus: 200 }], 'and it is recorded as delivered')
+  t.match(
+    await h.outboxOf('keys-broken'),
+    [{ state: 'pending', lockedBy: null, attempts: 1, lastError: /^signing secrets unavailable: unreadable sealed secret/ }],
+    'the other waits for a retry, unlocked, with the reason',
+  )
+  await h.retire('keys-good')
+  await h.retire('keys-broken')
 })
 
 t.test('no phantom emit: a rolled-back request leaves no outbox row and sends nothing', async (t) => {

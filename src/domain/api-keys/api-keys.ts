@@ -112,6 +112,11 @@ function forget(rows: Map<string, CachedKey>, keyId: string, entry: CachedKey) {
   if (rows.get(keyId) === entry) rows.delete(keyId)
 }
 
+/** How many key rows this instance holds for `db`, reads under way included (tests check that guessed ids leave none). */
+export function cachedApiKeyRows(db: Db): number {
+  return keyRows.of(db).size
+}
+
 /** Drops this instance's copies (after a change made behind the cache's back). */
 export function forgetApiKeys(db: Db) {
   keyRows.forget(db)
@@ -120,13 +125,15 @@ export function forgetApiKeys(db: Db) {
 /** Moves last_used_at after a successful verification, at most once a minute. */
 async function touch(db: Db, row: ApiKeyRow) {
   if (row.lastUsedAt && Date.now() - row.lastUsedAt.getTime() < 60_000) return
+  // Marked before the write, so the other requests sharing this cached row do not write too.
+  row.lastUsedAt = new Date()
   const [touched] = await db
     .update(apiKeys)
     .set({ lastUsedAt: sql`now()` })
     .where(and(eq(apiKeys.id, row.id), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, sql`now() - interval '1 minute'`))))
     .returning({ lastUsedAt: apiKeys.lastUsedAt })
-  // The cached row follows, so this instance does not try again within the minute.
-  row.lastUsedAt = touched?.lastUsedAt ?? new Date()
+  // The cached row follows the database, so this instance does not try again within the minute.
+  if (touched) row.lastUsedAt = touched.lastUsedAt
 }
 
 /** The key's record when the raw key is valid, not revoked and holds `scope` (or one of them); otherwise null. */

@@ -77,8 +77,11 @@ export async function claimDue(db: Db, workerId: string, now: Date, batchSize: n
   )
 }
 
-async function send(row: ClaimedRow, options: DispatcherOptions, now: Date, secrets: string[]): Promise<Outcome> {
+async function send(row: ClaimedRow, options: DispatcherOptions, now: Date, secrets: string[] | Error): Promise<Outcome> {
   const body = JSON.stringify(row.payload)
+  if (secrets instanceof Error) {
+    return { kind: 'failed', status: null, error: `signing secrets unavailable: ${secrets.message}`.slice(0, 500), retryAfterMs: null, throttled: false }
+  }
   // Never send unsigned: a department could not tell our events from anyone's.
   if (secrets.length === 0) {
     return { kind: 'failed', status: null, error: 'no signing secret available (is SECRETS_KEY set?)', retryAfterMs: null, throttled: false }
@@ -120,9 +123,14 @@ export async function deliverDue(options: DispatcherOptions): Promise<number> {
   const rows = await claimDue(options.db, options.workerId, now, options.batchSize ?? 100, options.lockTimeoutMs ?? 6 * options.timeoutMs)
   if (rows.length === 0) return 0
   // One read (and decryption) of the signing secrets per department in the batch, not per row.
-  const secretsOf = new Map<number, Promise<string[]>>()
+  // A department whose secrets cannot be read fails only its own rows: the rest of the batch is
+  // still sent and recorded, not left locked to be sent again after the lock timeout.
+  const secretsOf = new Map<number, Promise<string[] | Error>>()
   for (const departmentId of new Set(rows.map((row) => Number(row.department_id)))) {
-    secretsOf.set(departmentId, liveSecrets(options.db, options.secretBox, departmentId, now))
+    secretsOf.set(
+      departmentId,
+      liveSecrets(options.db, options.secretBox, departmentId, now).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))),
+    )
   }
   const outcomes = await Promise.all(rows.map(async (row) => send(row, options, now, await secretsOf.get(Number(row.department_id))!)))
   const delivered = rows.flatMap((row, i) => {
