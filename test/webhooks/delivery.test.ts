@@ -110,16 +110,21 @@ t.test('atomic emit: request, work order and outbox row commit together; a dispa
   await h.retire('atomic')
 })
 
+/** Two departments, sidewalk damage routed to the first and graffiti to the second, with requests for each. */
+async function twoDepartments(eastCode: string, westCode: string, eastCount: number, westCount: number) {
+  const east = await h.registerDepartment(eastCode)
+  const west = await h.registerDepartment(westCode)
+  await h.route('sidewalk-damage', eastCode)
+  await h.route('graffiti', westCode)
+  const eastRequests: string[] = []
+  for (let i = 0; i < eastCount; i++) eastRequests.push(await h.submit())
+  const westRequests: string[] = []
+  for (let i = 0; i < westCount; i++) westRequests.push(await h.submit('graffiti', { 'attribute[surface][]': 'WALL', 'attribute[offensive]': 'NO' }))
+  return { east, west, eastRequests, westRequests }
+}
+
 t.test('one batch, two departments: each signed with its own secret, each request told once which department has it', async (t) => {
-  const east = await h.registerDepartment('batch-east')
-  const west = await h.registerDepartment('batch-west')
-  await h.route('sidewalk-damage', 'batch-east')
-  await h.route('graffiti', 'batch-west')
-  const eastRequests = [await h.submit(), await h.submit(), await h.submit()]
-  const westRequests = [
-    await h.submit('graffiti', { 'attribute[surface][]': 'WALL', 'attribute[offensive]': 'NO' }),
-    await h.submit('graffiti', { 'attribute[surface][]': 'WALL', 'attribute[offensive]': 'NO' }),
-  ]
+  const { east, west, eastRequests, westRequests } = await twoDepartments('batch-east', 'batch-west', 3, 2)
   t.equal(await h.dispatch({ now: () => new Date() }), 5, 'all five claimed in one batch')
   for (const [dept, count, other] of [[east, 3, west], [west, 2, east]] as const) {
     const got = receiver.deliveries(dept.hookPath)
@@ -142,12 +147,7 @@ t.test('one batch, two departments: each signed with its own secret, each reques
 })
 
 t.test('a department whose secrets cannot be read fails only its own rows: the rest of the batch is delivered and recorded', async (t) => {
-  const good = await h.registerDepartment('keys-good')
-  const broken = await h.registerDepartment('keys-broken')
-  await h.route('sidewalk-damage', 'keys-good')
-  await h.route('graffiti', 'keys-broken')
-  await h.submit()
-  await h.submit('graffiti', { 'attribute[surface][]': 'WALL', 'attribute[offensive]': 'NO' })
+  const { east: good, west: broken } = await twoDepartments('keys-good', 'keys-broken', 1, 1)
   await db.update(departmentSecrets).set({ ciphertext: 'not a sealed secret' }).where(eq(departmentSecrets.departmentId, broken.id))
   t.equal(await h.dispatch({ now: () => new Date() }), 2, 'both claimed in one batch')
   t.equal(receiver.deliveries(good.hookPath).length, 1, 'the good department got its event')
