@@ -68,6 +68,58 @@ export function cachePerDatabase<V>(): { of(db: Db): Map<string, V>; forget(db: 
   }
 }
 
+interface Expiring<V> {
+  at: number
+  value?: V
+  /** The read under way: a burst of requests at expiry shares it instead of sending one each. */
+  loading?: Promise<V>
+}
+
+/**
+ * Values read from the database, kept per handle and key for `ttlMs`. A fresh copy comes back
+ * without a promise; a missing or expired one is read once for every request waiting on it.
+ * Failed reads, and values `keep` refuses, are not remembered (so guessed keys cannot grow it).
+ */
+export function expiringCache<V>(options: { ttlMs: number; load: (db: Db, key: string) => Promise<V>; keep?: (value: V) => boolean }) {
+  const entries = cachePerDatabase<Expiring<V>>()
+  const keep = options.keep ?? (() => true)
+  const drop = (map: Map<string, Expiring<V>>, key: string, entry: Expiring<V>) => map.get(key) === entry && map.delete(key)
+  return {
+    get(db: Db, key: string): V | Promise<V> {
+      const map = entries.of(db)
+      const cached = map.get(key)
+      if (cached?.value !== undefined && Date.now() - cached.at < options.ttlMs) return cached.value
+      if (cached?.loading) return cached.loading
+      const entry: Expiring<V> = cached ?? { at: 0 }
+      map.set(key, entry)
+      const startedAt = Date.now()
+      entry.loading = options
+        .load(db, key)
+        .then(
+          (value) => {
+            if (keep(value)) Object.assign(entry, { value, at: startedAt })
+            else drop(map, key, entry)
+            return value
+          },
+          (err: unknown) => {
+            if (entry.value === undefined) drop(map, key, entry)
+            throw err
+          },
+        )
+        .finally(() => (entry.loading = undefined))
+      return entry.loading
+    },
+    /** Drops this instance's copies for `db` (after a change made here, or behind its back). */
+    forget(db: Db) {
+      entries.forget(db)
+    },
+    /** How many keys are held for `db`, reads under way included. */
+    size(db: Db): number {
+      return entries.of(db).size
+    },
+  }
+}
+
 /** One name per distinct SQL text, process-wide: a name always means the same text. */
 const statementNames = new Map<string, string>()
 

@@ -3,7 +3,7 @@
  * given it must match), required once it holds several; unknown ids are 404.
  */
 import { asc } from 'drizzle-orm'
-import type { Db } from '../db/database.js'
+import { type Db, expiringCache } from '../db/database.js'
 import { jurisdictions } from '../db/schema.js'
 import { badRequest, notFound } from '../open311/errors.js'
 
@@ -17,39 +17,14 @@ export type Jurisdiction = typeof jurisdictions.$inferSelect
  */
 export const JURISDICTION_TTL_MS = 1_000
 
-interface Snapshot {
-  at: number
-  all?: Jurisdiction[]
-  /** The one query refreshing this snapshot: a burst of requests at expiry sends one query, not one each. */
-  loading?: Promise<Jurisdiction[]>
-}
-const cached = new WeakMap<Db, Snapshot>()
-
-function allJurisdictions(db: Db): Jurisdiction[] | Promise<Jurisdiction[]> {
-  let snapshot = cached.get(db)
-  if (!snapshot) cached.set(db, (snapshot = { at: 0 }))
-  if (snapshot.all && Date.now() - snapshot.at < JURISDICTION_TTL_MS) return snapshot.all
-  return (snapshot.loading ??= load(db, snapshot))
-}
-
-function load(db: Db, snapshot: Snapshot): Promise<Jurisdiction[]> {
-  const startedAt = Date.now()
-  return db
-    .select()
-    .from(jurisdictions)
-    .orderBy(asc(jurisdictions.id))
-    .then((all) => {
-      // A snapshot dropped by forgetJurisdictions meanwhile is left to the garbage collector.
-      snapshot.all = all
-      snapshot.at = startedAt
-      return all
-    })
-    .finally(() => (snapshot.loading = undefined))
-}
+const cached = expiringCache<Jurisdiction[]>({
+  ttlMs: JURISDICTION_TTL_MS,
+  load: (db) => db.select().from(jurisdictions).orderBy(asc(jurisdictions.id)),
+})
 
 /** Drops this instance's copy after a change (catalog import, jurisdiction edits). */
 export function forgetJurisdictions(db: Db) {
-  cached.delete(db)
+  cached.forget(db)
 }
 
 /**
@@ -58,7 +33,7 @@ export function forgetJurisdictions(db: Db) {
  * catalog routes answer synchronously: the most requested documents skip several promise hops.
  */
 export function resolveJurisdiction(db: Db, requestedId: string | undefined): Jurisdiction | Promise<Jurisdiction> {
-  const all = allJurisdictions(db)
+  const all = cached.get(db, '')
   return Array.isArray(all) ? choose(all, requestedId) : all.then((loaded) => choose(loaded, requestedId))
 }
 

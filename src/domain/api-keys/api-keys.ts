@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { and, asc, eq, isNull, lt, or, sql } from 'drizzle-orm'
-import { cachePerDatabase, type Db } from '../../db/database.js'
+import { type Db, expiringCache } from '../../db/database.js'
 import { apiKeys } from '../../db/schema.js'
 import { badRequest } from '../../open311/errors.js'
 
@@ -70,51 +70,16 @@ export async function revokeApiKey(db: Db, id: number): Promise<ApiKeySummary | 
  */
 export const API_KEY_CACHE_TTL_MS = 2_000
 type ApiKeyRow = typeof apiKeys.$inferSelect
-/** A key's row as last read, or the one read under way (a burst at expiry shares it). */
-interface CachedKey {
-  at: number
-  row?: ApiKeyRow
-  loading?: Promise<ApiKeyRow | undefined>
-}
-const keyRows = cachePerDatabase<CachedKey>()
-
-/** The key's row, from this instance's copy when it is fresh enough. */
-async function keyRow(db: Db, keyId: string): Promise<ApiKeyRow | undefined> {
-  const rows = keyRows.of(db)
-  const cached = rows.get(keyId)
-  if (cached?.row && Date.now() - cached.at < API_KEY_CACHE_TTL_MS) return cached.row
-  if (cached?.loading) return cached.loading
-  const entry: CachedKey = cached ?? { at: 0 }
-  const startedAt = Date.now()
-  entry.loading = db
-    .select()
-    .from(apiKeys)
-    .where(eq(apiKeys.keyId, keyId))
-    .then(
-      ([row]) => {
-        entry.row = row
-        entry.at = startedAt
-        // Only ids that exist are remembered, so guessing keys cannot grow the map.
-        if (!row) forget(rows, keyId, entry)
-        return row
-      },
-      (err: unknown) => {
-        if (!entry.row) forget(rows, keyId, entry)
-        throw err
-      },
-    )
-    .finally(() => (entry.loading = undefined))
-  rows.set(keyId, entry)
-  return entry.loading
-}
-
-function forget(rows: Map<string, CachedKey>, keyId: string, entry: CachedKey) {
-  if (rows.get(keyId) === entry) rows.delete(keyId)
-}
+/** Only ids that exist are remembered, so guessing keys cannot grow the cache. */
+const keyRows = expiringCache<ApiKeyRow | undefined>({
+  ttlMs: API_KEY_CACHE_TTL_MS,
+  load: async (db, keyId) => (await db.select().from(apiKeys).where(eq(apiKeys.keyId, keyId)))[0],
+  keep: (row) => row !== undefined,
+})
 
 /** How many key rows this instance holds for `db`, reads under way included (tests check that guessed ids leave none). */
 export function cachedApiKeyRows(db: Db): number {
-  return keyRows.of(db).size
+  return keyRows.size(db)
 }
 
 /** Drops this instance's copies (after a change made behind the cache's back). */
@@ -144,7 +109,7 @@ export async function verifyApiKey(
 ): Promise<ApiKeySummary | null> {
   const match = rawKey ? KEY_PATTERN.exec(rawKey) : null
   if (!match) return null
-  const row = await keyRow(db, match[1]!)
+  const row = await keyRows.get(db, match[1]!)
   const wanted = Array.isArray(scope) ? scope : [scope]
   if (!row || row.revokedAt || !wanted.some((s) => row.scopes.includes(s))) return null
   const expected = Buffer.from(row.secretHash, 'hex')
