@@ -38,6 +38,8 @@ export interface CommandContext {
     'failed-since'?: string
   }
   config: () => AppConfig
+  /** Runs `work` with the migrated database (the CLI opens the configured one and closes it after). */
+  withDatabase: <T>(work: (database: Database, config: AppConfig) => Promise<T>) => Promise<T>
   out: (line: string) => void
 }
 
@@ -48,8 +50,7 @@ interface Command {
 }
 
 /** Opens the configured database, brings it up to date, runs `work`, and always closes it. */
-async function withDatabase<T>(context: CommandContext, work: (database: Database, config: AppConfig) => Promise<T>): Promise<T> {
-  const config = context.config()
+export async function openConfiguredDatabase<T>(config: AppConfig, work: (database: Database, config: AppConfig) => Promise<T>): Promise<T> {
   const database = await openDatabase({
     ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : { dataDir: `${config.dataDir}/pglite` }),
     poolSize: 2,
@@ -75,14 +76,14 @@ export const COMMANDS: Command[] = [
     name: 'migrate',
     synopsis: 'migrate                      apply pending database migrations',
     async run(context) {
-      await withDatabase(context, async () => context.out('migrations applied'))
+      await context.withDatabase(async () => context.out('migrations applied'))
     },
   },
   {
     name: 'demo',
     synopsis: 'demo                         load the demo jurisdiction and catalog (idempotent)',
     async run(context) {
-      await withDatabase(context, async ({ db }) => printImport(context, await loadDemoCatalog(db)))
+      await context.withDatabase(async ({ db }) => printImport(context, await loadDemoCatalog(db)))
     },
   },
   {
@@ -105,14 +106,14 @@ export const COMMANDS: Command[] = [
         throw new CatalogError(file, '(file)', `is not valid JSON: ${(err as Error).message}`)
       }
       const catalog = validateCatalog(data, file)
-      await withDatabase(context, async ({ db }) => printImport(context, await importCatalog(db, catalog)))
+      await context.withDatabase(async ({ db }) => printImport(context, await importCatalog(db, catalog)))
     },
   },
   {
     name: 'services list',
     synopsis: 'services list [--jurisdiction-id ID] [--json]',
     async run(context) {
-      await withDatabase(context, async ({ db }) => {
+      await context.withDatabase(async ({ db }) => {
         const jurisdiction = await resolveJurisdiction(db, context.options['jurisdiction-id'])
         const services = await loadCatalogServices(db, jurisdiction.id, { includeInactive: true })
         if (context.options.json) return context.out(JSON.stringify(services, null, 2))
@@ -133,7 +134,7 @@ export const COMMANDS: Command[] = [
       const scopes = context.options.scope ?? []
       const unknown = scopes.filter((s) => !(API_KEY_SCOPES as readonly string[]).includes(s))
       if (unknown.length) throw new UsageError(`unknown scope ${unknown.join(', ')}; known: ${API_KEY_SCOPES.join(', ')}`)
-      await withDatabase(context, async ({ db }) => {
+      await context.withDatabase(async ({ db }) => {
         const key = await createApiKey(db, { name, scopes: scopes as ApiKeyScope[] })
         context.out(`created API key ${key.id} "${key.name}" with scopes ${key.scopes.join(', ')}; it is shown only once:`)
         context.out(key.key)
@@ -144,7 +145,7 @@ export const COMMANDS: Command[] = [
     name: 'keys list',
     synopsis: 'keys list [--json]',
     async run(context) {
-      await withDatabase(context, async ({ db }) => {
+      await context.withDatabase(async ({ db }) => {
         const keys = await listApiKeys(db)
         if (context.options.json) return context.out(JSON.stringify(keys, null, 2))
         for (const k of keys) {
@@ -160,7 +161,7 @@ export const COMMANDS: Command[] = [
     async run(context) {
       const id = Number(context.args[0])
       if (!Number.isInteger(id) || id < 1) throw new UsageError('keys revoke needs a numeric key id (see keys list)')
-      await withDatabase(context, async ({ db }) => {
+      await context.withDatabase(async ({ db }) => {
         const revoked = await revokeApiKey(db, id)
         if (!revoked) throw new Error(`API key ${id} does not exist`)
         context.out(`API key ${id} revoked`)
@@ -173,7 +174,7 @@ export const COMMANDS: Command[] = [
     async run(context) {
       const { code, name } = context.options
       if (!code || !name) throw new UsageError('departments create needs --code and --name')
-      await withDatabase(context, async ({ db }, config) => {
+      await context.withDatabase(async ({ db }, config) => {
         const jurisdiction = await resolveJurisdiction(db, context.options['jurisdiction-id'])
         const webhooks = await createWebhookContext(config)
         try {
@@ -197,7 +198,7 @@ export const COMMANDS: Command[] = [
     name: 'departments list',
     synopsis: 'departments list [--json]',
     async run(context) {
-      await withDatabase(context, async ({ db }) => {
+      await context.withDatabase(async ({ db }) => {
         const jurisdiction = await resolveJurisdiction(db, context.options['jurisdiction-id'])
         const list = await listDepartments(db, jurisdiction.id)
         if (context.options.json) return context.out(JSON.stringify(list, null, 2))
@@ -216,7 +217,7 @@ export const COMMANDS: Command[] = [
       if (!code) throw new UsageError('departments rotate-secret needs a department code')
       const overlap = Number(context.options['overlap-hours'] ?? 24)
       if (!Number.isInteger(overlap) || overlap < 0 || overlap > 720) throw new UsageError('--overlap-hours must be a whole number from 0 to 720')
-      await withDatabase(context, async ({ db }, config) => {
+      await context.withDatabase(async ({ db }, config) => {
         const jurisdiction = await resolveJurisdiction(db, context.options['jurisdiction-id'])
         const webhooks = await createWebhookContext(config)
         try {
@@ -249,7 +250,7 @@ export const COMMANDS: Command[] = [
       } else {
         throw new UsageError('routes set needs --department (repeatable) or --file')
       }
-      await withDatabase(context, async ({ db }) => {
+      await context.withDatabase(async ({ db }) => {
         const jurisdiction = await resolveJurisdiction(db, context.options['jurisdiction-id'])
         for (const r of await setServiceRoutes(db, jurisdiction.id, serviceCode, routes)) {
           context.out(`${serviceCode} → ${r.department}${r.has_area ? ` within ${r.area_name ?? 'an area'}` : ' (default)'}`)
@@ -266,7 +267,7 @@ export const COMMANDS: Command[] = [
       if (!event && !since) throw new UsageError('deliveries replay needs --event or --failed-since')
       const failedSince = since ? new Date(since) : undefined
       if (failedSince && Number.isNaN(failedSince.getTime())) throw new UsageError('--failed-since must be a datetime')
-      await withDatabase(context, async ({ db }) => {
+      await context.withDatabase(async ({ db }) => {
         const jurisdiction = await resolveJurisdiction(db, context.options['jurisdiction-id'])
         const replayed = await replayDeliveries(db, jurisdiction.id, { ...(event ? { eventId: event } : {}), ...(failedSince ? { failedSince } : {}) })
         context.out(`${replayed.length} deliveries requeued${replayed.length ? `: ${replayed.join(', ')}` : ''}`)

@@ -2,32 +2,42 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { runCommandLine } from '../../src/cli/command-line.js'
+import { loadConfig } from '../../src/config.js'
 import { createEmbeddedDataDir, createTestDatabase } from '../helpers/database.js'
-import { type RunResult, lines, runCli } from '../helpers/process.js'
+import { lines, runCli } from '../helpers/process.js'
 import { testDatabaseUrl } from '../helpers/template.js'
 
 const RAW_KEY = /^o311_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/
-const CLI_TIMEOUT = 60_000
 
-// Every embedded CLI or server process pays seconds of PGlite + PostGIS start-up (about 6 s of
-// CPU each); on a loaded machine that can approach the suite's 240 s file limit, so allow more.
-if (!testDatabaseUrl()) t.setTimeout(480_000)
-
-// One database per test file; subtests share it and run in order.
-const tmp = await mkdtemp(join(tmpdir(), 'open311-cli-'))
-t.teardown(() => rm(tmp, { recursive: true, force: true }))
-let env: Record<string, string>
-if (testDatabaseUrl()) {
-  const { url } = await createTestDatabase(t)
-  env = { DATABASE_URL: url! }
-} else {
-  const dataDir = join(tmp, 'data')
-  await createEmbeddedDataDir(dataDir)
-  env = { DATA_DIR: dataDir }
+interface CliResult {
+  code: number | null
+  stdout: string
+  stderr: string
 }
 
-const cli = (...args: string[]): Promise<RunResult> => runCli(args, { env, timeoutMs: CLI_TIMEOUT })
-const describe = (r: RunResult) => `exit ${r.code}; stderr: ${r.stderr.trim() || '(empty)'}`
+const tmp = await mkdtemp(join(tmpdir(), 'open311-cli-'))
+t.teardown(() => rm(tmp, { recursive: true, force: true }))
+
+// The commands run in-process against one database this file holds open (subtests share it and
+// run in order): each embedded CLI process would pay seconds of PGlite + PostGIS start-up. The
+// last subtest runs the real bin as a process, so argv, exit codes and opening the configured
+// database are covered too.
+const { database, url } = await createTestDatabase(t)
+const config = loadConfig({ DATA_DIR: join(tmp, 'in-process'), ...(url ? { DATABASE_URL: url } : {}) })
+
+async function cli(...args: string[]): Promise<CliResult> {
+  let stdout = ''
+  let stderr = ''
+  const code = await runCommandLine(args, {
+    stdout: (text) => (stdout += text),
+    stderr: (text) => (stderr += text),
+    config: () => config,
+    withDatabase: (work) => work(database, config),
+  })
+  return { code, stdout, stderr }
+}
+const describe = (r: CliResult) => `exit ${r.code}; stderr: ${r.stderr.trim() || '(empty)'}`
 
 const demoCatalog = JSON.parse(await readFile(new URL('../../src/domain/demo/demo-catalog.json', import.meta.url), 'utf8')) as {
   jurisdiction: Record<string, string>
@@ -63,7 +73,6 @@ t.test('services list shows the catalog, one service a line', async (t) => {
 })
 
 t.test('keys: create prints the raw key last, list never shows it, revoke marks it', async (t) => {
-  // The usage error never opens the database, so it can run beside the real create.
   const [noName, created] = await Promise.all([
     cli('keys', 'create', '--scope', 'requests:write'),
     cli('keys', 'create', '--name', 'app', '--scope', 'requests:write'),
@@ -172,7 +181,7 @@ t.test('services import: a bad file fails with its path and field', async (t) =>
     [badDatatype, /: services\[1\]\.attributes\[0\]\.datatype must be equal to one of the allowed values/],
     [missing, /: \(file\) cannot be read: ENOENT/],
   ]
-  // Validation happens before the database is opened, so the three runs can go at once.
+  // Validation happens before the database is touched, so the three runs can go at once.
   const results = await Promise.all(cases.map(([file]) => cli('services', 'import', file)))
   for (const [i, [file, expected]] of cases.entries()) {
     const result = results[i]!
@@ -196,7 +205,6 @@ t.test('services import: a valid file creates its new service, re-importing chan
   t.equal(again.code, 0, describe(again))
   t.equal(again.stdout, 'jurisdiction demo.open311.city: 0 created, 0 updated, 1 unchanged\n')
 
-  // One listing serves both checks (each embedded CLI run pays seconds of PGlite start-up).
   const after = await cli('services', 'list', '--json')
   t.equal(after.code, 0, describe(after))
   const afterServices = JSON.parse(after.stdout) as { service_code: string; service_name: string; attributes: { code: string }[] }[]
@@ -210,4 +218,32 @@ t.test('services import: a valid file creates its new service, re-importing chan
     afterServices.find((s) => s.service_code === 'bench-repair'),
     { service_name: 'Park bench repair', active: true, attributes: [{ code: 'damage' }] },
   )
+})
+
+t.test('the bin as a process: opens the configured database, prints, and exits 0, 1 or 2', async (t) => {
+  // Every embedded process pays seconds of PGlite + PostGIS start-up; allow for a loaded machine.
+  t.setTimeout(240_000)
+  let env: Record<string, string>
+  if (url) {
+    env = { DATABASE_URL: url }
+  } else {
+    const dataDir = join(tmp, 'process')
+    await createEmbeddedDataDir(dataDir)
+    env = { DATA_DIR: dataDir }
+  }
+  const run = (...args: string[]) => runCli(args, { env, timeoutMs: 120_000 })
+
+  // The unknown command never opens the database, so it can run beside the first real one.
+  const [unknown, keys] = await Promise.all([run('frobnicate'), run('keys', 'list')])
+  t.equal(unknown.code, 2, 'an unknown command exits 2')
+  t.match(unknown.stdout, /^usage: open311 <command>/)
+  t.equal(keys.code, 0, describe(keys))
+  t.equal(keys.stderr, '')
+  if (url) t.equal(lines(keys.stdout).length, 1, 'the process reads the same database: the key created in-process')
+  else t.equal(keys.stdout, '', 'a fresh embedded data dir has no keys')
+
+  const missing = await run('keys', 'revoke', '99999')
+  t.equal(missing.code, 1, 'a failing command exits 1')
+  t.equal(missing.stderr, 'error: API key 99999 does not exist\n')
+  t.equal(missing.stdout, '')
 })

@@ -1,0 +1,81 @@
+/**
+ * The CLI without the process around it: parses a command line, runs the command, and answers
+ * an exit code. `main.ts` wires it to argv, stdout/stderr and the configured database; tests call
+ * it in-process with a database they already hold, so a case costs no process or PGlite start.
+ */
+import { parseArgs } from 'node:util'
+import { ConfigError, loadConfig } from '../config.js'
+import { describeStartupError } from '../startup-errors.js'
+import { COMMANDS, type CommandContext, UsageError, openConfiguredDatabase, usage } from './commands.js'
+
+export interface CommandLineIo {
+  stdout: (text: string) => void
+  stderr: (text: string) => void
+  /** The configuration (default: the environment's). */
+  config?: CommandContext['config']
+  /** How commands reach the database (default: open the configured one around each command). */
+  withDatabase?: CommandContext['withDatabase']
+}
+
+function parseCommandLine(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        name: { type: 'string' },
+        scope: { type: 'string', multiple: true },
+        'jurisdiction-id': { type: 'string' },
+        json: { type: 'boolean', default: false },
+        check: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+        code: { type: 'string' },
+        'webhook-url': { type: 'string' },
+        'receives-contact': { type: 'boolean', default: false },
+        'overlap-hours': { type: 'string' },
+        department: { type: 'string', multiple: true },
+        file: { type: 'string' },
+        event: { type: 'string' },
+        'failed-since': { type: 'string' },
+      },
+    })
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+}
+
+async function dispatch(argv: string[], io: CommandLineIo): Promise<number> {
+  const { positionals, values } = parseCommandLine(argv)
+  const commandName = positionals.slice(0, 2).join(' ')
+  const command = COMMANDS.find((c) => c.name === commandName) ?? COMMANDS.find((c) => c.name === positionals[0])
+  if (values.help || !command) {
+    io.stdout(usage())
+    return values.help ? 0 : 2
+  }
+  const config = io.config ?? (() => loadConfig())
+  const context: CommandContext = {
+    args: positionals.slice(command.name.split(' ').length),
+    options: values,
+    config,
+    withDatabase: io.withDatabase ?? ((work) => openConfiguredDatabase(config(), work)),
+    out: (line) => io.stdout(`${line}\n`),
+  }
+  await command.run(context)
+  return 0
+}
+
+/** Runs one command line; usage errors exit 2, every other failure 1, with one line on stderr. */
+export async function runCommandLine(argv: string[], io: CommandLineIo): Promise<number> {
+  try {
+    return await dispatch(argv, io)
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr(`error: ${err.message}\n\n${usage()}`)
+      return 2
+    }
+    const message = err instanceof ConfigError ? err.message : describeStartupError(err)
+    io.stderr(`error: ${message}\n`)
+    return 1
+  }
+}
