@@ -11,9 +11,7 @@ import { COMMANDS, type CommandContext, UsageError, openConfiguredDatabase, usag
 export interface CommandLineIo {
   stdout: (text: string) => void
   stderr: (text: string) => void
-  /** The configuration (default: the environment's). */
-  config?: CommandContext['config']
-  /** How commands reach the database (default: open the configured one around each command). */
+  /** How commands reach the database (default: the one the environment configures, opened around each command). */
   withDatabase?: CommandContext['withDatabase']
 }
 
@@ -53,12 +51,12 @@ async function dispatch(argv: string[], io: CommandLineIo): Promise<number> {
     io.stdout(usage())
     return values.help ? 0 : 2
   }
-  const config = io.config ?? (() => loadConfig())
   const context: CommandContext = {
     args: positionals.slice(command.name.split(' ').length),
     options: values,
-    config,
-    withDatabase: io.withDatabase ?? ((work) => openConfiguredDatabase(config(), work)),
+    // The configuration is read only by commands that open the database, so a bad variable
+    // never stops `openapi` or a usage error.
+    withDatabase: io.withDatabase ?? ((work) => openConfiguredDatabase(loadConfig(), work)),
     out: (line) => io.stdout(`${line}\n`),
   }
   await command.run(context)

@@ -37,7 +37,6 @@ export interface CommandContext {
     event?: string
     'failed-since'?: string
   }
-  config: () => AppConfig
   /** Runs `work` with the migrated database (the CLI opens the configured one and closes it after). */
   withDatabase: <T>(work: (database: Database, config: AppConfig) => Promise<T>) => Promise<T>
   out: (line: string) => void

@@ -6,12 +6,11 @@ import { runCommandLine } from '../../src/cli/command-line.js'
 import { loadConfig } from '../../src/config.js'
 import { createEmbeddedDataDir, createTestDatabase } from '../helpers/database.js'
 import { lines, runCli } from '../helpers/process.js'
-import { testDatabaseUrl } from '../helpers/template.js'
 
 const RAW_KEY = /^o311_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/
 
 interface CliResult {
-  code: number | null
+  code: number
   stdout: string
   stderr: string
 }
@@ -24,6 +23,8 @@ t.teardown(() => rm(tmp, { recursive: true, force: true }))
 // last subtest runs the real bin as a process, so argv, exit codes and opening the configured
 // database are covered too.
 const { database, url } = await createTestDatabase(t)
+// The last subtest's processes each pay seconds of PGlite + PostGIS start-up when embedded.
+if (!url) t.setTimeout(480_000)
 const config = loadConfig({ DATA_DIR: join(tmp, 'in-process'), ...(url ? { DATABASE_URL: url } : {}) })
 
 async function cli(...args: string[]): Promise<CliResult> {
@@ -32,12 +33,11 @@ async function cli(...args: string[]): Promise<CliResult> {
   const code = await runCommandLine(args, {
     stdout: (text) => (stdout += text),
     stderr: (text) => (stderr += text),
-    config: () => config,
     withDatabase: (work) => work(database, config),
   })
   return { code, stdout, stderr }
 }
-const describe = (r: CliResult) => `exit ${r.code}; stderr: ${r.stderr.trim() || '(empty)'}`
+const describe = (r: Pick<CliResult, 'stderr'> & { code: number | null }) => `exit ${r.code}; stderr: ${r.stderr.trim() || '(empty)'}`
 
 const demoCatalog = JSON.parse(await readFile(new URL('../../src/domain/demo/demo-catalog.json', import.meta.url), 'utf8')) as {
   jurisdiction: Record<string, string>
@@ -124,6 +124,7 @@ t.test('an unknown command exits 2 and prints the usage', async (t) => {
   const result = await cli('frobnicate')
   t.equal(result.code, 2)
   t.match(result.stdout, /^usage: open311 <command>/)
+  t.equal(result.stderr, '')
   for (const command of ['migrate', 'demo', 'services import <file>', 'services list', 'keys create', 'keys list', 'keys revoke <id>']) {
     t.ok(result.stdout.includes(`  ${command}`), `usage lists ${command}`)
   }
@@ -181,7 +182,6 @@ t.test('services import: a bad file fails with its path and field', async (t) =>
     [badDatatype, /: services\[1\]\.attributes\[0\]\.datatype must be equal to one of the allowed values/],
     [missing, /: \(file\) cannot be read: ENOENT/],
   ]
-  // Validation happens before the database is touched, so the three runs can go at once.
   const results = await Promise.all(cases.map(([file]) => cli('services', 'import', file)))
   for (const [i, [file, expected]] of cases.entries()) {
     const result = results[i]!
@@ -220,9 +220,7 @@ t.test('services import: a valid file creates its new service, re-importing chan
   )
 })
 
-t.test('the bin as a process: opens the configured database, prints, and exits 0, 1 or 2', async (t) => {
-  // Every embedded process pays seconds of PGlite + PostGIS start-up; allow for a loaded machine.
-  t.setTimeout(240_000)
+t.test('the bin as a process: writes to the configured database, reads it back, and exits 0, 1 or 2', async (t) => {
   let env: Record<string, string>
   if (url) {
     env = { DATABASE_URL: url }
@@ -234,13 +232,23 @@ t.test('the bin as a process: opens the configured database, prints, and exits 0
   const run = (...args: string[]) => runCli(args, { env, timeoutMs: 120_000 })
 
   // The unknown command never opens the database, so it can run beside the first real one.
-  const [unknown, keys] = await Promise.all([run('frobnicate'), run('keys', 'list')])
+  const [unknown, created] = await Promise.all([run('frobnicate'), run('keys', 'create', '--name', 'from-a-process', '--scope', 'requests:write')])
   t.equal(unknown.code, 2, 'an unknown command exits 2')
   t.match(unknown.stdout, /^usage: open311 <command>/)
-  t.equal(keys.code, 0, describe(keys))
-  t.equal(keys.stderr, '')
-  if (url) t.equal(lines(keys.stdout).length, 1, 'the process reads the same database: the key created in-process')
-  else t.equal(keys.stdout, '', 'a fresh embedded data dir has no keys')
+  t.equal(created.code, 0, describe(created))
+  const keyId = RAW_KEY.exec(lines(created.stdout).at(-1) ?? '')?.[1]
+  t.ok(keyId, `the last line is the raw key: ${created.stdout}`)
+
+  // A second process finds the key: the first one migrated, wrote and closed the configured
+  // database (on the embedded backend, the data directory DATA_DIR names).
+  const listed = await run('keys', 'list')
+  t.equal(listed.code, 0, describe(listed))
+  t.equal(listed.stderr, '')
+  t.match(
+    lines(listed.stdout).map((line) => line.split('\t')).find((row) => row[1] === keyId),
+    [/^\d+$/, keyId, 'from-a-process', 'requests:write', 'active'],
+    'the key created by the other process is listed',
+  )
 
   const missing = await run('keys', 'revoke', '99999')
   t.equal(missing.code, 1, 'a failing command exits 1')
