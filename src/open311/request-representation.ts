@@ -40,7 +40,7 @@ export function toRequest(row: PublicRequestRow, timeZone: string) {
     zipcode: row.zipcode,
     lat: row.lat,
     long: row.long,
-    media_url: row.media_urls[0] ?? null,
+    media_url: row.media_url,
   }
 }
 

@@ -46,12 +46,14 @@ export interface PublicRequestRow {
   zipcode: string | null
   lat: number | null
   long: number | null
-  media_urls: string[]
+  /** The first media URL: all the core shape shows (PostgreSQL arrays count from 1). */
+  media_url: string | null
   service_id: number
 }
 
 /** The core columns and those `extensions=true` adds. */
 export interface ExtendedRequestRow extends PublicRequestRow {
+  media_urls: string[]
   closed_at: Date | null
   detailed_status: string
   channel: string | null
@@ -129,10 +131,10 @@ export async function findPublicRequests(db: Db, filter: RequestFilter, columns:
              ${epochMs('page.expected_at')} as expected_at,
              page.address, page.address_id, page.zipcode,
              ST_Y(page.location::geometry) as lat, ST_X(page.location::geometry) as long,
-             page.media_urls, page.service_id
+             page.media_urls[1] as media_url, page.service_id
              ${
                extended
-                 ? sql`, ${epochMs('page.closed_at')} as closed_at, page.detailed_status, page.channel,
+                 ? sql`, page.media_urls, ${epochMs('page.closed_at')} as closed_at, page.detailed_status, page.channel,
                        parent.public_id as parent_service_request_id, page.attributes`
                  : sql``
              }
