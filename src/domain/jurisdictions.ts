@@ -6,6 +6,7 @@ import { asc } from 'drizzle-orm'
 import { type Db, expiringCache } from '../db/database.js'
 import { jurisdictions } from '../db/schema.js'
 import { badRequest, notFound } from '../open311/errors.js'
+import { whenReady } from '../shared/maybe-promise.js'
 
 export type Jurisdiction = typeof jurisdictions.$inferSelect
 
@@ -33,8 +34,7 @@ export function forgetJurisdictions(db: Db) {
  * catalog routes answer synchronously: the most requested documents skip several promise hops.
  */
 export function resolveJurisdiction(db: Db, requestedId: string | undefined): Jurisdiction | Promise<Jurisdiction> {
-  const all = cached.get(db, '')
-  return Array.isArray(all) ? choose(all, requestedId) : all.then((loaded) => choose(loaded, requestedId))
+  return whenReady(cached.get(db, ''), (all) => choose(all, requestedId))
 }
 
 function choose(all: Jurisdiction[], requestedId: string | undefined): Jurisdiction {
