@@ -75,26 +75,34 @@ export function sendCatalogAnswer(request: FastifyRequest, reply: FastifyReply, 
 
 function storedEntry(reply: FastifyReply, answer: CatalogAnswer): Entry {
   const version = answer.jurisdiction.catalogChangedAt.getTime()
+  const formats = formatsOf(answer)
+  const entry = formats[answer.format]
+  // A request holding an older jurisdiction snapshot is served the newer document: it is the truth.
+  if (entry && entry.version >= version) return entry
+  const started: Entry = { version, ready: render(reply, answer, version) }
+  formats[answer.format] = started
+  started.ready.then(
+    (value) => (started.value = value),
+    () => forgetFailedRender(answer, formats, started),
+  )
+  return started
+}
+
+/** The stored renderings of one document, by format (made on first use). */
+function formatsOf(answer: CatalogAnswer): Partial<Record<Format, Entry>> {
   const documents = rendered.of(answer.db)
   let ofJurisdiction = documents.get(answer.jurisdiction.id)
   if (!ofJurisdiction) documents.set(answer.jurisdiction.id, (ofJurisdiction = new Map()))
   let formats = ofJurisdiction.get(answer.document)
   if (!formats) ofJurisdiction.set(answer.document, (formats = {}))
-  const entry = formats[answer.format]
-  // A request holding an older jurisdiction snapshot is served the newer document: it is the truth.
-  if (entry && entry.version >= version) return entry
-  const started: Entry = { version, ready: render(reply, answer, version) }
-  const [stored, document] = [formats, ofJurisdiction]
-  stored[answer.format] = started
-  started.ready.then(
-    (value) => (started.value = value),
-    () => {
-      // Errors (an unknown service code) are never stored, nor is the document's slot they made.
-      if (stored[answer.format] === started) delete stored[answer.format]
-      if (Object.keys(stored).length === 0 && document.get(answer.document) === stored) document.delete(answer.document)
-    },
-  )
-  return started
+  return formats
+}
+
+/** Errors (an unknown service code) are never stored, nor is the document's slot they made. */
+function forgetFailedRender(answer: CatalogAnswer, formats: Partial<Record<Format, Entry>>, failed: Entry) {
+  if (formats[answer.format] === failed) delete formats[answer.format]
+  const ofJurisdiction = rendered.of(answer.db).get(answer.jurisdiction.id)
+  if (Object.keys(formats).length === 0 && ofJurisdiction?.get(answer.document) === formats) ofJurisdiction.delete(answer.document)
 }
 
 function sendRendered(request: FastifyRequest, reply: FastifyReply, value: RenderedAnswer): undefined {
