@@ -178,12 +178,10 @@ async function alternating(pair: [[string, autocannon.Options], [string, autocan
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 
-/** Runs `work` from `connections` concurrent loops for DURATION seconds; exact latency percentiles in ms. */
-async function timedLoop(scenario: string, work: () => Promise<unknown>, connections = CONNECTIONS) {
-  if (args.only && !scenario.includes(args.only)) return
-  for (const deadline = performance.now() + 2_000; performance.now() < deadline; ) await work() // warm-up
+/** Latencies in ms of `work` run from `connections` concurrent loops for `seconds`. */
+async function sampleLatencies(work: () => Promise<unknown>, connections: number, seconds: number): Promise<number[]> {
   const latencies: number[] = []
-  const deadline = performance.now() + DURATION * 1000
+  const deadline = performance.now() + seconds * 1000
   await Promise.all(
     Array.from({ length: connections }, async () => {
       while (performance.now() < deadline) {
@@ -193,10 +191,48 @@ async function timedLoop(scenario: string, work: () => Promise<unknown>, connect
       }
     }),
   )
+  return latencies
+}
+
+async function warmUp(work: () => Promise<unknown>) {
+  for (const deadline = performance.now() + 2_000; performance.now() < deadline; ) await work()
+}
+
+/** Records exact percentiles (autocannon's are whole milliseconds) of latencies gathered over `seconds`. */
+function recordLatencies(scenario: string, latencies: number[], seconds: number, note?: string) {
   latencies.sort((a, b) => a - b)
   const pct = (p: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))]! * 100) / 100
-  figures.push({ scenario, reqPerSec: Math.round(latencies.length / DURATION), p50: pct(0.5), p99: pct(0.99) })
-  console.log(`# ${scenario}: ${Math.round(latencies.length / DURATION)} /s, p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms`)
+  figures.push({ scenario, reqPerSec: Math.round(latencies.length / seconds), p50: pct(0.5), p99: pct(0.99), ...(note ? { note } : {}) })
+  console.log(`# ${scenario}: ${Math.round(latencies.length / seconds)} /s, p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms`)
+}
+
+/** Runs `work` from `connections` concurrent loops for DURATION seconds; exact latency percentiles in ms. */
+async function timedLoop(scenario: string, work: () => Promise<unknown>, connections = CONNECTIONS) {
+  if (args.only && !scenario.includes(args.only)) return
+  await warmUp(work)
+  recordLatencies(scenario, await sampleLatencies(work, connections, DURATION), DURATION)
+}
+
+/**
+ * Two one-client latency loops measured in alternation: ROUNDS slices each, DURATION seconds in
+ * all per side. The p99 of a 10-second loop moves by a third between runs as the machine
+ * drifts; slices of the two sides interleaved share that drift, as the services pair does.
+ */
+async function alternatingLatency(pair: [[string, () => Promise<unknown>], [string, () => Promise<unknown>]]) {
+  if (args.only && !pair.some(([scenario]) => scenario.includes(args.only!))) return
+  for (const [, work] of pair) await warmUp(work)
+  const latencies: [number[], number[]] = [[], []]
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [i, [, work]] of pair.entries()) latencies[i]!.push(...(await sampleLatencies(work, 1, DURATION / ROUNDS)))
+  }
+  for (const [i, [scenario]] of pair.entries()) recordLatencies(scenario, latencies[i]!, DURATION, `${ROUNDS} alternating slices`)
+}
+
+/** Reads a body to its end without keeping it, as autocannon does; returns its length. */
+async function drain(body: AsyncIterable<Uint8Array>): Promise<number> {
+  let bytes = 0
+  for await (const chunk of body) bytes += chunk.length
+  return bytes
 }
 
 const randomPoint = () => ({
@@ -276,14 +312,19 @@ async function main() {
     // Saturated (CONNECTIONS clients) for throughput, and one client for latency.
     await cannon('GET requests.json?lat&long&radius=500 (90-day window)', radiusRequests)
     await timedLoop('raw SQL: radius 500 m + 90-day window through pg', () => radiusSql(pool))
-    // One client each, timed the same way (autocannon's percentiles are whole milliseconds).
+    // One client each, in alternating slices. The body is read chunk by chunk and dropped, as
+    // autocannon reads it: gathering it into one ArrayBuffer (undici's arrayBuffer()) made the
+    // measuring process itself run ~25 mark-compacts in 10 s, up to 4.5 ms each, and its p99
+    // 1.5 ms longer: the client's cost, not the server's (docs/benchmarks.md, session 6).
     const radiusHttp = async () => {
       const p = randomPoint()
       const res = await request(`${base}/open311/v2/requests.json?lat=${p.lat}&long=${p.long}&radius=500`)
-      await res.body.arrayBuffer()
+      await drain(res.body)
     }
-    await timedLoop('GET requests.json?lat&long&radius=500, 1 client (body read)', radiusHttp, 1)
-    await timedLoop('raw SQL: radius 500 m + 90-day window, 1 client', () => radiusSql(pool), 1)
+    await alternatingLatency([
+      ['GET requests.json?lat&long&radius=500, 1 client (whole body read)', radiusHttp],
+      ['raw SQL: radius 500 m + 90-day window, 1 client', () => radiusSql(pool)],
+    ])
 
     const form = new URLSearchParams({
       api_key: apiKey,
