@@ -45,14 +45,14 @@ const pad = (n: number, width = 2) => String(Math.abs(n)).padStart(width, '0')
 const QUARTER_HOUR_MS = 900_000
 const offsetCaches = new Map<string, Map<number, number>>()
 
-function cachedOffsetMinutes(timeZone: string, date: Date): number {
+function cachedOffsetMinutes(timeZone: string, epochMs: number): number {
   let offsets = offsetCaches.get(timeZone)
   if (!offsets) offsetCaches.set(timeZone, (offsets = new Map()))
-  const quarter = Math.floor(date.getTime() / QUARTER_HOUR_MS)
+  const quarter = Math.floor(epochMs / QUARTER_HOUR_MS)
   let offset = offsets.get(quarter)
   if (offset === undefined) {
     if (offsets.size > 50_000) offsets.clear()
-    offset = offsetMinutes(timeZone, date)
+    offset = offsetMinutes(timeZone, new Date(epochMs))
     offsets.set(quarter, offset)
   }
   return offset
@@ -87,9 +87,13 @@ function zoneSuffix(offset: number): string {
   return suffix
 }
 
-export function formatW3c(date: Date, timeZone: string): string {
-  const offset = cachedOffsetMinutes(timeZone, date)
-  const localSeconds = Math.floor(date.getTime() / 1000) + offset * 60
+/** An instant as a Date or as epoch milliseconds (how request lists read them, with no Date per row). */
+export type Instant = Date | number
+
+export function formatW3c(instant: Instant, timeZone: string): string {
+  const epochMs = typeof instant === 'number' ? instant : instant.getTime()
+  const offset = cachedOffsetMinutes(timeZone, epochMs)
+  const localSeconds = Math.floor(epochMs / 1000) + offset * 60
   const localDay = Math.floor(localSeconds / 86_400)
   const secondOfDay = localSeconds - localDay * 86_400
   const zone = timeZone === 'UTC' || timeZone === 'Etc/UTC' ? 'Z' : zoneSuffix(offset)
@@ -104,8 +108,8 @@ export function formatW3c(date: Date, timeZone: string): string {
   )
 }
 
-export const formatOptionalW3c = (date: Date | null | undefined, timeZone: string): string | null =>
-  date ? formatW3c(date, timeZone) : null
+export const formatOptionalW3c = (instant: Instant | null | undefined, timeZone: string): string | null =>
+  instant === null || instant === undefined ? null : formatW3c(instant, timeZone)
 
 const INPUT_PATTERN =
   /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$/

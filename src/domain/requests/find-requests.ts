@@ -38,9 +38,10 @@ export interface PublicRequestRow {
   description: string | null
   agency_responsible: string | null
   service_notice: string | null
-  requested_at: Date
-  updated_at: Date
-  expected_at: Date | null
+  /** Timestamps are epoch milliseconds: a list formats three per row, with no Date for each. */
+  requested_at: number
+  updated_at: number
+  expected_at: number | null
   address: string | null
   address_id: string | null
   zipcode: string | null
@@ -54,7 +55,7 @@ export interface PublicRequestRow {
 /** The core columns and those `extensions=true` adds. */
 export interface ExtendedRequestRow extends PublicRequestRow {
   media_urls: string[]
-  closed_at: Date | null
+  closed_at: number | null
   detailed_status: string
   channel: string | null
   parent_service_request_id: string | null
@@ -143,24 +144,14 @@ export async function findPublicRequests(db: Db, filter: RequestFilter, columns:
       ${extended ? sql`left join service_requests parent on parent.id = page.parent_request_id` : sql``}
       order by ${orderBy('page')}`,
   )
-  for (const row of rows) {
-    row.requested_at = fromEpochMs(row.requested_at)
-    row.updated_at = fromEpochMs(row.updated_at)
-    row.expected_at = fromEpochMs(row.expected_at)
-    if (extended) row.closed_at = fromEpochMs(row.closed_at)
-  }
   return rows
 }
 
 /**
- * Timestamps travel as epoch milliseconds: parsing PostgreSQL's timestamp text into Dates took
- * ~13% of a 200-row answer's CPU, a number costs next to nothing.
+ * Timestamps travel as epoch milliseconds and stay numbers: parsing PostgreSQL's timestamp text
+ * into Dates took ~13% of a 200-row answer's CPU; a number costs next to nothing.
  */
 const epochMs = (column: string) => sql.raw(`(extract(epoch from ${column}) * 1000)::float8`)
-
-function fromEpochMs<T extends Date | null>(value: T): T {
-  return (value === null ? null : new Date(value as unknown as number)) as T
-}
 
 export interface PublicUpdateRow {
   update_id: string
