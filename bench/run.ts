@@ -132,51 +132,26 @@ function startProcess(command: string[], env: Record<string, string>, readyPatte
   })
 }
 
+/** One measured run of a scenario: throughput, latency percentiles in ms, failed requests. */
+interface Sample {
+  reqPerSec: number
+  p50: number
+  p99: number
+  failures: number
+}
+
 /** One autocannon run after a 2-second warm-up. */
 async function measure(options: autocannon.Options, connections = CONNECTIONS): Promise<autocannon.Result> {
   await autocannon({ ...options, duration: 2, connections }) // warm-up
   return autocannon({ ...options, duration: DURATION, connections })
 }
 
-function record(scenario: string, result: autocannon.Result, note?: string) {
-  const non2xx = result.non2xx + result.errors
-  figures.push({
-    scenario,
-    reqPerSec: Math.round(result.requests.average),
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    ...(note || non2xx ? { note: [note, non2xx ? `${non2xx} non-2xx/errors` : ''].filter(Boolean).join('; ') } : {}),
-  })
-  console.log(`# ${scenario}: ${Math.round(result.requests.average)} req/s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms`)
-}
-
-async function cannon(scenario: string, options: autocannon.Options, note?: string, connections = CONNECTIONS) {
-  if (args.only && !scenario.includes(args.only)) return
-  record(scenario, await measure(options, connections), note)
-}
-
-/**
- * Two throughput scenarios measured in alternation, ROUNDS times each; each is reported by its
- * median run, and the second's note gives the median of the per-round ratios. On a shared
- * 2-core machine one run of either can be off by 10-25%, and the noise drifts over seconds:
- * the runs of one round share it, so their ratio is the steadier figure.
- */
-async function alternating(pair: [[string, autocannon.Options], [string, autocannon.Options]]) {
-  if (args.only && !pair.some(([scenario]) => scenario.includes(args.only!))) return
-  const runs: [autocannon.Result[], autocannon.Result[]] = [[], []]
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const [i, [, options]] of pair.entries()) runs[i]!.push(await measure(options))
+const viaAutocannon =
+  (options: autocannon.Options, connections = CONNECTIONS) =>
+  async (): Promise<Sample> => {
+    const result = await measure(options, connections)
+    return { reqPerSec: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, failures: result.non2xx + result.errors }
   }
-  const ratios = runs[1].map((run, round) => run.requests.average / runs[0][round]!.requests.average)
-  for (const [i, [scenario]] of pair.entries()) {
-    const sorted = [...runs[i]!].sort((a, b) => a.requests.average - b.requests.average)
-    const all = runs[i]!.map((r) => Math.round(r.requests.average).toLocaleString('en-US')).join(', ')
-    const ratio = i === 1 ? `; per-round ratios ${ratios.map((r) => r.toFixed(2)).join(', ')}, median ${median(ratios).toFixed(2)}` : ''
-    record(scenario, sorted[Math.floor(sorted.length / 2)]!, `median of ${ROUNDS} alternating runs: ${all}${ratio}`)
-  }
-}
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 
 /** Latencies in ms of `work` run from `connections` concurrent loops for `seconds`. */
 async function sampleLatencies(work: () => Promise<unknown>, connections: number, seconds: number): Promise<number[]> {
@@ -198,34 +173,83 @@ async function warmUp(work: () => Promise<unknown>) {
   for (const deadline = performance.now() + 2_000; performance.now() < deadline; ) await work()
 }
 
-/** Records exact percentiles (autocannon's are whole milliseconds) of latencies gathered over `seconds`. */
-function recordLatencies(scenario: string, latencies: number[], seconds: number, note?: string) {
+/** Exact percentiles (autocannon's are whole milliseconds) of latencies gathered over `seconds`. */
+function summarise(latencies: number[], seconds: number): Sample {
   latencies.sort((a, b) => a - b)
   const pct = (p: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))]! * 100) / 100
-  figures.push({ scenario, reqPerSec: Math.round(latencies.length / seconds), p50: pct(0.5), p99: pct(0.99), ...(note ? { note } : {}) })
-  console.log(`# ${scenario}: ${Math.round(latencies.length / seconds)} /s, p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms`)
+  return { reqPerSec: latencies.length / seconds, p50: pct(0.5), p99: pct(0.99), failures: 0 }
+}
+
+/** `work` from `connections` concurrent loops for DURATION seconds, after a 2-second warm-up. */
+const viaLoop =
+  (work: () => Promise<unknown>, connections = CONNECTIONS) =>
+  async (): Promise<Sample> => {
+    await warmUp(work)
+    return summarise(await sampleLatencies(work, connections, DURATION), DURATION)
+  }
+
+function record(scenario: string, sample: Sample, note?: string) {
+  const { reqPerSec, p50, p99, failures } = sample
+  figures.push({
+    scenario,
+    reqPerSec: Math.round(reqPerSec),
+    p50,
+    p99,
+    ...(note || failures ? { note: [note, failures ? `${failures} non-2xx/errors` : ''].filter(Boolean).join('; ') } : {}),
+  })
+  console.log(`# ${scenario}: ${Math.round(reqPerSec)} req/s, p50 ${p50} ms, p99 ${p99} ms`)
+}
+
+const selected = (...scenarios: string[]) => !args.only || scenarios.some((scenario) => scenario.includes(args.only!))
+
+async function cannon(scenario: string, options: autocannon.Options, note?: string, connections = CONNECTIONS) {
+  if (selected(scenario)) record(scenario, await viaAutocannon(options, connections)(), note)
 }
 
 /** Runs `work` from `connections` concurrent loops for DURATION seconds; exact latency percentiles in ms. */
 async function timedLoop(scenario: string, work: () => Promise<unknown>, connections = CONNECTIONS) {
-  if (args.only && !scenario.includes(args.only)) return
-  await warmUp(work)
-  recordLatencies(scenario, await sampleLatencies(work, connections, DURATION), DURATION)
+  if (selected(scenario)) record(scenario, await viaLoop(work, connections)())
 }
+
+type Scenario = [name: string, run: () => Promise<Sample>]
+
+/**
+ * Two throughput scenarios measured in alternation, ROUNDS times each; each is reported by its
+ * median run, and the second's note gives the median of the per-round ratios (second / first).
+ * On a shared 2-core machine one run of either can be off by 10-25%, and the noise drifts over
+ * seconds: the runs of one round share it, so their ratio is the steadier figure.
+ */
+async function alternating([first, second]: [Scenario, Scenario]) {
+  if (!selected(first[0], second[0])) return
+  const runs: [Sample[], Sample[]] = [[], []]
+  for (let round = 0; round < ROUNDS; round++) {
+    runs[0].push(await first[1]())
+    runs[1].push(await second[1]())
+  }
+  const ratios = runs[1].map((run, round) => run.reqPerSec / runs[0][round]!.reqPerSec)
+  for (const [i, [scenario]] of [first, second].entries()) {
+    const sorted = [...runs[i]!].sort((a, b) => a.reqPerSec - b.reqPerSec)
+    const all = runs[i]!.map((r) => Math.round(r.reqPerSec).toLocaleString('en-US')).join(', ')
+    const ratio = i === 1 ? `; per-round ratios ${ratios.map((r) => r.toFixed(2)).join(', ')}, median ${median(ratios).toFixed(2)}` : ''
+    record(scenario, sorted[Math.floor(sorted.length / 2)]!, `median of ${ROUNDS} alternating runs: ${all}${ratio}`)
+  }
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 
 /**
  * Two one-client latency loops measured in alternation: ROUNDS slices each, DURATION seconds in
  * all per side. The p99 of a 10-second loop moves by a third between runs as the machine
- * drifts; slices of the two sides interleaved share that drift, as the services pair does.
+ * drifts; slices of the two sides interleaved share that drift, as the throughput pairs do.
  */
 async function alternatingLatency(pair: [[string, () => Promise<unknown>], [string, () => Promise<unknown>]]) {
-  if (args.only && !pair.some(([scenario]) => scenario.includes(args.only!))) return
+  if (!selected(pair[0][0], pair[1][0])) return
   for (const [, work] of pair) await warmUp(work)
   const latencies: [number[], number[]] = [[], []]
   for (let round = 0; round < ROUNDS; round++) {
     for (const [i, [, work]] of pair.entries()) latencies[i]!.push(...(await sampleLatencies(work, 1, DURATION / ROUNDS)))
   }
-  for (const [i, [scenario]] of pair.entries()) recordLatencies(scenario, latencies[i]!, DURATION, `${ROUNDS} alternating slices`)
+  for (const [i, [scenario]] of pair.entries()) record(scenario, summarise(latencies[i]!, DURATION), `${ROUNDS} alternating slices`)
 }
 
 /** Reads a body to its end without keeping it, as autocannon does; returns its length. */
@@ -239,6 +263,20 @@ const randomPoint = () => ({
   lat: CENTRE.lat + (Math.random() - 0.5) * 0.2,
   long: CENTRE.long + (Math.random() - 0.5) * 0.26,
 })
+
+/** NEW_REQUEST_STATEMENT's text and the values a POST of `form` gives it. */
+async function postStatementQuery(form: URLSearchParams): Promise<{ text: string; values: unknown[] }> {
+  const database = await openDatabase({ databaseUrl: benchUrl, logger: quiet, poolSize: 2 })
+  try {
+    const jurisdiction = await resolveJurisdiction(database.db, undefined)
+    const service = (await activeService(database.db, jurisdiction, 'graffiti'))!
+    const submission = validateSubmission(Object.fromEntries(form), service, jurisdiction.timeZone)
+    const { sql: text, params } = new PgDialect().sqlToQuery(NEW_REQUEST_STATEMENT)
+    return { text, values: fillPlaceholders(params, newRequestValues({ jurisdiction, service, submission, channel: 'api' })) }
+  } finally {
+    await database.close()
+  }
+}
 
 async function main() {
   const apiKey = await prepareDatabase()
@@ -278,8 +316,8 @@ async function main() {
     const barePort = port + 1
     const bare = await startProcess(['node', '--import', 'tsx', 'bench/bare-server.ts'], { PORT: String(barePort), BARE_BODY_FILE: bodyFile, BARE_HEADERS_FILE: headersFile }, /ready/)
     await alternating([
-      ['bare Fastify route, same body and headers as services.json', { url: `http://127.0.0.1:${barePort}/services.json` }],
-      ['GET services.json', { url: `${base}/open311/v2/services.json` }],
+      ['bare Fastify route, same body and headers as services.json', viaAutocannon({ url: `http://127.0.0.1:${barePort}/services.json` })],
+      ['GET services.json', viaAutocannon({ url: `${base}/open311/v2/services.json` })],
     ])
     bare.kill()
 
@@ -335,12 +373,26 @@ async function main() {
       email: 'bench@example.org',
     })
     for (const [k, v] of Object.entries({ 'attribute[surface][]': 'WALL', 'attribute[offensive]': 'NO' })) form.append(k, v)
-    await cannon('POST requests.json', {
-      url: `${base}/open311/v2/requests.json`,
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: form.toString(),
-    })
+    // The POST against its own write — the one statement that inserts the request, its reporter,
+    // its first history entry, routing, work orders and events — sent straight through pg as a
+    // prepared statement with the same parameters: what the HTTP stack and our code add. In
+    // alternation, like the services pair: one run of either moved by up to 15% between runs.
+    const postStatement = "the POST's own statement (request, reporter, history entry) through pg"
+    if (selected('POST requests.json', postStatement)) {
+      const { text, values } = await postStatementQuery(form)
+      await alternating([
+        [postStatement, viaLoop(() => pool.query({ name: 'bench_post_statement', text, values }))],
+        [
+          'POST requests.json',
+          viaAutocannon({
+            url: `${base}/open311/v2/requests.json`,
+            method: 'POST',
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            body: form.toString(),
+          }),
+        ],
+      ])
+    }
     // For reference: the cheapest write a request could be, one row and none of the rest.
     await timedLoop('one-row INSERT into service_requests through pg (reference for POST)', () =>
       pool.query(
@@ -350,24 +402,7 @@ async function main() {
         [CENTRE.long, CENTRE.lat, 'Tag on the wall of the underpass'],
       ),
     )
-    // The POST's own write — the one statement that inserts the request, its reporter, its
-    // first history entry, routing, work orders and events — sent straight through pg as a
-    // prepared statement with the same parameters: what the HTTP stack and our code add.
-    const postStatement = "the POST's own statement (request, reporter, history entry) through pg"
-    if (!args.only || postStatement.includes(args.only)) {
-      const database = await openDatabase({ databaseUrl: benchUrl, logger: quiet, poolSize: 2 })
-      try {
-        const jurisdiction = await resolveJurisdiction(database.db, undefined)
-        const service = (await activeService(database.db, jurisdiction, 'graffiti'))!
-        const submission = validateSubmission(Object.fromEntries(form), service, jurisdiction.timeZone)
-        const { sql: text, params } = new PgDialect().sqlToQuery(NEW_REQUEST_STATEMENT)
-        const values = fillPlaceholders(params, newRequestValues({ jurisdiction, service, submission, channel: 'api' }))
-        await timedLoop(postStatement, () => pool.query({ name: 'bench_post_statement', text, values }))
-      } finally {
-        await database.close()
-      }
-    }
-    if (!args.only || 'webhooks'.includes(args.only)) {
+    if (selected('webhooks')) {
       const receiver = await startReceiver(port + 2)
       try {
         const departmentId = await prepareDepartment(benchUrl, receiver.url, 'pothole')
