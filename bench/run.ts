@@ -169,8 +169,9 @@ async function sampleLatencies(work: () => Promise<unknown>, connections: number
   return latencies
 }
 
-async function warmUp(work: () => Promise<unknown>) {
-  for (const deadline = performance.now() + 2_000; performance.now() < deadline; ) await work()
+/** Two seconds of `work` from `connections` loops: every pooled connection is open and warm. */
+async function warmUp(work: () => Promise<unknown>, connections: number) {
+  await sampleLatencies(work, connections, 2)
 }
 
 /** Exact percentiles (autocannon's are whole milliseconds) of latencies gathered over `seconds`. */
@@ -180,11 +181,11 @@ function summarise(latencies: number[], seconds: number): Sample {
   return { reqPerSec: latencies.length / seconds, p50: pct(0.5), p99: pct(0.99), failures: 0 }
 }
 
-/** `work` from `connections` concurrent loops for DURATION seconds, after a 2-second warm-up. */
+/** `work` from `connections` concurrent loops for DURATION seconds, after a 2-second warm-up; exact percentiles. */
 const viaLoop =
   (work: () => Promise<unknown>, connections = CONNECTIONS) =>
   async (): Promise<Sample> => {
-    await warmUp(work)
+    await warmUp(work, connections)
     return summarise(await sampleLatencies(work, connections, DURATION), DURATION)
   }
 
@@ -206,20 +207,22 @@ async function cannon(scenario: string, options: autocannon.Options, note?: stri
   if (selected(scenario)) record(scenario, await viaAutocannon(options, connections)(), note)
 }
 
-/** Runs `work` from `connections` concurrent loops for DURATION seconds; exact latency percentiles in ms. */
+/** A loop scenario reported on its own. */
 async function timedLoop(scenario: string, work: () => Promise<unknown>, connections = CONNECTIONS) {
   if (selected(scenario)) record(scenario, await viaLoop(work, connections)())
 }
 
-type Scenario = [name: string, run: () => Promise<Sample>]
+/** A baseline and ours, in that order: a pair's ratio is always ours / baseline. */
+type Pair<Run> = [baseline: [name: string, run: Run], ours: [name: string, run: Run]]
 
 /**
  * Two throughput scenarios measured in alternation, ROUNDS times each; each is reported by its
- * median run, and the second's note gives the median of the per-round ratios (second / first).
+ * median run, and ours' note gives the median of the per-round ratios (ours / baseline).
  * On a shared 2-core machine one run of either can be off by 10-25%, and the noise drifts over
- * seconds: the runs of one round share it, so their ratio is the steadier figure.
+ * seconds: the runs of one round share it, so their ratio is the steadier figure. Failed
+ * requests are counted over every run, not only the median one.
  */
-async function alternating([first, second]: [Scenario, Scenario]) {
+async function alternating([first, second]: Pair<() => Promise<Sample>>) {
   if (!selected(first[0], second[0])) return
   const runs: [Sample[], Sample[]] = [[], []]
   for (let round = 0; round < ROUNDS; round++) {
@@ -231,20 +234,22 @@ async function alternating([first, second]: [Scenario, Scenario]) {
     const sorted = [...runs[i]!].sort((a, b) => a.reqPerSec - b.reqPerSec)
     const all = runs[i]!.map((r) => Math.round(r.reqPerSec).toLocaleString('en-US')).join(', ')
     const ratio = i === 1 ? `; per-round ratios ${ratios.map((r) => r.toFixed(2)).join(', ')}, median ${median(ratios).toFixed(2)}` : ''
-    record(scenario, sorted[Math.floor(sorted.length / 2)]!, `median of ${ROUNDS} alternating runs: ${all}${ratio}`)
+    const failures = runs[i]!.reduce((sum, run) => sum + run.failures, 0)
+    record(scenario, { ...sorted[Math.floor(sorted.length / 2)]!, failures }, `median of ${ROUNDS} alternating runs: ${all}${ratio}`)
   }
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 
 /**
- * Two one-client latency loops measured in alternation: ROUNDS slices each, DURATION seconds in
- * all per side. The p99 of a 10-second loop moves by a third between runs as the machine
- * drifts; slices of the two sides interleaved share that drift, as the throughput pairs do.
+ * Two one-client latency loops measured in alternation: ROUNDS slices each (DURATION / ROUNDS
+ * seconds), DURATION seconds in all per side, after one warm-up each. The p99 of a 10-second
+ * loop moves by a third between runs as the machine drifts; slices of the two sides interleaved
+ * share that drift, as the throughput pairs do.
  */
-async function alternatingLatency(pair: [[string, () => Promise<unknown>], [string, () => Promise<unknown>]]) {
+async function alternatingLatency(pair: Pair<() => Promise<unknown>>) {
   if (!selected(pair[0][0], pair[1][0])) return
-  for (const [, work] of pair) await warmUp(work)
+  for (const [, work] of pair) await warmUp(work, 1)
   const latencies: [number[], number[]] = [[], []]
   for (let round = 0; round < ROUNDS; round++) {
     for (const [i, [, work]] of pair.entries()) latencies[i]!.push(...(await sampleLatencies(work, 1, DURATION / ROUNDS)))
@@ -252,11 +257,11 @@ async function alternatingLatency(pair: [[string, () => Promise<unknown>], [stri
   for (const [i, [scenario]] of pair.entries()) record(scenario, summarise(latencies[i]!, DURATION), `${ROUNDS} alternating slices`)
 }
 
-/** Reads a body to its end without keeping it, as autocannon does; returns its length. */
-async function drain(body: AsyncIterable<Uint8Array>): Promise<number> {
-  let bytes = 0
-  for await (const chunk of body) bytes += chunk.length
-  return bytes
+/** Reads a body to its end without keeping it, as autocannon does. */
+async function drain(body: AsyncIterable<Uint8Array>) {
+  for await (const _chunk of body) {
+    // Each chunk is dropped as it arrives.
+  }
 }
 
 const randomPoint = () => ({
@@ -358,10 +363,12 @@ async function main() {
       const p = randomPoint()
       const res = await request(`${base}/open311/v2/requests.json?lat=${p.lat}&long=${p.long}&radius=500`)
       await drain(res.body)
+      // A failed search would be timed as a fast one: stop instead.
+      if (res.statusCode !== 200) throw new Error(`radius search answered ${res.statusCode}`)
     }
     await alternatingLatency([
-      ['GET requests.json?lat&long&radius=500, 1 client (whole body read)', radiusHttp],
       ['raw SQL: radius 500 m + 90-day window, 1 client', () => radiusSql(pool)],
+      ['GET requests.json?lat&long&radius=500, 1 client (whole body read)', radiusHttp],
     ])
 
     const form = new URLSearchParams({
@@ -373,26 +380,6 @@ async function main() {
       email: 'bench@example.org',
     })
     for (const [k, v] of Object.entries({ 'attribute[surface][]': 'WALL', 'attribute[offensive]': 'NO' })) form.append(k, v)
-    // The POST against its own write — the one statement that inserts the request, its reporter,
-    // its first history entry, routing, work orders and events — sent straight through pg as a
-    // prepared statement with the same parameters: what the HTTP stack and our code add. In
-    // alternation, like the services pair: one run of either moved by up to 15% between runs.
-    const postStatement = "the POST's own statement (request, reporter, history entry) through pg"
-    if (selected('POST requests.json', postStatement)) {
-      const { text, values } = await postStatementQuery(form)
-      await alternating([
-        [postStatement, viaLoop(() => pool.query({ name: 'bench_post_statement', text, values }))],
-        [
-          'POST requests.json',
-          viaAutocannon({
-            url: `${base}/open311/v2/requests.json`,
-            method: 'POST',
-            headers: { 'content-type': 'application/x-www-form-urlencoded' },
-            body: form.toString(),
-          }),
-        ],
-      ])
-    }
     // For reference: the cheapest write a request could be, one row and none of the rest.
     await timedLoop('one-row INSERT into service_requests through pg (reference for POST)', () =>
       pool.query(
@@ -402,6 +389,28 @@ async function main() {
         [CENTRE.long, CENTRE.lat, 'Tag on the wall of the underpass'],
       ),
     )
+    // The POST against its own write — the one statement that inserts the request, its reporter,
+    // its first history entry, routing, work orders and events — sent straight through pg as a
+    // prepared statement with the same parameters: what the HTTP stack and our code add. In
+    // alternation, like the services pair: measured one after the other, their ratio moved from
+    // 0.49 to 0.58 between runs (docs/benchmarks.md, session 6).
+    const post = 'POST requests.json'
+    const postStatement = "the POST's own statement (request, reporter, history entry) through pg"
+    if (selected(post, postStatement)) {
+      const { text, values } = await postStatementQuery(form)
+      await alternating([
+        [postStatement, viaLoop(() => pool.query({ name: 'bench_post_statement', text, values }))],
+        [
+          post,
+          viaAutocannon({
+            url: `${base}/open311/v2/requests.json`,
+            method: 'POST',
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            body: form.toString(),
+          }),
+        ],
+      ])
+    }
     if (selected('webhooks')) {
       const receiver = await startReceiver(port + 2)
       try {
