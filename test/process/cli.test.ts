@@ -5,7 +5,7 @@ import t from 'tap'
 import { runCommandLine } from '../../src/cli/command-line.js'
 import { loadConfig } from '../../src/config.js'
 import { createEmbeddedDataDir, createTestDatabase } from '../helpers/database.js'
-import { lines, runCli } from '../helpers/process.js'
+import { lines, type RunResult, runCli } from '../helpers/process.js'
 
 const RAW_KEY = /^o311_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/
 
@@ -37,7 +37,7 @@ async function cli(...args: string[]): Promise<CliResult> {
   })
   return { code, stdout, stderr }
 }
-const describe = (r: Pick<CliResult, 'stderr'> & { code: number | null }) => `exit ${r.code}; stderr: ${r.stderr.trim() || '(empty)'}`
+const describe = (r: Pick<RunResult, 'code' | 'stderr'>) => `exit ${r.code}; stderr: ${r.stderr.trim() || '(empty)'}`
 
 const demoCatalog = JSON.parse(await readFile(new URL('../../src/domain/demo/demo-catalog.json', import.meta.url), 'utf8')) as {
   jurisdiction: Record<string, string>
