@@ -10,7 +10,9 @@ import { type Database, type Db, openDatabase } from './db/database.js'
 import { clientErrorHandler } from './http/client-errors.js'
 import { childLoggerFactory, logController, loggerOptions, requestIdOptions } from './http/logging.js'
 import { createWebhookContext, type WebhookContext } from './integrations/webhooks/context.js'
-import errorsPlugin from './http/plugins/errors.js'
+import { parseFormEncoded } from './http/form-encoding.js'
+import errorsPlugin, { frameworkErrors, sendUnavailable } from './http/plugins/errors.js'
+import inputTextPlugin from './http/plugins/input-text.js'
 import openapiPlugin from './http/plugins/openapi.js'
 import rateLimitsPlugin from './http/plugins/rate-limits.js'
 import adminRoutes from './http/routes/admin/index.js'
@@ -46,6 +48,11 @@ export async function buildApp({ config, database, logger, workers = false }: Bu
     childLoggerFactory,
     logController,
     clientErrorHandler,
+    frameworkErrors,
+    // Query strings decode like form bodies: invalid UTF-8 becomes U+FFFD, which the input check refuses.
+    routerOptions: { querystringParser: parseFormEncoded },
+    // Requests that arrive while the server drains are answered below, in the envelope.
+    return503OnClosing: false,
     trustProxy: config.trustProxy,
     bodyLimit: config.bodyLimitBytes,
     ajv: {
@@ -76,13 +83,26 @@ export async function buildApp({ config, database, logger, workers = false }: Bu
   app.decorate('database', { getter: () => db })
   app.decorate('db', { getter: () => db.db })
   app.addSchema(errorList)
+  // Set when close() begins: requests arriving on kept-alive connections while in-flight ones
+  // finish are told to go elsewhere (Fastify has already set Connection: close on them).
+  let draining = false
+  app.addHook('preClose', (done) => {
+    draining = true
+    done()
+  })
   // Set on arrival, so every answer carries it, errors included; callback style: no promise per request.
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
+    if (draining) {
+      reply.header('connection', 'close')
+      void sendUnavailable(request, reply, 'the server is shutting down; retry the request')
+      return
+    }
     done()
   })
 
   await app.register(errorsPlugin)
+  await app.register(inputTextPlugin)
   // Brotli at quality 4: near-gzip CPU cost, smaller output; the default (11) costs ~10x CPU.
   await app.register(compress, { threshold: 1024, brotliOptions: { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 4 } } })
   await app.register(rateLimitsPlugin)

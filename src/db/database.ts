@@ -5,6 +5,7 @@
 import type { SQL } from 'drizzle-orm'
 import type { PgDatabase, PgDialect, PgQueryResultHKT, PgSession } from 'drizzle-orm/pg-core'
 import type { BaseLogger } from 'pino'
+import type { DatabaseOutages } from './outages.js'
 
 /** The little a database backend logs through. */
 export type DatabaseLogger = Pick<BaseLogger, 'warn' | 'info' | 'error'>
@@ -15,11 +16,17 @@ export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
 
 export interface Database {
   readonly db: Db
+  /** Tells an unreachable database from a failing statement, and logs each outage once. */
+  readonly outages: DatabaseOutages
   /** Resolves when the database answers a trivial query; rejects otherwise. */
   ping(): Promise<void>
   /** Applies every pending migration in `migrations/`; safe to call from several processes at once. */
   migrate(): Promise<void>
-  /** Subscribes to NOTIFY on a channel; returns the function that unsubscribes. */
+  /**
+   * Subscribes to NOTIFY on a channel; returns the function that unsubscribes. A lost listening
+   * connection is restored; after that the subscriber is called once with an empty payload
+   * (notifications sent meanwhile are lost).
+   */
   listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>
   close(): Promise<void>
 }

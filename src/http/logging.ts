@@ -5,7 +5,8 @@
  */
 import { randomUUID } from 'node:crypto'
 import { type FastifyBaseLogger, type FastifyReply, type FastifyRequest, type FastifyServerOptions, LogController } from 'fastify'
-import { type Bindings, type LogFn, type Logger, type LoggerOptions, stdSerializers } from 'pino'
+import type { Bindings, LogFn, Logger, LoggerOptions } from 'pino'
+import { serializeError } from '../shared/log-errors.js'
 
 /** Query and body parameters whose values must never reach a log line. */
 export const SENSITIVE_PARAMS = [
@@ -65,7 +66,8 @@ export function loggerOptions(level: string): LoggerOptions {
       res(reply: { statusCode: number }) {
         return { statusCode: reply.statusCode }
       },
-      err: stdSerializers.err,
+      // Structural, not by field names: no statement, parameter or database message reaches a log.
+      err: serializeError,
     },
   }
 }

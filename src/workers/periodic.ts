@@ -5,6 +5,7 @@
  */
 import type { Database } from '../db/database.js'
 import type { DatabaseLogger } from '../db/database.js'
+import { quietDuringOutages } from '../db/outages.js'
 
 export interface PeriodicWorker {
   /** Runs the work now and waits for it (tests use this to step the worker). */
@@ -22,6 +23,8 @@ export async function startPeriodicWorker(options: {
   work: () => Promise<number>
   batchSize: number
 }): Promise<PeriodicWorker> {
+  // An outage is logged once by the database's outage tracker, not once per poll.
+  const log = quietDuringOutages(options.logger, () => options.database.outages)
   let running: Promise<void> | null = null
   let again = false
   let stopped = false
@@ -39,7 +42,7 @@ export async function startPeriodicWorker(options: {
           if (handled >= options.batchSize) again = true
         } while (again && !stopped)
       } catch (err) {
-        options.logger.error({ err, worker: options.name }, 'background work failed; will retry')
+        log.error({ err, worker: options.name }, 'background work failed; will retry')
       } finally {
         running = null
       }

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import pino from 'pino'
 import { buildApp } from '../../src/app.js'
 import { type AppConfig, loadConfig } from '../../src/config.js'
-import type { Database } from '../../src/db/database.js'
+import { type Database, openDatabase } from '../../src/db/database.js'
 import { loggerOptions } from '../../src/http/logging.js'
 import { createTestDatabase } from './database.js'
 
@@ -26,6 +26,11 @@ export const TEST_SECRETS_KEY = Buffer.alloc(32, 7).toString('base64')
 export interface TestAppOptions {
   /** Run the background workers, as the server does (off by default so tests step them explicitly). */
   workers?: boolean
+  /**
+   * PostgreSQL only: the app connects to its test database through this URL instead (e.g. a
+   * TCP proxy that a test can cut), with the app's own logger.
+   */
+  connectThrough?: (databaseUrl: string) => string | Promise<string>
 }
 
 export async function buildTestApp(t: TestContext, overrides: Partial<AppConfig> = {}, options: TestAppOptions = {}): Promise<TestApp> {
@@ -51,12 +56,17 @@ export async function buildTestApp(t: TestContext, overrides: Partial<AppConfig>
     },
   })
   const logger = pino(loggerOptions(config.logLevel), stream)
-  const app = await buildApp({ config, database, logger, workers: options.workers ?? false })
+  let appDatabase = database
+  if (options.connectThrough && url) {
+    appDatabase = await openDatabase({ databaseUrl: await options.connectThrough(url), logger, poolSize: 4 })
+    t.teardown(() => appDatabase.close())
+  }
+  const app = await buildApp({ config, database: appDatabase, logger, workers: options.workers ?? false })
   t.teardown(() => app.close())
   await app.ready()
   return {
     app,
-    database,
+    database: appDatabase,
     ...(url ? { databaseUrl: url } : {}),
     logs: () => parseLines(chunks.join('')),
     rawLogs: () => chunks.join(''),

@@ -11,6 +11,7 @@ import { drizzle } from 'drizzle-orm/pglite'
 import { migrate } from 'drizzle-orm/pglite/migrator'
 import type { Database, DatabaseOptions } from '../database.js'
 import { MIGRATIONS_FOLDER } from '../migrations-folder.js'
+import { trackOutages } from '../outages.js'
 import * as schema from '../schema.js'
 import { lockDataDir } from './data-dir-lock.js'
 
@@ -32,13 +33,17 @@ export async function openEmbedded(options: DatabaseOptions): Promise<Database> 
     throw err
   }
   const db = drizzle({ client, schema })
+  const ping = async () => {
+    await client.query('select 1')
+  }
+  // In-process, so never unreachable; kept for the same answer to the same errors as PostgreSQL's backend.
+  const outages = trackOutages({ logger: options.logger, ping })
   let closing: Promise<void> | undefined
 
   return {
     db,
-    async ping() {
-      await client.query('select 1')
-    },
+    outages,
+    ping,
     async migrate() {
       await migrate(db, { migrationsFolder: MIGRATIONS_FOLDER })
     },
@@ -46,6 +51,7 @@ export async function openEmbedded(options: DatabaseOptions): Promise<Database> 
       return client.listen(channel, onNotify)
     },
     close() {
+      outages.stop()
       closing ??= (async () => {
         try {
           await client.close()

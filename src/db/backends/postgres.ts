@@ -3,7 +3,9 @@ import { migrate } from 'drizzle-orm/node-postgres/migrator'
 import pg from 'pg'
 import type { Database, DatabaseOptions } from '../database.js'
 import { MIGRATIONS_FOLDER } from '../migrations-folder.js'
+import { quietDuringOutages, trackOutages } from '../outages.js'
 import * as schema from '../schema.js'
+import { createPostgresListener } from './postgres-listener.js'
 
 // Raw queries must see bigint ids as numbers on both backends (PGlite already answers numbers).
 // drizzle's per-query parsers fall back to pg's global table, so this is where it is set;
@@ -20,16 +22,21 @@ export function openPostgres(databaseUrl: string, options: DatabaseOptions): Dat
     connectionTimeoutMillis: 10_000,
     application_name: 'open311-server',
   })
+  const ping = async () => {
+    await pool.query('select 1')
+  }
+  const outages = trackOutages({ logger: options.logger, ping })
+  const logger = quietDuringOutages(options.logger, () => outages)
   // An idle client losing its connection must not crash the process; the pool replaces it.
-  pool.on('error', (err) => options.logger.warn({ err }, 'idle database connection failed'))
+  pool.on('error', (err) => logger.warn({ err }, 'idle database connection failed'))
+  const listener = createPostgresListener({ databaseUrl, logger })
   const db = drizzle({ client: pool, schema })
   let closing: Promise<void> | undefined
 
   return {
     db,
-    async ping() {
-      await pool.query('select 1')
-    },
+    outages,
+    ping,
     async migrate() {
       const client = await pool.connect()
       try {
@@ -43,21 +50,10 @@ export function openPostgres(databaseUrl: string, options: DatabaseOptions): Dat
         client.release()
       }
     },
-    async listen(channel, onNotify) {
-      // A dedicated connection: LISTEN is per session and a pooled client would lose it.
-      const client = new pg.Client({ connectionString: databaseUrl })
-      await client.connect()
-      client.on('notification', (msg) => {
-        if (msg.channel === channel) onNotify(msg.payload ?? '')
-      })
-      client.on('error', (err) => options.logger.warn({ err, channel }, 'listen connection failed'))
-      await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`)
-      return async () => {
-        await client.end()
-      }
-    },
+    listen: listener.listen,
     close() {
-      closing ??= pool.end()
+      outages.stop()
+      closing ??= listener.close().then(() => pool.end())
       return closing
     },
   }

@@ -1,5 +1,6 @@
 import { Ajv } from 'ajv'
 import { toFieldPath } from '../../shared/field-path.js'
+import { findUnsafeText, unsafeTextRule } from '../../shared/text-safety.js'
 import { type Catalog, catalogSchema } from './catalog-schema.js'
 
 export class CatalogError extends Error {
@@ -18,7 +19,8 @@ const validateSchema = ajv.compile<Catalog>(catalogSchema)
 
 /**
  * Validates a parsed catalog (filling defaults in place) and checks what JSON Schema cannot:
- * unique codes and orders, list values only on list datatypes, valid time zone.
+ * unique codes and orders, list values only on list datatypes, valid time zone, and no text
+ * PostgreSQL cannot store (a file imported by the CLI never passes the HTTP input check).
  * Errors name the source and the offending field as a JSON path, e.g. `services[3].attributes[0].values`.
  */
 export function validateCatalog(data: unknown, source: string): Catalog {
@@ -28,6 +30,8 @@ export function validateCatalog(data: unknown, source: string): Catalog {
     const field = toFieldPath(error?.instancePath ?? '', extra)
     throw new CatalogError(source, field || '(root)', extra ? 'is not a known field' : (error?.message ?? 'is invalid'))
   }
+  const unsafe = findUnsafeText(data)
+  if (unsafe) throw new CatalogError(source, unsafe.path || '(root)', unsafeTextRule(unsafe.problem))
   assertTimeZone(data.jurisdiction.time_zone, source)
   const codes = new Set<string>()
   data.services.forEach((service, i) => {

@@ -1,9 +1,10 @@
 /**
  * Every error leaves in the Open311 envelope — a list of {code, description} — in the format
- * the URL asked for: validation failures, auth, unknown routes, body limits, rate limits and
- * crashes alike. Never HTML, never plain text. 5xx bodies never carry internals.
+ * the URL asked for: validation failures, auth, unknown routes, URLs the router refuses, body
+ * limits, rate limits, an unreachable database, shutdown and crashes alike. Never HTML, never
+ * plain text, never Fastify's own JSON shape. 5xx bodies never carry internals.
  */
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { CatalogError } from '../../domain/catalog/validate-catalog.js'
 import { Open311Error, type Open311ErrorItem, renderErrors } from '../../open311/errors.js'
@@ -12,8 +13,33 @@ import { toFieldPath } from '../../shared/field-path.js'
 
 export function sendErrors(request: FastifyRequest, reply: FastifyReply, statusCode: number, errors: Open311ErrorItem[]) {
   const format = formatOfUrl(request.url)
+  // A body over the limit is not read to its end: close the connection rather than drain it.
+  if (statusCode === 413) reply.header('connection', 'close')
   reply.code(statusCode).type(CONTENT_TYPES[format])
   return reply.send(renderErrors(format, errors))
+}
+
+/** Seconds a client should wait before retrying after a 503 (an outage, or this instance shutting down). */
+export const RETRY_AFTER_SECONDS = 5
+
+export function sendUnavailable(request: FastifyRequest, reply: FastifyReply, description: string) {
+  reply.header('retry-after', String(RETRY_AFTER_SECONDS))
+  return sendErrors(request, reply, 503, [{ code: 503, description }])
+}
+
+const ROUTER_REFUSALS: Record<string, string> = {
+  FST_ERR_BAD_URL: 'the URL path is not valid: percent-encoding must spell UTF-8',
+  FST_ERR_MAX_PARAM_LENGTH: 'a segment of the URL path is too long',
+}
+
+/**
+ * What the router refuses before any route or hook runs (a path that does not decode, an
+ * over-long path parameter): the envelope, with the status Fastify chose (400, 414).
+ */
+export const frameworkErrors: NonNullable<FastifyServerOptions['frameworkErrors']> = (error, request, reply) => {
+  const status = error.statusCode ?? 400
+  reply.header('x-request-id', request.id)
+  void sendErrors(request, reply, status, [{ code: status, description: ROUTER_REFUSALS[error.code] ?? 'the request cannot be routed' }])
 }
 
 function describeValidation(error: FastifyError): { status: number; description: string } {
@@ -35,6 +61,10 @@ function describeValidation(error: FastifyError): { status: number; description:
 async function errorsPlugin(app: FastifyInstance) {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof Open311Error) return sendErrors(request, reply, error.statusCode, error.errors)
+    // Logged once per outage by the tracker, not once per request.
+    if (app.database.outages.noteFailure(error)) {
+      return sendUnavailable(request, reply, 'the service is temporarily unavailable (database unreachable); retry later')
+    }
     if (error instanceof CatalogError) return sendErrors(request, reply, 400, [{ code: 400, description: error.message }])
     if (error.validation) {
       const { status, description } = describeValidation(error)

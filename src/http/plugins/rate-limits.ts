@@ -7,6 +7,7 @@ import rateLimit, { type RateLimitOptions } from '@fastify/rate-limit'
 import type { FastifyInstance, onRequestAsyncHookHandler, preHandlerAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Db } from '../../db/database.js'
+import { quietDuringOutages } from '../../db/outages.js'
 import { SharedCounters } from '../../domain/rate-limits/shared-counters.js'
 
 declare module 'fastify' {
@@ -58,7 +59,7 @@ async function limiter(app: FastifyInstance, counters: SharedCounters, options: 
 
 async function rateLimitsPlugin(app: FastifyInstance) {
   const { perIpPerMinute, perKeyPerMinute } = app.config.rateLimits
-  const counters = new SharedCounters((): Db => app.db, app.log)
+  const counters = new SharedCounters((): Db => app.db, quietDuringOutages(app.log, () => app.database.outages))
   // Counts still held locally reach the database before it closes (onClose runs in reverse).
   app.addHook('onClose', async () => counters.close())
   app.decorate('postRateLimits', {

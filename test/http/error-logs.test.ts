@@ -1,0 +1,53 @@
+/**
+ * A failing statement never puts personal data in the logs: not through drizzle's wrapper
+ * (the SQL text and every parameter), not through PostgreSQL's own message or detail. Made
+ * to fail for real: a trigger that refuses reporters and quotes their data in its error, the
+ * worst case — and a unique violation, whose detail quotes the value.
+ */
+import { sql } from 'drizzle-orm'
+import t from 'tap'
+import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
+import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
+import { serializeError } from '../../src/shared/log-errors.js'
+import { buildTestApp } from '../helpers/app.js'
+
+const { app, logs, rawLogs } = await buildTestApp(t)
+await loadDemoCatalog(app.db)
+const key = await createApiKey(app.db, { name: 'app', scopes: ['requests:write'] })
+const reporter = { email: 'leaky.reporter@example.org', first_name: 'Philomena', last_name: 'Vandersloot', phone: '+1 555 0142 987' }
+
+t.test('a statement fails during a POST carrying personal data: 500, and not a byte of it in any log line', async (t) => {
+  await app.db.execute(
+    sql.raw(`create function refuse_reporter() returns trigger language plpgsql as $$
+      begin raise exception 'refusing % % % %', new.email, new.first_name, new.last_name, new.phone; end $$`),
+  )
+  await app.db.execute(sql.raw('create trigger refuse_reporter before insert on request_reporters for each row execute function refuse_reporter()'))
+  t.teardown(() => app.db.execute(sql.raw('drop trigger if exists refuse_reporter on request_reporters')))
+
+  const res = await app.inject({
+    method: 'POST',
+    url: '/open311/v2/requests.json',
+    headers: { authorization: `Bearer ${key.key}`, 'content-type': 'application/x-www-form-urlencoded', 'x-request-id': 'leak-check-1' },
+    payload: new URLSearchParams({ service_code: 'pothole', lat: '41.88', long: '-87.63', 'attribute[size]': 'SMALL', ...reporter }).toString(),
+  })
+  t.equal(res.statusCode, 500)
+  t.match(res.json(), [{ code: 500, description: /leak-check-1/ }])
+  const failure = logs().find((l) => l.reqId === 'leak-check-1' && l.msg === 'request failed')
+  t.match(failure, { level: 50, err: { code: 'P0001', type: String, stack: String } }, 'the failure is logged with its SQLSTATE and stack')
+  for (const value of Object.values(reporter)) t.notOk(rawLogs().includes(value), `"${value}" is nowhere in the log output`)
+  t.notOk(/Failed query|params:|insert into|refusing/i.test(rawLogs()), 'neither the statement, its parameters nor the database message')
+})
+
+t.test('the serializer keeps what explains a database error and drops what quotes data', async (t) => {
+  await app.db.execute(sql.raw('create table leak_probe (email text unique)'))
+  await app.db.execute(sql`insert into leak_probe values (${reporter.email})`)
+  const err = await app.db.execute(sql`insert into leak_probe values (${reporter.email})`).catch((e: unknown) => e)
+  const logged = serializeError(err)
+  t.match(logged, { code: '23505', constraint: 'leak_probe_email_key', table: 'leak_probe' }, 'SQLSTATE, constraint and table stay')
+  t.notOk(JSON.stringify(logged).includes(reporter.email), 'the value (in the message, the detail and the parameters) is gone')
+  t.notOk('message' in logged, 'a database message is not kept: it quotes values')
+
+  const plain = serializeError(new TypeError('x is not a function', { cause: err }))
+  t.match(plain, { type: 'TypeError', message: 'x is not a function', cause: { code: '23505' } }, 'other errors keep their message; causes follow the same rules')
+  t.notOk(JSON.stringify(plain).includes(reporter.email))
+})
