@@ -114,6 +114,21 @@ export const formatOptionalW3c = (instant: Instant | null | undefined, timeZone:
 const INPUT_PATTERN =
   /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$/
 
+/**
+ * How finely a W3C datetime was given, in milliseconds: 1000 for `…T10:00:05Z` (FixMyStreet and
+ * most back offices send seconds), 1 for milliseconds or finer, 60 000 without seconds, a day
+ * for a date alone. Times are compared at the precision their sender gave: 10:00:05 is not
+ * older than 10:00:05.300. Assumes `text` parses (see parseW3c).
+ */
+export function precisionOfW3c(text: string): number {
+  const m = INPUT_PATTERN.exec(text.trim())
+  const [, , , , hours, , seconds, fraction] = m ?? []
+  if (hours === undefined) return 86_400_000
+  if (seconds === undefined) return 60_000
+  if (fraction === undefined) return 1_000
+  return fraction.length >= 3 ? 1 : 10 ** (3 - fraction.length)
+}
+
 /** Parses a lenient W3C datetime; returns null when the text is not one. */
 export function parseW3c(text: string, timeZone: string): Date | null {
   const m = INPUT_PATTERN.exec(text.trim())

@@ -508,7 +508,9 @@ t.test('rejected requires a reason; reassignment opens a new work order for the 
     ],
   )
   t.equal(events[1]!.payload.data.reassigned_to, parksWo.id)
+  t.equal(events[1]!.payload.data.reassigned_to_department, 'parks', 'the department code beside the work-order id')
   t.equal(events[2]!.payload.data.reassigned_from, streetsWo)
+  t.equal(events[2]!.payload.data.reassigned_from_department, 'streets')
 
   // Delivered for real: each department's receiver gets its own events, signed with its own secret.
   const streetsSeen = streetsReceiver.received.length
@@ -520,6 +522,7 @@ t.test('rejected requires a reason; reassignment opens a new work order for the 
   t.same(streetsGot.map((d) => d.body.type), ['work_order.created', 'work_order.reassigned'], 'streets hears created then reassigned, in order')
   t.same(parksGot.map((d) => d.body.type), ['work_order.created'])
   t.equal(parksGot[0]?.body.data.reassigned_from, streetsWo)
+  t.equal(parksGot[0]?.body.data.reassigned_from_department, 'streets', 'delivered with the code of the department it came from')
   t.equal(parksGot[0]?.body.data.service_request.service_request_id, id)
   t.doesNotThrow(() => verify([parks.secret], parksGot[0]!.headers, parksGot[0]!.raw), 'signed with parks’s secret')
   t.throws(() => verify([streets.secret], parksGot[0]!.headers, parksGot[0]!.raw), 'not with streets’s')

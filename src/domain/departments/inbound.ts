@@ -7,7 +7,8 @@
 import { and, eq, sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../db/database.js'
 import { requestUpdates } from '../../db/schema.js'
-import { badRequest, Open311Error } from '../../open311/errors.js'
+import { badRequest, conflict, Open311Error } from '../../open311/errors.js'
+import { workOrderPublicId } from '../work-orders/events.js'
 import {
   applyDepartmentReport,
   type DepartmentReport,
@@ -65,7 +66,18 @@ export async function reportWorkOrderStatus(tx: Db, department: Department, work
   return applyDepartmentReport(tx, department, workOrder, mapped)
 }
 
-/** mySociety's update: names the request; `update_id` makes it idempotent per department. */
+const NOT_APPLIED: Record<'stale' | 'final' | 'backwards', (workOrder: WorkOrder, reported: string) => string> = {
+  stale: (w) => `a later report was already applied to work order ${workOrderPublicId(w.id)}; send the current state with a later updated_datetime`,
+  final: (w) => `work order ${workOrderPublicId(w.id)} is already ${w.state}; it cannot change`,
+  backwards: (w, reported) => `work order ${workOrderPublicId(w.id)} is ${w.state}; it cannot move back to ${reported}`,
+}
+
+/**
+ * mySociety's update: names the request; `update_id` makes it idempotent per department. Its
+ * answer has no "applied" flag, so a report that is not applied (stale, final, backwards) is
+ * refused with 409 and leaves nothing behind — never answered with an update_id as if it
+ * were, so the back office sees the error and nothing it sent is lost without it knowing.
+ */
 export async function reportRequestUpdate(
   tx: Db,
   department: Department,
@@ -81,7 +93,9 @@ export async function reportRequestUpdate(
     .where(and(eq(requestUpdates.departmentId, department.id), eq(requestUpdates.externalUpdateId, report.externalUpdateId)))
   if (existing) return { updateId: existing.updateId, replayed: true }
   const outcome = await applyDepartmentReport(tx, department, workOrder, mapped)
-  if (!outcome.updateId) throw badRequest('update could not be recorded')
+  if (!outcome.applied) {
+    throw conflict(`update ${report.externalUpdateId} not applied (${outcome.reason}): ${NOT_APPLIED[outcome.reason](workOrder, mapped.state)}`)
+  }
   return { updateId: outcome.updateId, replayed: false, outcome }
 }
 

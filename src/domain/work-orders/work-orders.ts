@@ -35,6 +35,11 @@ export interface DepartmentReport {
   reassignTo?: string
   /** When the department says the change happened; older reports never move the order back. */
   occurredAt: Date
+  /**
+   * How finely the sender gave `occurredAt`, in ms (default 1). A report is older than the last
+   * applied one only at that precision: one given to the second, in the same second, is not.
+   */
+  occurredPrecisionMs?: number
   /** The sender's id for this update (mySociety `update_id`), unique per department. */
   externalUpdateId?: string
 }
@@ -89,7 +94,9 @@ export async function applyDepartmentReport(
   workOrder: WorkOrder,
   report: DepartmentReport,
 ): Promise<ReportOutcome> {
-  const stale = workOrder.lastEventAt !== null && report.occurredAt < workOrder.lastEventAt
+  const precision = report.occurredPrecisionMs ?? 1
+  const stale =
+    workOrder.lastEventAt !== null && report.occurredAt.getTime() < Math.floor(workOrder.lastEventAt.getTime() / precision) * precision
   const refused: 'stale' | 'final' | 'backwards' | null = isTerminal(workOrder.state)
     ? 'final'
     : stale
@@ -112,8 +119,10 @@ export async function applyDepartmentReport(
   if (report.state === 'reassigned' && !report.reassignTo) throw badRequest('reassign_to: a reassignment names the department the work moves to')
 
   let reassignedToId: number | null = null
+  let reassignedToCode = ''
   if (report.state === 'reassigned') {
     const target = await findDepartment(tx, department.jurisdictionId, report.reassignTo!)
+    reassignedToCode = target.code
     if (target.id === department.id) throw badRequest('reassign_to: the work order already belongs to this department')
     const [opened] = await tx
       .insert(workOrders)
@@ -131,13 +140,21 @@ export async function applyDepartmentReport(
       ...(report.expectedAt ? { expectedAt: report.expectedAt } : {}),
       ...(report.reason ? { reason: report.reason } : {}),
       ...(reassignedToId ? { reassignedToId } : {}),
-      lastEventAt: report.occurredAt,
+      // Never earlier than a report already applied (a same-second report may be, to the millisecond).
+      lastEventAt: sql`greatest(${workOrders.lastEventAt}, ${report.occurredAt.toISOString()}::timestamptz)`,
       updatedAt: sql`now()`,
     })
     .where(eq(workOrders.id, workOrder.id))
   if (reassignedToId) {
-    await enqueueWorkOrderEvent(tx, 'work_order.reassigned', workOrder.id, { reassigned_to: workOrderPublicId(reassignedToId) })
-    await enqueueWorkOrderEvent(tx, 'work_order.created', reassignedToId, { reassigned_from: workOrderPublicId(workOrder.id) })
+    // Work-order ids, with the departments' codes beside them (added in catalog version 1; additive).
+    await enqueueWorkOrderEvent(tx, 'work_order.reassigned', workOrder.id, {
+      reassigned_to: workOrderPublicId(reassignedToId),
+      reassigned_to_department: reassignedToCode,
+    })
+    await enqueueWorkOrderEvent(tx, 'work_order.created', reassignedToId, {
+      reassigned_from: workOrderPublicId(workOrder.id),
+      reassigned_from_department: department.code,
+    })
   }
   if (report.internalNote) {
     await recordUpdate(tx, workOrder, department, { description: report.internalNote, isPublic: false, externalStatusCode: report.externalStatusCode })

@@ -9,7 +9,7 @@ import { firstDelivery, reportDuplicate, reportWorkOrderStatus, UnknownStatusErr
 import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { verify, WebhookVerificationError } from '../../../integrations/webhooks/standard-webhooks.js'
 import { badRequest, Open311Error } from '../../../open311/errors.js'
-import { parseW3c } from '../../../open311/datetime.js'
+import { parseW3c, precisionOfW3c } from '../../../open311/datetime.js'
 import { assertNotFuture } from '../../../domain/departments/inbound.js'
 
 declare module 'fastify' {
@@ -134,15 +134,17 @@ export default async function departmentInboundRoutes(app: FastifyInstance) {
             return { received: true, applied: true, update_id: updateId }
           }
           if (!data.work_order_id || !data.status) throw badRequest('data: work_order_id and status are required')
-          // Default: when we received it (millisecond precision, like an explicit occurred_at).
-          const occurredAt = data.occurred_at ? parseW3c(data.occurred_at, 'UTC') : new Date()
+          // Default: the signed webhook-timestamp (to the second), as the department guide promises.
+          const occurredAt = data.occurred_at ? parseW3c(data.occurred_at, 'UTC') : new Date(request.webhookTimestamp! * 1000)
           if (!occurredAt) throw badRequest('data.occurred_at: must be a W3C datetime')
+          const occurredPrecisionMs = data.occurred_at ? precisionOfW3c(data.occurred_at) : 1000
           assertNotFuture(occurredAt, 'data.occurred_at')
           const expectedAt = data.expected_datetime ? parseW3c(data.expected_datetime, 'UTC') : undefined
           if (expectedAt === null) throw badRequest('data.expected_datetime: must be a W3C datetime')
           const outcome = await reportWorkOrderStatus(tx, department, data.work_order_id, {
             code: data.status,
             occurredAt,
+            occurredPrecisionMs,
             ...(expectedAt ? { expectedAt } : {}),
             ...(data.external_ref ? { externalRef: data.external_ref } : {}),
             ...(data.public_note ? { publicNote: data.public_note } : {}),

@@ -3,7 +3,7 @@ import { reportRequestUpdate, UnknownStatusError } from '../../../domain/departm
 import { DESCRIPTION_MAX, type FormFields, isHttpUrl } from '../../../domain/requests/submission.js'
 import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { addRequestNote } from '../../../domain/work-orders/work-orders.js'
-import { parseW3c } from '../../../open311/datetime.js'
+import { parseW3c, precisionOfW3c } from '../../../open311/datetime.js'
 import { type Open311ErrorItem, Open311Error } from '../../../open311/errors.js'
 import type { Format } from '../../../open311/spark.js'
 import { requireDepartmentOrClientKey } from '../../auth.js'
@@ -95,6 +95,7 @@ export default async function postUpdateRoutes(app: FastifyInstance) {
           reportRequestUpdate(tx, department, one('service_request_id')!, {
             code,
             occurredAt: occurredAt!,
+            occurredPrecisionMs: precisionOfW3c(updatedText),
             externalUpdateId,
             ...(description ? { publicNote: description, reason: description } : {}),
             ...(one('reassign_to') ? { reassignTo: one('reassign_to')! } : {}),
@@ -105,6 +106,8 @@ export default async function postUpdateRoutes(app: FastifyInstance) {
       } catch (err) {
         if (err instanceof UnknownStatusError) {
           request.log.warn({ department: err.department, statusCode: err.code }, 'unknown department status code refused')
+        } else if (err instanceof Open311Error && err.statusCode === 409) {
+          request.log.warn({ department: department.code }, 'department update not applied; answered 409')
         }
         throw err
       }
