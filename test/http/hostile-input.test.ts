@@ -7,6 +7,7 @@
  * oversized multipart bodies, over a real socket where framing matters.
  */
 import { request as httpRequest } from 'node:http'
+import { connect } from 'node:net'
 import { sql } from 'drizzle-orm'
 import { XMLParser } from 'fast-xml-parser'
 import type { InjectOptions, LightMyRequestResponse } from 'fastify'
@@ -362,4 +363,31 @@ t.test('over a real socket: malformed multipart is 400, a chunked multipart body
     Buffer.from(`--${boundary}--\r\n`),
   ])
   t.equal(fine.status, 200, `a chunked multipart body within the limit is accepted (${fine.body})`)
+})
+
+t.test('a stored header (Idempotency-Key) with a NUL or non-ASCII text: 400 in the envelope, nothing stored', async (t) => {
+  const before = await fingerprint()
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  // Node's HTTP parser refuses a NUL in a header value before any route runs.
+  const answer = await new Promise<string>((resolve, reject) => {
+    let received = ''
+    const socket = connect(port, '127.0.0.1', () =>
+      socket.write(`POST /open311/v2/requests.json HTTP/1.1\r\nHost: x\r\nIdempotency-Key: a\u0000b\r\nContent-Length: 0\r\n\r\n`),
+    )
+    socket.on('data', (c) => (received += c.toString('utf8')))
+    socket.on('close', () => resolve(received))
+    socket.on('error', reject)
+  })
+  t.match(answer, /^HTTP\/1\.1 400 /, 'NUL: 400')
+  t.match(answer, /\r\n\r\n\[\{"code":400,"description":"malformed HTTP request"\}\]$/, 'NUL: the envelope')
+  const nonAscii = await app.inject({
+    method: 'POST',
+    url: '/open311/v2/requests.json',
+    headers: { authorization: `Bearer ${client.key}`, 'content-type': 'application/x-www-form-urlencoded', 'idempotency-key': 'clé\u00e9' },
+    payload: 'service_code=pothole&lat=41.88&long=-87.63&attribute%5Bsize%5D=SMALL',
+  })
+  t.equal(nonAscii.statusCode, 400, 'non-ASCII: 400')
+  t.same(nonAscii.json(), [{ code: 400, description: 'Idempotency-Key: must be 1–255 printable ASCII characters' }])
+  t.same(await fingerprint(), before, 'no table changed')
 })
