@@ -393,6 +393,35 @@ t.test('servicerequestupdates: a start_date/end_date window, UTC Z form as FixMy
   t.match(garbage.json(), [{ code: 400, description: /start_date/ }])
 })
 
+t.test('servicerequestupdates pages like GET requests: page/page_size, Link rel="next" while more follow, every update once', async (t) => {
+  const window = { start_date: utcZ(new Date(now.getTime() - 60 * DAY_MS)), end_date: utcZ(new Date(now.getTime() + DAY_MS)) }
+  const whole = (await get(`servicerequestupdates.json${qs(window)}`)).json() as Json[]
+  t.ok(whole.length >= 7, `${whole.length} updates in the window`)
+  const seen: Json[] = []
+  let url: string | undefined = `servicerequestupdates.json${qs({ ...window, page_size: '3' })}`
+  let pages = 0
+  while (url) {
+    const res = await get(url)
+    t.equal(res.statusCode, 200)
+    const body = res.json() as Json[]
+    t.ok(body.length <= 3, `page ${pages + 1}: at most page_size items`)
+    seen.push(...body)
+    pages++
+    t.equal(res.headers['x-page'], String(pages))
+    const next = res.headers['x-next-page-url'] as string | undefined
+    if (next) {
+      t.equal(res.headers.link?.toString().includes(`<${next}>; rel="next"`), true, `page ${pages}: Link rel="next" too`)
+      t.match(next, /^http:\/\/open311\.test\/open311\/v2\/servicerequestupdates\.json\?/, 'built from PUBLIC_BASE_URL')
+    }
+    url = next ? next.replace('http://open311.test/open311/v2/', '') : undefined
+  }
+  t.equal(pages, Math.ceil(whole.length / 3), 'as many pages as the updates fill; the last one says nothing follows')
+  t.same(seen.map((u) => u.update_id), whole.map((u) => u.update_id), 'every update exactly once, in order')
+  const capped = await get(`servicerequestupdates.json${qs({ ...window, page_size: '1001' })}`)
+  t.equal(capped.statusCode, 400, 'page_size above 1000: 400')
+})
+
+
 t.test('ETag on services, service definition and discovery; If-None-Match → 304', async (t) => {
   const tags = new Set<string>()
   for (const path of ['services.json', 'services.xml', 'services/pothole.json', 'services/pothole.xml', 'discovery.json', 'discovery.xml']) {

@@ -169,7 +169,7 @@ export interface PublicUpdateRow {
 /** Public history entries, for the given requests or for a time window (servicerequestupdates). */
 export async function findPublicUpdates(
   db: Db,
-  filter: { jurisdictionId: string; requestIds?: number[]; from?: Date; before?: Date; limit?: number },
+  filter: { jurisdictionId: string; requestIds?: number[]; from?: Date; before?: Date; limit?: number; offset?: number },
 ): Promise<PublicUpdateRow[]> {
   const conditions: SQL[] = [sql`sr.jurisdiction_id = ${filter.jurisdictionId}`, sql`sr.is_public`, sql`u.is_public`, TOKEN_ACCEPTED]
   if (filter.requestIds) {
@@ -187,7 +187,8 @@ export async function findPublicUpdates(
       join service_requests sr on sr.id = u.request_id
       where ${sql.join(conditions, sql` and `)}
       order by u.created_at asc, u.id asc
-      ${filter.limit ? sql`limit ${filter.limit}` : sql``}`,
+      ${filter.limit ? sql`limit ${filter.limit}` : sql``}
+      ${filter.offset ? sql`offset ${filter.offset}` : sql``}`,
   )
   for (const row of rows) row.created_at = toDate(row.created_at)
   return rows

@@ -206,6 +206,12 @@ export const discoveryDocument = {
 
 const listParam = (description: string) => ({ type: 'string', description }) as const
 
+/** Paging of list answers (GET requests, GET servicerequestupdates); metadata travels in headers. */
+export const pagingQuery = {
+  page: listParam('Extension: 1-based page number (0 reads as 1)'),
+  page_size: listParam('Extension: 1–1000, default 1000'),
+} as const
+
 export const requestSearchQuery = {
   type: 'object',
   properties: {
@@ -221,8 +227,7 @@ export const requestSearchQuery = {
     long: listParam('Extension: with lat and radius'),
     radius: listParam('Extension: metres, at most 5000'),
     bbox: listParam('Extension: min_long,min_lat,max_long,max_lat'),
-    page: listParam('Extension: 1-based page number (0 reads as 1)'),
-    page_size: listParam('Extension: 1–1000, default 1000'),
+    ...pagingQuery,
     extensions: { type: 'boolean', description: 'Extension: add extended_attributes, attributes and notes' },
   },
 } as const

@@ -1,18 +1,22 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { findPublicUpdates } from '../../../domain/requests/find-requests.js'
-import { MAX_PAGE_SIZE, MAX_WINDOW_DAYS } from '../../../domain/requests/search-params.js'
+import { MAX_WINDOW_DAYS, parsePaging } from '../../../domain/requests/search-params.js'
 import { parseW3c } from '../../../open311/datetime.js'
 import { badRequest } from '../../../open311/errors.js'
 import { toRequestUpdate } from '../../../open311/request-representation.js'
 import type { Format } from '../../../open311/spark.js'
 import { sendOpen311 } from '../../reply.js'
-import { errorResponses, formatParams, jurisdictionQuery, requestUpdate } from '../../schemas/open311.js'
+import { errorResponses, formatParams, jurisdictionQuery, pagingQuery, requestUpdate } from '../../schemas/open311.js'
+import { setPagingHeaders } from './paging.js'
 
 const DAY_MS = 86_400_000
 
 export default async function updateReadRoutes(app: FastifyInstance) {
-  app.get<{ Params: { format: Format }; Querystring: { jurisdiction_id?: string; start_date?: string; end_date?: string } }>(
+  app.get<{
+    Params: { format: Format }
+    Querystring: { jurisdiction_id?: string; start_date?: string; end_date?: string; page?: string; page_size?: string }
+  }>(
     '/servicerequestupdates.:format',
     {
       schema: {
@@ -20,7 +24,8 @@ export default async function updateReadRoutes(app: FastifyInstance) {
         summary: 'GET Service Request Updates (mySociety extension)',
         description:
           'Public history entries in a window on their time: start_date inclusive, end_date exclusive, oldest first. ' +
-          'Default: the last 24 hours; at most 90 days; at most 1000 updates (narrow the window for more).',
+          'Default: the last 24 hours; at most 90 days. Paged like GET requests: page and page_size (at most 1000), and when more ' +
+          'updates follow, X-Next-Page-URL and Link rel="next" headers; the body stays spec-shaped.',
         params: formatParams,
         querystring: {
           type: 'object',
@@ -28,6 +33,7 @@ export default async function updateReadRoutes(app: FastifyInstance) {
             ...jurisdictionQuery.properties,
             start_date: { type: 'string', description: 'W3C datetime, inclusive' },
             end_date: { type: 'string', description: 'W3C datetime, exclusive' },
+            ...pagingQuery,
             api_key: { type: 'string', description: 'Accepted and ignored: FixMyStreet sends it' },
           },
         },
@@ -49,12 +55,17 @@ export default async function updateReadRoutes(app: FastifyInstance) {
       if ((end?.getTime() ?? Date.now()) - start.getTime() > MAX_WINDOW_DAYS * DAY_MS) {
         throw badRequest(`end_date: a window may span at most ${MAX_WINDOW_DAYS} days`)
       }
-      const updates = await findPublicUpdates(app.db, {
+      const paging = parsePaging(request.query)
+      // One more than the page: whether another page follows, without counting.
+      const rows = await findPublicUpdates(app.db, {
         jurisdictionId: jurisdiction.id,
         from: start,
         ...(end ? { before: end } : {}),
-        limit: MAX_PAGE_SIZE,
+        limit: paging.pageSize + 1,
+        offset: (paging.page - 1) * paging.pageSize,
       })
+      const updates = rows.slice(0, paging.pageSize)
+      setPagingHeaders(request as FastifyRequest, reply, paging, rows.length > updates.length)
       return sendOpen311(
         reply,
         request.params.format,
