@@ -19,16 +19,22 @@ WORK=$(mktemp -d)
 export DATA_DIR=${DATA_DIR:-$WORK/data}
 unset DATABASE_URL
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+# Each background process leads its own process group (setsid), so stopping it stops npm and the node under it.
+cleanup() {
+  for pid in "${pids[@]}"; do kill -- "-$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 say() { printf '\n== %s\n' "$*"; }
-json() { node -e 'let s="";process.stdin.on("data",c=>s+=c).on("end",()=>{const v=eval("JSON.parse(s)"+process.argv[1]);console.log(typeof v==="string"?v:JSON.stringify(v))})' "$1"; }
+# json KEY… < document: the value at that path (strings bare, anything else as JSON).
+json() { node -e 'let s="";process.stdin.on("data",c=>s+=c).on("end",()=>{let v=JSON.parse(s);for(const k of process.argv.slice(1))v=v[k];console.log(typeof v==="string"?v:JSON.stringify(v))})' "$@"; }
 
 say "an admin key (the CLI opens the embedded database, so before the server starts)"
 ADMIN=$(npm run -s cli -- keys create --name ops --scope admin | tail -1)
 
 say "a receiver on 127.0.0.1:$RECEIVER_PORT that prints each delivery as one JSON line"
-node -e '
+setsid node -e '
   require("http").createServer((q, s) => {
     let b = ""; q.on("data", (c) => (b += c)); q.on("end", () => {
       console.log(JSON.stringify({ headers: q.headers, body: JSON.parse(b) })); s.end()
@@ -38,7 +44,7 @@ pids+=($!)
 
 say "the server; loopback, plain http and the receiver's port are refused by default, so allow them"
 OUTBOUND_ALLOWLIST=127.0.0.1/32 OUTBOUND_ALLOW_HTTP=true OUTBOUND_ALLOWED_PORTS=$RECEIVER_PORT \
-  PORT=$PORT HOST=127.0.0.1 npm start >"$WORK/server.log" 2>&1 &
+  PORT=$PORT HOST=127.0.0.1 setsid npm start >"$WORK/server.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 120); do curl -sf "$BASE/readyz" >/dev/null && break; sleep 0.5; done
 curl -sf "$BASE/readyz" >/dev/null || { cat "$WORK/server.log"; exit 1; }
@@ -49,7 +55,7 @@ DEMO_KEY=$(grep -o 'demo API key for POST requests (shown once): [^"]*' "$WORK/s
 say "register the department (its signing secret and inbound key are shown once)"
 DEPT=$(curl -sf -X POST "$BASE/admin/v1/departments" -H "Authorization: Bearer $ADMIN" -H 'content-type: application/json' \
   -d "{\"code\":\"streets\",\"name\":\"Streets\",\"webhook_url\":\"http://127.0.0.1:$RECEIVER_PORT/\"}")
-SECRET=$(json .signing_secret <<<"$DEPT")
+SECRET=$(json signing_secret <<<"$DEPT")
 
 say "route potholes to it"
 curl -sf -X PUT "$BASE/admin/v1/services/pothole/routes" -H "Authorization: Bearer $ADMIN" -H 'content-type: application/json' \
@@ -58,14 +64,14 @@ echo
 
 say "a citizen reports a pothole"
 ID=$(curl -sf -X POST "$BASE/open311/v2/requests.json" \
-  -d "api_key=$DEMO_KEY&service_code=pothole&lat=41.88&long=-87.63&attribute[size]=LARGE&description=deep" | json '[0].service_request_id')
+  -d "api_key=$DEMO_KEY&service_code=pothole&lat=41.88&long=-87.63&attribute[size]=LARGE&description=deep" | json 0 service_request_id)
 echo "service_request_id $ID"
 
 say "the department's system receives work_order.created, signed"
 for _ in $(seq 1 100); do grep -q '"work_order.created"' "$WORK/deliveries.jsonl" && break; sleep 0.1; done
 DELIVERY=$(grep -m1 '"work_order.created"' "$WORK/deliveries.jsonl")
-WORK_ORDER=$(json .body.data.work_order.id <<<"$DELIVERY")
-echo "work order $WORK_ORDER; webhook-signature $(json '.headers["webhook-signature"]' <<<"$DELIVERY")"
+WORK_ORDER=$(json body data work_order id <<<"$DELIVERY")
+echo "work order $WORK_ORDER; webhook-signature $(json headers webhook-signature <<<"$DELIVERY")"
 
 say "it answers with a signed callback (Standard Webhooks: HMAC-SHA256 of id.timestamp.body)"
 BODY="{\"type\":\"work_order.status_changed\",\"data\":{\"work_order_id\":\"$WORK_ORDER\",\"status\":\"in_progress\",\"public_note\":\"Crew on site\"}}"
@@ -82,6 +88,6 @@ echo
 say "the public status moved"
 REQUEST=$(curl -sf "$BASE/open311/v2/requests/$ID.json?extensions=true")
 echo "$REQUEST"
-[ "$(json '[0].status_notes' <<<"$REQUEST")" = "Crew on site" ]
+[ "$(json 0 status_notes <<<"$REQUEST")" = "Crew on site" ]
 echo
 echo "department integration: OK"

@@ -2,8 +2,9 @@
  * Telling an outage from a bug. While the database cannot be reached (PostgreSQL restarting,
  * the network down, every connection slot taken), requests are answered 503 with
  * Retry-After, not 500, and the logs carry one warning when the outage starts and one when it
- * ends — not an error with a stack trace per request. A probe (a trivial query once a second,
- * started by the first failure) notices the end, so recovery is logged even without traffic.
+ * ends — not an error with a stack trace per request. A probe (a trivial query at once, then
+ * once a second, started by the first failure) tells an outage from one lost connection and
+ * notices the end, so recovery is logged even without traffic.
  * Per instance on purpose: each instance has its own connections and its own view of them.
  */
 import type { DatabaseLogger } from './database.js'
@@ -33,8 +34,13 @@ interface ErrorLike {
   cause?: unknown
 }
 
-/** Whether `err` (or what it wraps: drizzle wraps the driver's error as its cause) means the database is unreachable. */
+/**
+ * Whether `err` (or what it wraps: drizzle wraps the driver's error as its cause) means the
+ * database is unreachable. An error that already carries an HTTP status is the client's (a
+ * client hanging up mid-upload is an ECONNRESET too), never the database's.
+ */
 export function isDatabaseUnavailable(err: unknown): boolean {
+  if (err && typeof err === 'object' && typeof (err as { statusCode?: unknown }).statusCode === 'number') return false
   let current: unknown = err
   for (let depth = 0; depth < 5 && current && typeof current === 'object'; depth++) {
     const { code, message, cause } = current as ErrorLike
@@ -63,32 +69,38 @@ function reasonOf(err: unknown): string {
 }
 
 export interface DatabaseOutages {
-  /** True when `err` means the database is unreachable; the first such failure of an outage is logged. */
+  /**
+   * True when `err` means the database is unreachable (answer 503). The first such failure is
+   * checked with a ping at once: a lost connection the pool has already replaced (one session
+   * terminated) is no outage and logs nothing; a failing ping starts one, logged once.
+   */
   noteFailure(err: unknown): boolean
-  /** Whether an outage is under way (the probe has not reached the database yet). */
-  readonly down: boolean
   stop(): void
 }
 
 export function trackOutages(options: { logger: DatabaseLogger; ping: () => Promise<void>; probeIntervalMs?: number }): DatabaseOutages {
+  /** When the outage began; undefined while the database answers. */
   let since: number | undefined
+  let reason = ''
   let probe: NodeJS.Timeout | undefined
   let probing = false
   let stopped = false
 
   const runProbe = async () => {
-    if (probing) return
+    if (probing || stopped) return
     probing = true
     try {
       await options.ping()
-      if (since !== undefined) {
-        options.logger.warn({ outageMs: Date.now() - since }, 'database reachable again')
-        since = undefined
-      }
+      if (since !== undefined) options.logger.warn({ outageMs: Date.now() - since }, 'database reachable again')
+      since = undefined
       clearInterval(probe)
       probe = undefined
     } catch {
-      // Still down: the next tick tries again.
+      if (since === undefined && !stopped) {
+        since = Date.now()
+        options.logger.warn({ reason }, 'database unreachable: answering 503 until it is back')
+      }
+      // The interval tries again.
     } finally {
       probing = false
     }
@@ -97,16 +109,13 @@ export function trackOutages(options: { logger: DatabaseLogger; ping: () => Prom
   return {
     noteFailure(err) {
       if (!isDatabaseUnavailable(err)) return false
-      if (since === undefined && !stopped) {
-        since = Date.now()
-        options.logger.warn({ reason: reasonOf(err) }, 'database unreachable: answering 503 until it is back')
+      if (probe === undefined && !stopped) {
+        reason = reasonOf(err)
         probe = setInterval(() => void runProbe(), options.probeIntervalMs ?? 1_000)
         probe.unref()
+        void runProbe()
       }
       return true
-    },
-    get down() {
-      return since !== undefined
     },
     stop() {
       stopped = true

@@ -26,7 +26,7 @@ export function parseFormEncoded(text: string): Record<string, string | string[]
 
 const HEX_PAIR = /^[0-9A-Fa-f]{2}$/
 
-export function decodeFormComponent(raw: string): string {
+function decodeFormComponent(raw: string): string {
   const text = raw.includes('+') ? raw.replaceAll('+', ' ') : raw
   if (!text.includes('%')) return text
   try {
@@ -44,6 +44,8 @@ function decodeLeniently(text: string): string {
     if (text[i] === '%' && HEX_PAIR.test(hex)) {
       bytes.push(Number.parseInt(hex, 16))
       i += 2
+    } else if (text.charCodeAt(i) < 0x80) {
+      bytes.push(text.charCodeAt(i))
     } else {
       const codePoint = text.codePointAt(i)!
       if (codePoint > 0xffff) i++

@@ -14,7 +14,7 @@ import { badRequest, Open311Error } from '../open311/errors.js'
 /** Field counts well above any real report (a service has at most a few dozen attributes). */
 const MAX_FIELDS = 500
 
-export const fileUploadRefused = (field: string) =>
+const fileUploadRefused = (field: string) =>
   badRequest(`${field}: file uploads are not accepted; host the photo and send its address as media_url`)
 
 export const bodyTooLarge = () => new Open311Error(413, 'request body is too large')
@@ -38,9 +38,8 @@ function readMultipart(headers: Record<string, string | string[] | undefined>, p
       settled = true
       payload.off('data', onData)
       if (err) {
-        // Stop reading: the answer goes out and the connection closes (see the errors plugin).
+        // Stop reading: the answer goes out before the body ends, so the connection closes (see sendErrors).
         payload.pause()
-        payload.unpipe()
         reject(err)
       } else resolve(fields)
     }
@@ -54,7 +53,6 @@ function readMultipart(headers: Record<string, string | string[] | undefined>, p
     } catch (err) {
       // No boundary in Content-Type, or a Content-Type busboy does not know.
       reject(badRequest(`body: not a readable multipart/form-data body (${(err as Error).message})`))
-      payload.resume()
       return
     }
     parser.on('field', (name: string, value: string) => {
@@ -82,6 +80,7 @@ function readMultipart(headers: Record<string, string | string[] | undefined>, p
     payload.on('end', () => {
       if (!settled) parser.end()
     })
-    payload.on('error', (err) => finish(err))
+    // The client went away mid-body: a client error (400), never mistaken for a database outage.
+    payload.on('error', () => finish(badRequest('body: the upload was interrupted')))
   })
 }

@@ -9,7 +9,7 @@ import { sql } from 'drizzle-orm'
 import pg from 'pg'
 import t from 'tap'
 import { queryRows } from '../../src/db/database.js'
-import { isDatabaseUnavailable } from '../../src/db/outages.js'
+import { isDatabaseUnavailable, trackOutages } from '../../src/db/outages.js'
 import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import { buildTestApp } from '../helpers/app.js'
@@ -62,6 +62,37 @@ t.test('what counts as an outage: connection and server-availability errors, nev
   }
 })
 
+t.test('the tracker: one lost connection is no outage; a failing ping starts one, logged once each way', async (t) => {
+  const lines: { level: string; msg: string }[] = []
+  const record = (level: string) => (_obj: unknown, msg?: string) => void lines.push({ level, msg: msg ?? '' })
+  let reachable = true
+  const outages = trackOutages({
+    logger: { info: record('info'), warn: record('warn'), error: record('error') } as never,
+    ping: async () => {
+      if (!reachable) throw Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })
+    },
+    probeIntervalMs: 20,
+  })
+  t.teardown(() => outages.stop())
+  const refused = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })
+  const settle = () => new Promise((r) => setTimeout(r, 80))
+
+  t.ok(outages.noteFailure(refused), 'answered as an outage (503)')
+  await settle()
+  t.same(lines, [], 'the ping answered: one lost connection, nothing logged')
+
+  reachable = false
+  for (let i = 0; i < 5; i++) t.ok(outages.noteFailure(refused))
+  await settle()
+  t.same(lines, [{ level: 'warn', msg: 'database unreachable: answering 503 until it is back' }], 'one warning however many failures')
+  reachable = true
+  await settle()
+  t.same(lines.map((l) => l.msg), ['database unreachable: answering 503 until it is back', 'database reachable again'], 'and one when it is back')
+
+  const aborted = Object.assign(new Error('aborted'), { code: 'ECONNRESET', statusCode: 400 })
+  t.notOk(outages.noteFailure(aborted), 'a client hanging up (an HTTP error, ECONNRESET) is not a database outage')
+})
+
 if (postgresUrl) {
   t.test('the database goes away: 503 + Retry-After in the envelope, one warning each way, nothing personal logged', async (t) => {
     let proxy: TcpProxy | undefined
@@ -110,7 +141,8 @@ if (postgresUrl) {
   })
 
   t.test('LISTEN comes back after its connection is cut, and a NOTIFY wakes the worker again', async (t) => {
-    const { app } = await buildTestApp(t, {}, { workers: true })
+    // Opened with the app's logger, so the listener's own lines are seen.
+    const { app, logs } = await buildTestApp(t, {}, { workers: true, connectThrough: (url) => url })
     const admin = new pg.Client({ connectionString: postgresUrl })
     await admin.connect()
     t.teardown(() => admin.end())
@@ -132,14 +164,15 @@ if (postgresUrl) {
     const received: string[] = []
     await app.database.listen('o311_test_wakeup', (payload) => received.push(payload))
     await admin.query('select pg_terminate_backend($1)', [before])
-    const [after] = await eventually('a new listening session', async () => {
+    await eventually('a new listening session', async () => {
       const pids = await listeners()
       return pids.length === 1 && pids[0] !== before ? pids : undefined
     })
-    t.not(after, before, 'a new session listens')
     await eventually('the catch-up call after the reconnect', () => received.includes('') || undefined)
     await app.db.execute(sql`select pg_notify('o311_test_wakeup', 'after the cut')`)
     await eventually('the notification', () => received.includes('after the cut') || undefined, 5_000)
     t.pass('a NOTIFY sent after the reconnect arrives')
+    t.match(logs().filter((l) => l.msg === 'listening again after a lost connection'), [{ level: 30 }], 'one info line for the reconnect')
+    t.notOk(logs().some((l) => /database unreachable/.test(String(l.msg))), 'one cut session is not reported as a database outage')
   })
 }

@@ -9,6 +9,8 @@ import t from 'tap'
 import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import { serializeError } from '../../src/shared/log-errors.js'
+import { startPeriodicWorker } from '../../src/workers/periodic.js'
+import { buildDepartmentHarness } from '../departments/fixtures/harness.js'
 import { buildTestApp } from '../helpers/app.js'
 
 const { app, logs, rawLogs } = await buildTestApp(t)
@@ -50,4 +52,44 @@ t.test('the serializer keeps what explains a database error and drops what quote
   const plain = serializeError(new TypeError('x is not a function', { cause: err }))
   t.match(plain, { type: 'TypeError', message: 'x is not a function', cause: { code: '23505' } }, 'other errors keep their message; causes follow the same rules')
   t.notOk(JSON.stringify(plain).includes(reporter.email))
+})
+
+t.test('a background worker whose statement fails logs the failure, not the data', async (t) => {
+  const worker = await startPeriodicWorker({
+    name: 'leak-probe-worker',
+    database: app.database,
+    logger: app.log,
+    intervalMs: 60_000,
+    batchSize: 1,
+    work: async () => {
+      await app.db.execute(sql`insert into leak_probe values (${reporter.email})`)
+      return 0
+    },
+  })
+  t.teardown(() => worker.stop())
+  await worker.runOnce()
+  const line = logs().find((l) => l.worker === 'leak-probe-worker')
+  t.match(line, { level: 50, msg: 'background work failed; will retry', err: { code: '23505' } })
+  t.notOk(rawLogs().includes(reporter.email), 'the parameter is nowhere in the log output')
+})
+
+t.test("a department's callback whose statement fails: 500, and nothing it sent in the logs", async (t) => {
+  const h = await buildDepartmentHarness(t, {
+    jurisdiction: { id: 'leaks.test.example', name: 'Leak Test City', time_zone: 'UTC' },
+    services: [{ service_code: 'pothole', service_name: 'Pothole', group: 'Streets' }],
+  })
+  const streets = await h.registerDepartment({ code: 'streets' })
+  await h.setRoutes('pothole', [{ department: 'streets' }])
+  const id = await h.createRequest('pothole')
+  const [wo] = await h.workOrders(id)
+  await h.app.db.execute(
+    sql.raw(`create function refuse_work_order() returns trigger language plpgsql as $$
+      begin raise exception 'refusing %', new.external_ref; end $$`),
+  )
+  await h.app.db.execute(sql.raw('create trigger refuse_work_order before update on work_orders for each row execute function refuse_work_order()'))
+  const secretRef = 'CASE-4471 for Mrs Ottoline Fairweather'
+  const res = await h.statusChanged(streets, { work_order_id: wo!.id, status: 'accepted', external_ref: secretRef, public_note: 'Ottoline called again' })
+  t.equal(res.statusCode, 500)
+  t.match(h.logs().find((l) => l.msg === 'request failed'), { level: 50, err: { code: 'P0001' } })
+  t.notOk(h.rawLogs().includes('Ottoline'), 'neither its external_ref nor its note reach a log line')
 })

@@ -105,7 +105,8 @@ export async function applyDepartmentReport(
         ? 'backwards'
         : null
   if (refused) {
-    // The report is kept in the history (not public), so nothing a department said is lost.
+    // Kept in the internal history (not public) and answered applied: false. On the mySociety door,
+    // whose answer cannot say "not applied", the caller refuses it with 409 and this rolls back.
     const notes = [report.publicNote, report.internalNote].filter(Boolean).join(' / ')
     const updateId = await recordUpdate(tx, workOrder, department, {
       description: `${department.name} reported ${report.externalStatusCode} (not applied: ${refused})${notes ? `: ${notes}` : ''}`,

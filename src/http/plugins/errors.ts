@@ -13,14 +13,15 @@ import { toFieldPath } from '../../shared/field-path.js'
 
 export function sendErrors(request: FastifyRequest, reply: FastifyReply, statusCode: number, errors: Open311ErrorItem[]) {
   const format = formatOfUrl(request.url)
-  // A body over the limit is not read to its end: close the connection rather than drain it.
-  if (statusCode === 413) reply.header('connection', 'close')
+  // Answered before its body was read to the end (over the limit, a refused upload): close the
+  // connection rather than drain the rest, or leave the next request on it waiting behind it.
+  if (request.raw.complete === false) reply.header('connection', 'close')
   reply.code(statusCode).type(CONTENT_TYPES[format])
   return reply.send(renderErrors(format, errors))
 }
 
 /** Seconds a client should wait before retrying after a 503 (an outage, or this instance shutting down). */
-export const RETRY_AFTER_SECONDS = 5
+const RETRY_AFTER_SECONDS = 5
 
 export function sendUnavailable(request: FastifyRequest, reply: FastifyReply, description: string) {
   reply.header('retry-after', String(RETRY_AFTER_SECONDS))

@@ -23,7 +23,8 @@ export default async function healthRoutes(app: FastifyInstance) {
         await app.database.ping()
         return { status: 'ready' }
       } catch (err) {
-        request.log.warn({ err }, 'readiness check failed: database unreachable')
+        // During an outage the tracker logs it once, not on every probe of a load balancer.
+        if (!app.database.outages.noteFailure(err)) request.log.warn({ err }, 'readiness check failed: database unreachable')
         return reply.code(503).send({ status: 'database unreachable' })
       }
     },

@@ -52,6 +52,7 @@ export const errorResponses = {
   400: { $ref: 'Open311Errors#' },
   404: { $ref: 'Open311Errors#' },
   500: { $ref: 'Open311Errors#' },
+  503: { $ref: 'Open311Errors#', description: 'The database is unreachable, or this instance is shutting down: retry after Retry-After seconds' },
 } as const
 
 const nullableString = { type: ['string', 'null'] } as const

@@ -50,6 +50,7 @@ export default async function postUpdateRoutes(app: FastifyInstance) {
           },
           ...errorResponses,
           403: { $ref: 'Open311Errors#' },
+          409: { $ref: 'Open311Errors#', description: 'A department update that cannot be applied (stale, final, backwards); nothing was recorded' },
         },
       },
     },
