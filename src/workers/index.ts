@@ -3,8 +3,7 @@ import { hostname } from 'node:os'
 import type { FastifyInstance } from 'fastify'
 import { OUTBOX_CHANNEL } from '../domain/work-orders/events.js'
 import { deliverDue } from '../integrations/webhooks/dispatcher.js'
-import { TOKEN_PENDING_CHANNEL } from '../domain/requests/create-request.js'
-import { acceptPendingTokens } from '../domain/requests/tokens.js'
+import { acceptPendingTokens, TOKEN_PENDING_CHANNEL } from '../domain/requests/tokens.js'
 import { type PeriodicWorker, startPeriodicWorker } from './periodic.js'
 
 const TOKEN_BATCH = 100

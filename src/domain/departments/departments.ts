@@ -2,7 +2,7 @@
  * Departments (business units): registration, signing secrets and their rotation, the
  * inbound credential, and routing of services to departments.
  */
-import { and, asc, eq, gt, isNull, or, type Placeholder, type SQL, sql } from 'drizzle-orm'
+import { and, asc, eq, gt, isNull, or, sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../db/database.js'
 import { departmentSecrets, departments, serviceRoutes, services } from '../../db/schema.js'
 import { assertSafeUrl, type EgressPolicy, UnsafeDestinationError } from '../../integrations/webhooks/egress.js'
@@ -207,21 +207,4 @@ export async function listServiceRoutes(db: Db, serviceId: number) {
         from service_routes r join departments d on d.id = r.department_id
         where r.service_id = ${serviceId} order by r.id`,
   )
-}
-
-/**
- * The departments a new request goes to, as a query for its caller's statement: the routes
- * whose area contains the location, or, when none does (or there is no point), the service's
- * default routes. Returns (id, name) in department id order.
- */
-export function routedDepartments(serviceId: number | Placeholder, location: SQL): SQL {
-  return sql`with candidate as (
-      select distinct r.department_id, r.area is not null as by_area
-      from service_routes r
-      where r.service_id = ${serviceId}
-        and (r.area is null or (${location} is not null and ST_Covers(r.area, ${location}))))
-    select d.id, d.name from departments d
-    where d.id in (select department_id from candidate
-                   where by_area or not exists (select 1 from candidate where by_area))
-    order by d.id`
 }

@@ -38,17 +38,15 @@ export function fingerprint(request: unknown): string {
 }
 
 /**
- * Runs `work` once per Idempotency-Key. With a key, `work` runs in the transaction that also
- * stores the key and the answer. Without one there is nothing to write beside the work, so it
- * runs on `db` as is: `work` must be atomic by itself (the request insert is one statement),
- * which spares a POST the BEGIN and COMMIT round trips.
+ * Runs `work` in a transaction, once per Idempotency-Key: with a key, the same transaction
+ * also stores the key and the answer.
  */
 export async function runIdempotent<T>(
   db: Db,
   scope: IdempotencyScope | undefined,
   work: (db: Db) => Promise<{ status: number; body: T }>,
 ): Promise<IdempotentResult<T>> {
-  if (!scope) return { ...(await work(db)), replayed: false }
+  if (!scope) return { ...(await db.transaction(work)), replayed: false }
   const requestFingerprint = fingerprint(scope.request)
   const previous = await findPrevious<T>(db, scope, requestFingerprint)
   if (previous) return previous

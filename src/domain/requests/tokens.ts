@@ -4,14 +4,29 @@
  * integration will make that step the department's acknowledgement; until a service is
  * routed to a department, the server's own acceptor accepts tokens in the background).
  */
+import { randomBytes } from 'node:crypto'
 import { sql } from 'drizzle-orm'
-import { type Db, queryRows } from '../../db/database.js'
+import { type Db, preparedRows, queryRows } from '../../db/database.js'
+
+/** NOTIFY channel that wakes the token acceptor. */
+export const TOKEN_PENDING_CHANNEL = 'open311_token_pending'
 
 export interface TokenLookup {
   token: string
   state: 'pending' | 'accepted' | 'failed'
   serviceRequestId: string | null
   failureReason: string | null
+}
+
+/** Issues a fresh token for a new request and wakes the acceptor (the NOTIFY is delivered at commit). */
+export async function issueToken(tx: Db, requestId: number): Promise<string> {
+  const token = randomBytes(16).toString('base64url')
+  await preparedRows(
+    tx,
+    sql`with issued as (insert into request_tokens (token, request_id) values (${token}, ${requestId}) returning token)
+        select pg_notify(${TOKEN_PENDING_CHANNEL}, '') from issued`,
+  )
+  return token
 }
 
 export async function findToken(db: Db, jurisdictionId: string, token: string): Promise<TokenLookup | null> {
