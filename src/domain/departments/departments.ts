@@ -8,7 +8,7 @@ import { departmentSecrets, departments, serviceRoutes, services } from '../../d
 import { assertSafeUrl, type EgressPolicy, UnsafeDestinationError } from '../../integrations/webhooks/egress.js'
 import type { SecretBox } from '../../integrations/webhooks/secret-box.js'
 import { generateSecret } from '../../integrations/webhooks/standard-webhooks.js'
-import { badRequest, notFound } from '../../open311/errors.js'
+import { invalid, notFound } from '../errors.js'
 import { createApiKey } from '../api-keys/api-keys.js'
 import { validateStatusMap } from './status-map.js'
 
@@ -31,7 +31,7 @@ export interface DepartmentDeps {
 }
 
 function requireBox(deps: DepartmentDeps): SecretBox {
-  if (!deps.secretBox) throw badRequest('SECRETS_KEY is not configured: department signing secrets cannot be stored')
+  if (!deps.secretBox) throw invalid('SECRETS_KEY is not configured: department signing secrets cannot be stored')
   return deps.secretBox
 }
 
@@ -40,7 +40,7 @@ async function checkUrl(url: string | null | undefined, deps: DepartmentDeps) {
   try {
     await assertSafeUrl(url, deps.egress)
   } catch (err) {
-    if (err instanceof UnsafeDestinationError) throw badRequest(`webhook_url: ${err.message}`)
+    if (err instanceof UnsafeDestinationError) throw invalid(`webhook_url: ${err.message}`)
     throw err
   }
 }
@@ -56,14 +56,14 @@ export interface CreatedDepartment {
 export async function createDepartment(db: Db, deps: DepartmentDeps, input: DepartmentInput): Promise<CreatedDepartment> {
   const box = requireBox(deps)
   const mapProblem = input.statusMap ? validateStatusMap(input.statusMap) : null
-  if (mapProblem) throw badRequest(mapProblem)
+  if (mapProblem) throw invalid(mapProblem)
   await checkUrl(input.webhookUrl, deps)
   return db.transaction(async (tx) => {
     const [existing] = await tx
       .select({ id: departments.id })
       .from(departments)
       .where(and(eq(departments.jurisdictionId, input.jurisdictionId), eq(departments.code, input.code)))
-    if (existing) throw badRequest(`code: a department "${input.code}" already exists`)
+    if (existing) throw invalid(`code: a department "${input.code}" already exists`)
     const [department] = await tx
       .insert(departments)
       .values({
@@ -91,7 +91,7 @@ export async function updateDepartment(
   patch: Partial<Omit<DepartmentInput, 'jurisdictionId' | 'code'>>,
 ): Promise<Department> {
   const mapProblem = patch.statusMap ? validateStatusMap(patch.statusMap) : null
-  if (mapProblem) throw badRequest(mapProblem)
+  if (mapProblem) throw invalid(mapProblem)
   if (patch.webhookUrl !== undefined) await checkUrl(patch.webhookUrl, deps)
   const [updated] = await db
     .update(departments)
@@ -167,7 +167,7 @@ export interface RouteInput {
 
 /** Replaces a service's routes. At least one default route (without an area) is required. */
 export async function setServiceRoutes(db: Db, jurisdictionId: string, serviceCode: string, routes: RouteInput[]) {
-  if (!routes.some((r) => !r.area)) throw badRequest('routes: at least one route without an area (the default) is required')
+  if (!routes.some((r) => !r.area)) throw invalid('routes: at least one route without an area (the default) is required')
   return db.transaction(async (tx) => {
     const [service] = await tx
       .select({ id: services.id })
@@ -191,7 +191,7 @@ export async function setServiceRoutes(db: Db, jurisdictionId: string, serviceCo
             ),
           )
           .catch((err: Error) => [{ valid: false, reason: err.message.split('\n')[0] ?? 'unreadable' }])
-        if (!check?.valid) throw badRequest(`routes[${i}].area: not a valid polygon (${check?.reason})`)
+        if (!check?.valid) throw invalid(`routes[${i}].area: not a valid polygon (${check?.reason})`)
       }
       await tx.execute(sql`insert into service_routes (service_id, department_id, area, area_name)
                            values (${service.id}, ${department.id}, ${area}, ${route.area_name ?? null})`)

@@ -7,7 +7,7 @@
 import { and, eq, sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../db/database.js'
 import { requestUpdates } from '../../db/schema.js'
-import { badRequest, Open311Error } from '../../open311/errors.js'
+import { DomainError, invalid } from '../errors.js'
 import {
   applyDepartmentReport,
   type DepartmentReport,
@@ -20,12 +20,12 @@ import {
 import type { Department } from './departments.js'
 import { mapDepartmentStatus, REPORTABLE_STATES } from './status-map.js'
 
-export class UnknownStatusError extends Open311Error {
+export class UnknownStatusError extends DomainError {
   constructor(
     readonly department: string,
     readonly code: string,
   ) {
-    super(400, `status: "${code}" is not a status code known for department ${department}; map it in the department's status_map (states: ${REPORTABLE_STATES.join(', ')})`)
+    super('invalid', `status: "${code}" is not a status code known for department ${department}; map it in the department's status_map (states: ${REPORTABLE_STATES.join(', ')})`)
   }
 }
 
@@ -33,7 +33,7 @@ export class UnknownStatusError extends Open311Error {
 const MAX_CLOCK_SKEW_MS = 5 * 60_000
 
 export function assertNotFuture(occurredAt: Date, field: string) {
-  if (occurredAt.getTime() > Date.now() + MAX_CLOCK_SKEW_MS) throw badRequest(`${field}: lies in the future`)
+  if (occurredAt.getTime() > Date.now() + MAX_CLOCK_SKEW_MS) throw invalid(`${field}: lies in the future`)
 }
 
 export interface StatusReport extends Omit<DepartmentReport, 'state' | 'externalStatusCode'> {
@@ -81,7 +81,7 @@ export async function reportRequestUpdate(
     .where(and(eq(requestUpdates.departmentId, department.id), eq(requestUpdates.externalUpdateId, report.externalUpdateId)))
   if (existing) return { updateId: existing.updateId, replayed: true }
   const outcome = await applyDepartmentReport(tx, department, workOrder, mapped)
-  if (!outcome.updateId) throw badRequest('update could not be recorded')
+  if (!outcome.updateId) throw invalid('update could not be recorded')
   return { updateId: outcome.updateId, replayed: false, outcome }
 }
 

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto'
 import { and, eq } from 'drizzle-orm'
 import type { Db } from '../../db/database.js'
 import { idempotencyKeys } from '../../db/schema.js'
-import { badRequest } from '../../open311/errors.js'
+import { invalid } from '../errors.js'
 
 export interface IdempotentResult<T> {
   status: number
@@ -76,7 +76,7 @@ async function findPrevious<T>(db: Db, scope: IdempotencyScope, requestFingerpri
     .where(and(eq(idempotencyKeys.apiKeyId, scope.apiKeyId), eq(idempotencyKeys.key, scope.key)))
   if (!row) return null
   if (row.requestFingerprint !== requestFingerprint) {
-    throw badRequest('Idempotency-Key: this key was already used for a different request')
+    throw invalid('Idempotency-Key: this key was already used for a different request')
   }
   return { status: row.responseStatus, body: row.responseBody as T, replayed: true }
 }

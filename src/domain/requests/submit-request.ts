@@ -5,7 +5,7 @@
  */
 import { sql } from 'drizzle-orm'
 import { type Db, preparedRows, queryRows } from '../../db/database.js'
-import { badRequest } from '../../open311/errors.js'
+import { invalid } from '../errors.js'
 import type { StoredService } from '../catalog/catalog.js'
 import type { Jurisdiction } from '../jurisdictions.js'
 import { type RoutedDepartment, routeRequest } from '../departments/routing.js'
@@ -36,7 +36,7 @@ export async function assertInsideJurisdiction(db: Db, jurisdiction: Jurisdictio
     sql`select ST_Covers(boundary, ST_SetSRID(ST_MakePoint(${submission.long}, ${submission.lat}), 4326)::geography) as inside
         from jurisdictions where id = ${jurisdiction.id}`,
   )
-  if (!row?.inside) throw badRequest('lat/long: the location is outside the jurisdiction')
+  if (!row?.inside) throw invalid('lat/long: the location is outside the jurisdiction')
 }
 
 /**

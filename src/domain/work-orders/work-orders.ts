@@ -15,7 +15,7 @@ import {
   type WorkOrderState,
   workOrders,
 } from '../../db/schema.js'
-import { badRequest, conflict, notFound, Open311Error } from '../../open311/errors.js'
+import { conflict, forbidden, invalid, notFound } from '../errors.js'
 import { type Department, findDepartment } from '../departments/departments.js'
 import { enqueueWorkOrderEvent, workOrderPublicId } from './events.js'
 import { canMove, detailedStatusOf, isTerminal } from './lifecycle.js'
@@ -48,13 +48,13 @@ export type ReportOutcome =
  * reports, operator closes and deliveries all touch both; one order means no deadlocks.
  */
 
-/** Locks and returns a work order of `department` (403 for another department's work order). */
+/** Locks and returns a work order of `department` (forbidden for another department's work order). */
 export async function lockDepartmentWorkOrder(tx: Db, department: Department, workOrderPublic: string): Promise<WorkOrder> {
   const id = Number(/^WO-(\d+)$/.exec(workOrderPublic)?.[1] ?? Number.NaN)
   if (!Number.isSafeInteger(id)) throw notFound(`work order "${workOrderPublic}" does not exist`)
   const [found] = await tx.select({ requestId: workOrders.requestId, departmentId: workOrders.departmentId }).from(workOrders).where(eq(workOrders.id, id))
   if (!found) throw notFound(`work order "${workOrderPublic}" does not exist`)
-  if (found.departmentId !== department.id) throw new Open311Error(403, `work order ${workOrderPublic} belongs to another department`)
+  if (found.departmentId !== department.id) throw forbidden(`work order ${workOrderPublic} belongs to another department`)
   await tx.select({ id: serviceRequests.id }).from(serviceRequests).where(eq(serviceRequests.id, found.requestId)).for('update')
   const [workOrder] = await tx.select().from(workOrders).where(eq(workOrders.id, id)).for('update')
   return workOrder!
@@ -78,7 +78,7 @@ export async function lockWorkOrderForRequest(tx: Db, department: Department, pu
     .orderBy(asc(workOrders.id))
     .for('update')
   const own = candidates.filter((w) => w.departmentId === department.id)
-  if (own.length === 0) throw new Open311Error(403, `service request ${publicRequestId} has no work order for this department`)
+  if (own.length === 0) throw forbidden(`service request ${publicRequestId} has no work order for this department`)
   return own.find((w) => !isTerminal(w.state)) ?? own[own.length - 1]!
 }
 
@@ -108,13 +108,13 @@ export async function applyDepartmentReport(
     })
     return { applied: false, reason: refused, updateId }
   }
-  if (report.state === 'rejected' && !report.reason) throw badRequest('reason: a rejection needs a reason')
-  if (report.state === 'reassigned' && !report.reassignTo) throw badRequest('reassign_to: a reassignment names the department the work moves to')
+  if (report.state === 'rejected' && !report.reason) throw invalid('reason: a rejection needs a reason')
+  if (report.state === 'reassigned' && !report.reassignTo) throw invalid('reassign_to: a reassignment names the department the work moves to')
 
   let reassignedToId: number | null = null
   if (report.state === 'reassigned') {
     const target = await findDepartment(tx, department.jurisdictionId, report.reassignTo!)
-    if (target.id === department.id) throw badRequest('reassign_to: the work order already belongs to this department')
+    if (target.id === department.id) throw invalid('reassign_to: the work order already belongs to this department')
     const [opened] = await tx
       .insert(workOrders)
       .values({ requestId: workOrder.requestId, departmentId: target.id })
@@ -342,7 +342,7 @@ export interface CloseOptions {
 }
 
 /**
- * An operator closes a request. With open work orders this is refused (409, naming them)
+ * An operator closes a request. With open work orders this is refused (conflict, naming them)
  * unless forced with a reason, which cancels them first.
  */
 export async function closeRequestByOperator(tx: Db, jurisdictionId: string, publicId: string, options: CloseOptions) {
@@ -354,8 +354,8 @@ export async function closeRequestByOperator(tx: Db, jurisdictionId: string, pub
     .where(and(eq(workOrders.requestId, request.id), sql`${workOrders.state} not in ${TERMINAL_WORK_ORDER_STATES}`))
     .orderBy(asc(workOrders.id))
   if (open.length > 0 && !options.force) {
-    throw new Open311Error(409, [
-      { code: 409, description: `service request ${publicId} has open work orders; close them first or force with a reason` },
+    throw conflict([
+      { description: `service request ${publicId} has open work orders; close them first or force with a reason` },
       ...open.map((w) => ({ code: 'open_work_order', description: `${workOrderPublicId(w.id)} is ${w.state}` })),
     ])
   }
@@ -373,7 +373,7 @@ export async function closeRequestByOperator(tx: Db, jurisdictionId: string, pub
  * own open work orders cancelled (no second crew), and closed when the parent closes.
  */
 export async function markDuplicate(tx: Db, jurisdictionId: string, publicId: string, parentPublicId: string, actor: 'operator' | 'department') {
-  if (publicId === parentPublicId) throw badRequest('parent_service_request_id: a request cannot duplicate itself')
+  if (publicId === parentPublicId) throw invalid('parent_service_request_id: a request cannot duplicate itself')
   // Both rows in one statement, in id order, so two opposite markings cannot deadlock.
   const locked = await tx
     .select()
@@ -387,7 +387,7 @@ export async function markDuplicate(tx: Db, jurisdictionId: string, publicId: st
   if (!parent) throw notFound(`service_request_id "${parentPublicId}" does not exist`)
   // Link to the original at the top of the chain, so closing it closes every duplicate.
   const originalId = await originalOf(tx, parent.id)
-  if (originalId === child.id) throw badRequest('parent_service_request_id: that request is (a duplicate of) a duplicate of this one')
+  if (originalId === child.id) throw invalid('parent_service_request_id: that request is (a duplicate of) a duplicate of this one')
   await cancelOpenWorkOrders(tx, child.id, `duplicate of ${parentPublicId}`)
   await tx
     .update(serviceRequests)

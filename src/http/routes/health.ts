@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify'
+import type { Database } from '../../db/database.js'
 
 const statusBody = { type: 'object', properties: { status: { type: 'string' } }, required: ['status'] } as const
 
-export default async function healthRoutes(app: FastifyInstance) {
+export default async function healthRoutes(app: FastifyInstance, options: { database: Pick<Database, 'ping'> }) {
   app.get(
     '/healthz',
     { schema: { tags: ['Operations'], summary: 'Liveness: the process is serving', response: { 200: statusBody } } },
@@ -20,7 +21,7 @@ export default async function healthRoutes(app: FastifyInstance) {
     },
     async (request, reply) => {
       try {
-        await app.database.ping()
+        await options.database.ping()
         return { status: 'ready' }
       } catch (err) {
         request.log.warn({ err }, 'readiness check failed: database unreachable')
