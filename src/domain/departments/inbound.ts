@@ -8,15 +8,9 @@ import { and, eq, sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../db/database.js'
 import { requestUpdates } from '../../db/schema.js'
 import { DomainError, invalid } from '../errors.js'
-import {
-  applyDepartmentReport,
-  type DepartmentReport,
-  lockDepartmentWorkOrder,
-  lockWorkOrderForRequest,
-  markDuplicate,
-  type ReportOutcome,
-  type WorkOrder,
-} from '../work-orders/work-orders.js'
+import { markDuplicate } from '../work-orders/duplicates.js'
+import { applyDepartmentReport, type DepartmentReport, type ReportOutcome } from '../work-orders/report-progress.js'
+import { lockDepartmentWorkOrder, lockWorkOrderForRequest, type WorkOrder } from '../work-orders/work-orders.js'
 import type { Department } from './departments.js'
 import { mapDepartmentStatus, REPORTABLE_STATES } from './status-map.js'
 

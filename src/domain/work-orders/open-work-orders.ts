@@ -7,20 +7,24 @@ import type { Db } from '../../db/database.js'
 import { workOrders } from '../../db/schema.js'
 import { enqueueWorkOrderEvents } from './events.js'
 
-/** Opens one work order per department (in the order given) on a request; returns their ids. */
-export async function openWorkOrders(
-  tx: Db,
-  requestId: number,
-  departmentIds: number[],
-  /** Added to each created event's payload (e.g. `reassigned_from`). */
-  extra: Record<string, unknown> = {},
-): Promise<number[]> {
+/** Opens one work order per department (in the order given) on a request, and announces each; returns their ids. */
+export async function openWorkOrders(tx: Db, requestId: number, departmentIds: number[]): Promise<number[]> {
+  const ids = await insertWorkOrders(tx, requestId, departmentIds)
+  await announceWorkOrders(tx, ids)
+  return ids
+}
+
+/** The pending rows alone; their caller announces them (announceWorkOrders) once the rest of its change is written. */
+export async function insertWorkOrders(tx: Db, requestId: number, departmentIds: number[]): Promise<number[]> {
   if (departmentIds.length === 0) return []
   const opened = await tx
     .insert(workOrders)
     .values(departmentIds.map((departmentId) => ({ requestId, departmentId })))
     .returning({ id: workOrders.id })
-  const ids = opened.map((row) => row.id)
-  await enqueueWorkOrderEvents(tx, 'work_order.created', ids, extra)
-  return ids
+  return opened.map((row) => row.id)
+}
+
+/** Tells each work order's department it has new work (`work_order.created`; `extra` joins the payload, e.g. `reassigned_from`). */
+export async function announceWorkOrders(tx: Db, workOrderIds: number[], extra: Record<string, unknown> = {}) {
+  await enqueueWorkOrderEvents(tx, 'work_order.created', workOrderIds, extra)
 }

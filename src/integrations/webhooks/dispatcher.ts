@@ -8,6 +8,7 @@
  *   dead-lettered (`failed`), stays visible and can be replayed.
  * - 410 Gone disables the department's endpoint at once; continuous failure for
  *   WEBHOOK_DISABLE_AFTER_DAYS disables it too. Both raise an operator alert.
+ * - A delivered work_order.created moves its work order to `sent` (domain/work-orders/mark-sent.ts).
  * - Events of one work order go out in commit order: a row is claimable only when no earlier
  *   row of its work order is still pending or failed.
  * - A worker that dies mid-delivery leaves its rows locked; they are claimable again once the
@@ -18,6 +19,7 @@ import { request } from 'undici'
 import type { Agent } from 'undici'
 import { type Db, queryRows, toDate } from '../../db/database.js'
 import { liveSecrets } from '../../domain/departments/departments.js'
+import { markWorkOrdersSent } from '../../domain/work-orders/mark-sent.js'
 import type { SecretBox } from './secret-box.js'
 import { parseRetryAfter, retryDelayMs } from './retry-policy.js'
 import { signatureHeaders } from './standard-webhooks.js'
@@ -152,7 +154,7 @@ export async function deliverDue(options: DispatcherOptions): Promise<number> {
     if (recorded.length > 0) {
       const departmentIds = [...new Set(recorded.map((r) => Number(r.department_id)))]
       await options.db.execute(sql`update departments set failing_since = null where id in ${departmentIds} and failing_since is not null`)
-      await markSent(options.db, recorded.map((r) => Number(r.id)))
+      await markWorkOrdersSent(options.db, recorded.map((r) => Number(r.id)))
     }
   }
   for (const [i, row] of rows.entries()) {
@@ -161,45 +163,6 @@ export async function deliverDue(options: DispatcherOptions): Promise<number> {
     else if (outcome.kind === 'failed') await handleFailure(options, row, outcome, now)
   }
   return rows.length
-}
-
-/**
- * A delivered work_order.created means the department has the work: the work order becomes
- * `sent`, and a request still at `submitted` says so publicly (as one update per request).
- */
-async function markSent(db: Db, outboxIds: number[]) {
-  await db.transaction(async (tx) => {
-    // The requests first, then their work orders: the lock order every writer uses.
-    await tx.execute(sql`select sr.id from service_requests sr
-                         where sr.id in (select w.request_id from work_orders w join outbox o on o.work_order_id = w.id
-                                         where o.id in ${outboxIds} and o.event_type = 'work_order.created' and w.state = 'pending')
-                         order by sr.id for update of sr`)
-    const sent = await queryRows<{ request_id: number; department: string }>(
-      tx,
-      sql`update work_orders w set state = 'sent', updated_at = now()
-          from outbox o, departments d
-          where o.id in ${outboxIds} and o.event_type = 'work_order.created' and o.work_order_id = w.id
-            and d.id = w.department_id and w.state = 'pending'
-          returning w.request_id, d.name as department`,
-    )
-    if (sent.length === 0) return
-    const requestIds = [...new Set(sent.map((s) => Number(s.request_id)))]
-    const moved = await queryRows<{ id: number }>(
-      tx,
-      sql`update service_requests set detailed_status = 'sent_to_department', updated_at = now()
-          where id in ${requestIds} and status = 'open' and detailed_status = 'submitted' returning id`,
-    )
-    if (moved.length === 0) return
-    const updates = moved.map(({ id }) => ({
-      id: Number(id),
-      description: `Sent to ${sent.filter((s) => Number(s.request_id) === Number(id)).map((s) => s.department).join(', ')}`,
-    }))
-    // One statement for the batch: a round trip per request capped a batch's throughput.
-    await tx.execute(sql`insert into request_updates (request_id, status, detailed_status, description, source)
-                         select v.id, 'open', 'sent_to_department', v.description, 'system'
-                         from jsonb_to_recordset(${JSON.stringify(updates)}::jsonb) as v(id bigint, description text)
-                         order by v.id`)
-  })
 }
 
 async function handleGone(options: DispatcherOptions, row: ClaimedRow, now: Date) {
