@@ -18,7 +18,8 @@ import { loadCatalogServices } from '../../src/domain/catalog/catalog.js'
 import { resolveJurisdiction } from '../../src/domain/jurisdictions.js'
 import { submitServiceRequest } from '../../src/domain/requests/submit-request.js'
 import { validateSubmission } from '../../src/domain/requests/submission.js'
-import { claimDue, type DispatcherOptions } from '../../src/integrations/webhooks/dispatcher.js'
+import { claimDue } from '../../src/outbox/outbox.js'
+import type { DepartmentDeliveryOptions } from '../../src/workers/department-deliveries.js'
 import { egressAgent } from '../../src/integrations/webhooks/egress.js'
 import { verify } from '../../src/integrations/webhooks/standard-webhooks.js'
 import {
@@ -414,7 +415,7 @@ t.test('Retry-After honoured within [scheduled, 2×scheduled]; 429 and timeouts 
   await h.route('sidewalk-damage', 'throttle')
 
   /** Submits a request, answers its first attempt with `respond`, returns the computed delay. */
-  async function firstAttemptDelay(respond: Handler, options: Partial<DispatcherOptions> = {}) {
+  async function firstAttemptDelay(respond: Handler, options: Partial<DepartmentDeliveryOptions> = {}) {
     receiver.handle(dept.hookPath, respond)
     await h.submit()
     const clock = wholeSecondClock()

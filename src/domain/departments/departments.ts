@@ -5,9 +5,6 @@
 import { and, asc, eq, gt, isNull, or, sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../db/database.js'
 import { departmentSecrets, departments, serviceRoutes, services } from '../../db/schema.js'
-import { assertSafeUrl, type EgressPolicy, UnsafeDestinationError } from '../../integrations/webhooks/egress.js'
-import type { SecretBox } from '../../integrations/webhooks/secret-box.js'
-import { generateSecret } from '../../integrations/webhooks/standard-webhooks.js'
 import { invalid, notFound } from '../errors.js'
 import { createApiKey } from '../api-keys/api-keys.js'
 import { validateStatusMap } from './status-map.js'
@@ -25,24 +22,31 @@ export interface DepartmentInput {
   enabled?: boolean
 }
 
-export interface DepartmentDeps {
-  secretBox: SecretBox | null
-  egress: EgressPolicy
+/** Seals signing secrets for storage and opens them again (with SECRETS_KEY). */
+export interface SecretSealer {
+  seal(plaintext: string): string
+  open(sealed: string): string
 }
 
-function requireBox(deps: DepartmentDeps): SecretBox {
+/** What registering departments needs from the webhook layer (src/integrations/webhooks/context.ts provides it). */
+export interface DepartmentDeps {
+  /** Null when no SECRETS_KEY is configured: departments can then not be given secrets. */
+  secretBox: SecretSealer | null
+  /** Why deliveries may not go to `url` (a private address, a port not allowed, …), or null when they may. */
+  refuseWebhookUrl(url: string): Promise<string | null>
+  /** A new signing secret, in the form a department's verifier takes. */
+  newSigningSecret(): string
+}
+
+function requireBox(deps: DepartmentDeps): SecretSealer {
   if (!deps.secretBox) throw invalid('SECRETS_KEY is not configured: department signing secrets cannot be stored')
   return deps.secretBox
 }
 
 async function checkUrl(url: string | null | undefined, deps: DepartmentDeps) {
   if (!url) return
-  try {
-    await assertSafeUrl(url, deps.egress)
-  } catch (err) {
-    if (err instanceof UnsafeDestinationError) throw invalid(`webhook_url: ${err.message}`)
-    throw err
-  }
+  const refusal = await deps.refuseWebhookUrl(url)
+  if (refusal) throw invalid(`webhook_url: ${refusal}`)
 }
 
 export interface CreatedDepartment {
@@ -77,7 +81,7 @@ export async function createDepartment(db: Db, deps: DepartmentDeps, input: Depa
         enabled: input.enabled ?? true,
       })
       .returning()
-    const signingSecret = generateSecret()
+    const signingSecret = deps.newSigningSecret()
     await tx.insert(departmentSecrets).values({ departmentId: department!.id, ciphertext: box.seal(signingSecret) })
     const key = await createApiKey(tx, { name: `department:${input.code}`, scopes: ['department'], departmentId: department!.id })
     return { department: department!, signingSecret, inboundKey: key.key }
@@ -129,7 +133,7 @@ export async function listDepartments(db: Db, jurisdictionId: string): Promise<D
  */
 export async function rotateSecret(db: Db, deps: DepartmentDeps, department: Department, overlapHours: number): Promise<string> {
   const box = requireBox(deps)
-  const secret = generateSecret()
+  const secret = deps.newSigningSecret()
   await db.transaction(async (tx) => {
     // Every secret still signing stops at the end of this overlap at the latest (one still in an
     // earlier, longer overlap is cut short too).
@@ -143,7 +147,7 @@ export async function rotateSecret(db: Db, deps: DepartmentDeps, department: Dep
 }
 
 /** The secrets that sign (and verify) at `now`: the current one plus any still in their overlap. */
-export async function liveSecrets(db: Db, secretBox: SecretBox | null, departmentId: number, now: Date): Promise<string[]> {
+export async function liveSecrets(db: Db, secretBox: SecretSealer | null, departmentId: number, now: Date): Promise<string[]> {
   if (!secretBox) return []
   const rows = await db
     .select({ ciphertext: departmentSecrets.ciphertext })

@@ -43,7 +43,8 @@ export async function assertInsideJurisdiction(db: Db, jurisdiction: Jurisdictio
  * Writes a new request: the request row, its reporter (apart from every public column), its
  * first history entry, its token (batch and blackbox services), and one work order per routed
  * department with its `work_order.created` event. `tx` must be a transaction: the steps are
- * separate statements and stand or fall together.
+ * separate statements and stand or fall together. The token acceptor and the dispatchers are
+ * woken by NOTIFYs their steps send (tokens.ts, src/outbox), delivered at commit.
  */
 export async function submitServiceRequest(tx: Db, input: NewRequest): Promise<CreatedRequest> {
   const { submission, service } = input

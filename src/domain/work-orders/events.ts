@@ -1,5 +1,5 @@
 /**
- * The outbound event catalog (version 1) and the outbox writer. Events are written in the
+ * The outbound event catalog (version 1): what each event says, enqueued (src/outbox) in the
  * same transaction as the change they describe, so they exist exactly when the change does.
  *
  *   work_order.created       a department has new work (also after a reassignment)
@@ -9,10 +9,10 @@
  *   service_request.closed   311 closed the request
  */
 import { type SQL, sql } from 'drizzle-orm'
-import { type Db, queryRows } from '../../db/database.js'
+import type { Db } from '../../db/database.js'
+import { enqueue } from '../../outbox/outbox.js'
 
 export const EVENT_CATALOG_VERSION = '1'
-export const OUTBOX_CHANNEL = 'open311_outbox'
 
 export type EventType =
   | 'work_order.created'
@@ -70,16 +70,9 @@ const isoUtc = (value: SQL) => sql`to_char(${value} at time zone 'UTC', 'YYYY-MM
  */
 export async function enqueueWorkOrderEvents(tx: Db, type: EventType, workOrderIds: number[], extra: Record<string, unknown> = {}) {
   if (workOrderIds.length === 0) return []
-  const rows = await queryRows<{ event_id: string }>(
-    tx,
-    sql`with event as (
-          insert into outbox (event_id, department_id, work_order_id, event_type, payload)
-          ${eventRows(type, workOrderIds, extra)}
-          returning event_id)
-        select event_id, pg_notify(${OUTBOX_CHANNEL}, '') from event`,
-  )
-  if (rows.length !== workOrderIds.length) throw new Error(`work orders ${workOrderIds.join(', ')}: only ${rows.length} found`)
-  return rows.map((row) => row.event_id)
+  const eventIds = await enqueue(tx, eventRows(type, workOrderIds, extra))
+  if (eventIds.length !== workOrderIds.length) throw new Error(`work orders ${workOrderIds.join(', ')}: only ${eventIds.length} found`)
+  return eventIds
 }
 
 /** Writes one event for the work order's department into the outbox (caller's transaction). */
