@@ -12,16 +12,14 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
-import { fillPlaceholders } from 'drizzle-orm'
-import { PgDialect } from 'drizzle-orm/pg-core'
 import pg from 'pg'
 import { request } from 'undici'
-import { openDatabase } from '../src/db/database.js'
+import { type Database, openDatabase } from '../src/db/database.js'
 import { createApiKey } from '../src/domain/api-keys/api-keys.js'
 import { activeService } from '../src/domain/catalog/catalog-cache.js'
 import { loadDemoCatalog } from '../src/domain/demo/seed-demo.js'
 import { resolveJurisdiction } from '../src/domain/jurisdictions.js'
-import { NEW_REQUEST_STATEMENT, newRequestValues } from '../src/domain/requests/create-request.js'
+import { submitServiceRequest } from '../src/domain/requests/submit-request.js'
 import { validateSubmission } from '../src/domain/requests/submission.js'
 import { BENCH_WEBHOOK_ENV, benchLatency, benchThroughput, prepareDepartment, startReceiver } from './webhooks.js'
 
@@ -269,18 +267,12 @@ const randomPoint = () => ({
   long: CENTRE.long + (Math.random() - 0.5) * 0.26,
 })
 
-/** NEW_REQUEST_STATEMENT's text and the values a POST of `form` gives it. */
-async function postStatementQuery(form: URLSearchParams): Promise<{ text: string; values: unknown[] }> {
-  const database = await openDatabase({ databaseUrl: benchUrl, logger: quiet, poolSize: 2 })
-  try {
-    const jurisdiction = await resolveJurisdiction(database.db, undefined)
-    const service = (await activeService(database.db, jurisdiction, 'graffiti'))!
-    const submission = validateSubmission(Object.fromEntries(form), service, jurisdiction.timeZone)
-    const { sql: text, params } = new PgDialect().sqlToQuery(NEW_REQUEST_STATEMENT)
-    return { text, values: fillPlaceholders(params, newRequestValues({ jurisdiction, service, submission, channel: 'api' })) }
-  } finally {
-    await database.close()
-  }
+/** The POST's write of `form` without HTTP: submitServiceRequest in its own transaction, on `database`. */
+async function postWrite(database: Database, form: URLSearchParams): Promise<() => Promise<unknown>> {
+  const jurisdiction = await resolveJurisdiction(database.db, undefined)
+  const service = (await activeService(database.db, jurisdiction, 'graffiti'))!
+  const submission = validateSubmission(Object.fromEntries(form), service, jurisdiction.timeZone)
+  return () => database.db.transaction((tx) => submitServiceRequest(tx, { jurisdiction, service, submission, channel: 'api' }))
 }
 
 async function main() {
@@ -389,17 +381,18 @@ async function main() {
         [CENTRE.long, CENTRE.lat, 'Tag on the wall of the underpass'],
       ),
     )
-    // The POST against its own write — the one statement that inserts the request, its reporter,
-    // its first history entry, routing, work orders and events — sent straight through pg as a
-    // prepared statement with the same parameters: what the HTTP stack and our code add. In
-    // alternation, like the services pair: measured one after the other, their ratio moved from
-    // 0.49 to 0.58 between runs (docs/benchmarks.md, session 6).
+    // The POST against its own write — submitServiceRequest (request, reporter, history entry,
+    // routing, work orders, events) in one transaction, called in this process through drizzle
+    // and pg with the same values: what the HTTP stack adds. In alternation, like the services
+    // pair: measured one after the other, their ratio moved from 0.49 to 0.58 between runs
+    // (docs/benchmarks.md, session 6).
     const post = 'POST requests.json'
-    const postStatement = "the POST's own statement (request, reporter, history entry) through pg"
-    if (selected(post, postStatement)) {
-      const { text, values } = await postStatementQuery(form)
+    const postWriteScenario = "the POST's own write (submitServiceRequest in one transaction) without HTTP"
+    if (selected(post, postWriteScenario)) {
+      const database = await openDatabase({ databaseUrl: benchUrl, logger: quiet, poolSize: CONNECTIONS })
+      const write = await postWrite(database, form)
       await alternating([
-        [postStatement, viaLoop(() => pool.query({ name: 'bench_post_statement', text, values }))],
+        [postWriteScenario, viaLoop(write)],
         [
           post,
           viaAutocannon({
@@ -410,6 +403,7 @@ async function main() {
           }),
         ],
       ])
+      await database.close()
     }
     if (selected('webhooks')) {
       const receiver = await startReceiver(port + 2)

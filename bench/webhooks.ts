@@ -10,7 +10,7 @@ import { loadConfig } from '../src/config.js'
 import { openDatabase } from '../src/db/database.js'
 import { createDepartment, findDepartment, setServiceRoutes } from '../src/domain/departments/departments.js'
 import { createWebhookContext } from '../src/integrations/webhooks/context.js'
-import { deliverDue } from '../src/integrations/webhooks/dispatcher.js'
+import { deliverDue } from '../src/workers/department-deliveries.js'
 
 export const BENCH_SECRETS_KEY = Buffer.alloc(32, 3).toString('base64')
 export const BENCH_WEBHOOK_ENV = {

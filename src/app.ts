@@ -25,7 +25,7 @@ import { startWorkers } from './workers/index.js'
 declare module 'fastify' {
   interface FastifyInstance {
     config: AppConfig
-    database: Database
+    /** The database handle (a drizzle database); the one name routes and domain calls use. */
     db: Db
     webhooks: WebhookContext
   }
@@ -79,8 +79,7 @@ export async function buildApp({ config, database, logger, workers = false }: Bu
   app.addHook('onClose', async () => webhooks.agent.close())
   app.decorate('config', config)
   app.decorate('webhooks', webhooks)
-  // Getters: nothing touches the database until a request does (OpenAPI generation relies on it).
-  app.decorate('database', { getter: () => db })
+  // A getter: nothing touches the database until a request does (OpenAPI generation relies on it).
   app.decorate('db', { getter: () => db.db })
   app.addSchema(errorList)
   // Set when close() begins: requests arriving on kept-alive connections while in-flight ones
@@ -101,19 +100,19 @@ export async function buildApp({ config, database, logger, workers = false }: Bu
     done()
   })
 
-  await app.register(errorsPlugin)
+  await app.register(errorsPlugin, { outages: db.outages })
   await app.register(inputTextPlugin)
   // Brotli at quality 4: near-gzip CPU cost, smaller output; the default (11) costs ~10x CPU.
   await app.register(compress, { threshold: 1024, brotliOptions: { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 4 } } })
-  await app.register(rateLimitsPlugin)
+  await app.register(rateLimitsPlugin, { outages: db.outages })
   await app.register(openapiPlugin, { serveUi: true })
-  await app.register(healthRoutes)
+  await app.register(healthRoutes, { database: db })
   await app.register(open311Routes, { prefix: '/open311/v2' })
   await app.register(adminRoutes, { prefix: '/admin/v1' })
   await app.register(departmentInboundRoutes, { prefix: '/departments/v1' })
 
   if (workers) {
-    const running = await startWorkers(app)
+    const running = await startWorkers(app, db)
     // preClose: workers stop while the database is still open (it closes in onClose).
     app.addHook('preClose', async () => {
       await Promise.all(running.map((w) => w.stop()))

@@ -5,7 +5,7 @@
 import { asc } from 'drizzle-orm'
 import { type Db, expiringCache } from '../db/database.js'
 import { jurisdictions } from '../db/schema.js'
-import { badRequest, notFound } from '../open311/errors.js'
+import { invalid, notFound } from './errors.js'
 import { whenReady } from '../shared/maybe-promise.js'
 
 export type Jurisdiction = typeof jurisdictions.$inferSelect
@@ -44,7 +44,7 @@ function choose(all: Jurisdiction[], requestedId: string | undefined): Jurisdict
     return found
   }
   if (all.length === 0) throw notFound('no jurisdiction is configured on this server')
-  if (all.length > 1) throw badRequest('jurisdiction_id is required: this server serves several jurisdictions')
+  if (all.length > 1) throw invalid('jurisdiction_id is required: this server serves several jurisdictions')
   return all[0]!
 }
 

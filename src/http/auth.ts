@@ -1,8 +1,6 @@
 import type { FastifyRequest, onRequestAsyncHookHandler, preValidationAsyncHookHandler } from 'fastify'
-import { type ApiKeyScope, type ApiKeySummary, verifyApiKey } from '../domain/api-keys/api-keys.js'
+import { type ApiKeyScope, type ApiKeySummary, verifyApiKey, verifyDepartmentOrClientKey } from '../domain/api-keys/api-keys.js'
 import { forbidden } from '../open311/errors.js'
-import { departments } from '../db/schema.js'
-import { eq } from 'drizzle-orm'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -48,12 +46,8 @@ function offeredKey(request: FastifyRequest): string | undefined {
  * lookup decides which; a department key gets its department attached to the request.
  */
 export const requireDepartmentOrClientKey: preValidationAsyncHookHandler = async function requireDepartmentOrClientKey(request) {
-  const key = await verifyApiKey(request.server.db, offeredKey(request), ['department', 'requests:write'])
-  if (!key) throw forbidden()
-  if (key.department_id !== null && key.scopes.includes('department')) {
-    const [department] = await request.server.db.select().from(departments).where(eq(departments.id, key.department_id))
-    if (!department) throw forbidden()
-    request.department = department
-  }
-  request.apiKey = key
+  const caller = await verifyDepartmentOrClientKey(request.server.db, offeredKey(request))
+  if (!caller) throw forbidden()
+  if (caller.department) request.department = caller.department
+  request.apiKey = caller.key
 }

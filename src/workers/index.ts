@@ -1,19 +1,19 @@
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { FastifyInstance } from 'fastify'
-import { OUTBOX_CHANNEL } from '../domain/work-orders/events.js'
-import { deliverDue } from '../integrations/webhooks/dispatcher.js'
-import { TOKEN_PENDING_CHANNEL } from '../domain/requests/create-request.js'
-import { acceptPendingTokens } from '../domain/requests/tokens.js'
+import type { Database } from '../db/database.js'
+import { OUTBOX_CHANNEL } from '../outbox/outbox.js'
+import { deliverDue } from './department-deliveries.js'
+import { acceptPendingTokens, TOKEN_PENDING_CHANNEL } from '../domain/requests/tokens.js'
 import { type PeriodicWorker, startPeriodicWorker } from './periodic.js'
 
 const TOKEN_BATCH = 100
 
 /** The background workers every instance runs; they coordinate through the database. */
-export async function startWorkers(app: FastifyInstance): Promise<PeriodicWorker[]> {
+export async function startWorkers(app: FastifyInstance, database: Database): Promise<PeriodicWorker[]> {
   const tokenAcceptor = await startPeriodicWorker({
     name: 'token-acceptor',
-    database: app.database,
+    database,
     logger: app.log,
     channel: TOKEN_PENDING_CHANNEL,
     intervalMs: 5_000,
@@ -23,7 +23,7 @@ export async function startWorkers(app: FastifyInstance): Promise<PeriodicWorker
   const deliveryBatch = 100
   const dispatcher = await startPeriodicWorker({
     name: 'webhook-dispatcher',
-    database: app.database,
+    database,
     logger: app.log,
     channel: OUTBOX_CHANNEL,
     // Retries come due with time, not with a notification: poll for them every second.

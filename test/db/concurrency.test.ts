@@ -11,7 +11,7 @@ import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
 import { activeService } from '../../src/domain/catalog/catalog-cache.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import { resolveJurisdiction } from '../../src/domain/jurisdictions.js'
-import { insertServiceRequest } from '../../src/domain/requests/create-request.js'
+import { submitServiceRequest } from '../../src/domain/requests/submit-request.js'
 import { validateSubmission } from '../../src/domain/requests/submission.js'
 import { buildTestApp } from '../helpers/app.js'
 import { sqlState } from '../helpers/query.js'
@@ -200,7 +200,7 @@ t.test('later requests all succeed', async (t) => {
   t.same(ready.json(), { status: 'ready' })
 })
 
-t.test('concurrent POSTs, each one prepared statement, among inserts that fail inside it', async (t) => {
+t.test('concurrent POSTs, each in its own transaction, among inserts that fail inside theirs', async (t) => {
   const client = await createApiKey(db, { name: 'concurrent poster' })
   const jurisdictionRow = await resolveJurisdiction(db, demo.jurisdiction)
   const pothole = (await activeService(db, jurisdictionRow, 'pothole'))!
@@ -229,9 +229,9 @@ t.test('concurrent POSTs, each one prepared statement, among inserts that fail i
         'attribute[size]': 'SMALL',
       }).toString(),
     })
-  // The same statement for a service that does not exist: a foreign-key failure inside it.
+  // The same write for a service that does not exist: a foreign-key failure inside its transaction.
   const submission = validateSubmission({ lat: '41.8781', long: '-87.6298', email: 'x@example.org', 'attribute[size]': 'SMALL' }, pothole, 'UTC')
-  const failing = () => insertServiceRequest(db, { jurisdiction: jurisdictionRow, service: { ...pothole, id: 987654321 }, submission, channel: 'test' })
+  const failing = () => db.transaction((tx) => submitServiceRequest(tx, { jurisdiction: jurisdictionRow, service: { ...pothole, id: 987654321 }, submission, channel: 'test' }))
 
   const [answers, failures] = await Promise.all([
     Promise.all(Array.from({ length: 40 }, (_, i) => post(i))),

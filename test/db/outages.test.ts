@@ -142,7 +142,7 @@ if (postgresUrl) {
 
   t.test('LISTEN comes back after its connection is cut, and a NOTIFY wakes the worker again', async (t) => {
     // Opened with the app's logger, so the listener's own lines are seen.
-    const { app, logs } = await buildTestApp(t, {}, { workers: true, connectThrough: (url) => url })
+    const { app, database, logs } = await buildTestApp(t, {}, { workers: true, connectThrough: (url) => url })
     const admin = new pg.Client({ connectionString: postgresUrl })
     await admin.connect()
     t.teardown(() => admin.end())
@@ -162,7 +162,7 @@ if (postgresUrl) {
     t.same((await listeners()).length, 1, "both workers' channels share one listening session")
 
     const received: string[] = []
-    await app.database.listen('o311_test_wakeup', (payload) => received.push(payload))
+    await database.listen('o311_test_wakeup', (payload) => received.push(payload))
     await admin.query('select pg_terminate_backend($1)', [before])
     await eventually('a new listening session', async () => {
       const pids = await listeners()

@@ -16,7 +16,7 @@ import { buildTestApp } from '../helpers/app.js'
 import { closeDatabaseUnderApp } from '../helpers/closed-database.js'
 
 // One database per test file; subtests share it and run in order.
-const { app } = await buildTestApp(t)
+const { app, database } = await buildTestApp(t)
 const db = app.db
 
 const RAW_KEY = /^o311_[a-z0-9]{12}_[A-Za-z0-9_-]{43}$/
@@ -197,7 +197,7 @@ t.test('a burst of verifications on an expired copy: all answered from the one r
 t.test('a failed read is not remembered: every waiter gets the error, and the next request reads again', async (t) => {
   const key = await createApiKey(db, { name: 'outage', scopes: ['requests:write'] })
   forgetApiKeys(db)
-  await closeDatabaseUnderApp(app.database)
+  await closeDatabaseUnderApp(database)
   const attempts = await Promise.allSettled(Array.from({ length: 5 }, () => verifyApiKey(db, key.key, 'requests:write')))
   t.same(attempts.map((a) => a.status), Array(5).fill('rejected'), 'all five waiters see the failure')
   t.equal(cachedApiKeyRows(db), 0, 'nothing is held for a key whose read failed')

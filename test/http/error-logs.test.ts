@@ -13,7 +13,7 @@ import { startPeriodicWorker } from '../../src/workers/periodic.js'
 import { buildDepartmentHarness } from '../departments/fixtures/harness.js'
 import { buildTestApp } from '../helpers/app.js'
 
-const { app, logs, rawLogs } = await buildTestApp(t)
+const { app, database, logs, rawLogs } = await buildTestApp(t)
 await loadDemoCatalog(app.db)
 const key = await createApiKey(app.db, { name: 'app', scopes: ['requests:write'] })
 const reporter = { email: 'leaky.reporter@example.org', first_name: 'Philomena', last_name: 'Vandersloot', phone: '+1 555 0142 987' }
@@ -57,7 +57,7 @@ t.test('the serializer keeps what explains a database error and drops what quote
 t.test('a background worker whose statement fails logs the failure, not the data', async (t) => {
   const worker = await startPeriodicWorker({
     name: 'leak-probe-worker',
-    database: app.database,
+    database,
     logger: app.log,
     intervalMs: 60_000,
     batchSize: 1,

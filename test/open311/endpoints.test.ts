@@ -42,7 +42,7 @@ interface CatalogAttr {
 }
 
 // One database per test file; subtests share it and run in order.
-const { app } = await buildTestApp(t)
+const { app, database } = await buildTestApp(t)
 await loadDemoCatalog(app.db)
 const { key: apiKey } = await createApiKey(app.db, { name: 't' })
 const now = fixtureNow()
@@ -285,7 +285,7 @@ t.test('tokens: a batch service answers a token that resolves after acceptance',
 })
 
 t.test('tokens: the real worker resolves a new token within a few seconds', async (t) => {
-  const workers = await startWorkers(app)
+  const workers = await startWorkers(app, database)
   t.teardown(() => Promise.all(workers.map((w) => w.stop())))
   const res = await post('requests.json', {
     api_key: apiKey,

@@ -16,9 +16,10 @@ import { queryRows } from '../../src/db/database.js'
 import { departmentSecrets, outbox, serviceRequests } from '../../src/db/schema.js'
 import { loadCatalogServices } from '../../src/domain/catalog/catalog.js'
 import { resolveJurisdiction } from '../../src/domain/jurisdictions.js'
-import { insertServiceRequest } from '../../src/domain/requests/create-request.js'
+import { submitServiceRequest } from '../../src/domain/requests/submit-request.js'
 import { validateSubmission } from '../../src/domain/requests/submission.js'
-import { claimDue, type DispatcherOptions } from '../../src/integrations/webhooks/dispatcher.js'
+import { claimDue } from '../../src/outbox/outbox.js'
+import type { DepartmentDeliveryOptions } from '../../src/workers/department-deliveries.js'
 import { egressAgent } from '../../src/integrations/webhooks/egress.js'
 import { verify } from '../../src/integrations/webhooks/standard-webhooks.js'
 import {
@@ -174,7 +175,7 @@ t.test('no phantom emit: a rolled-back request leaves no outbox row and sends no
   let seenInside = 0
   await t.rejects(
     db.transaction(async (tx) => {
-      await insertServiceRequest(tx, { jurisdiction, service: service!, submission, channel: 'test' })
+      await submitServiceRequest(tx, { jurisdiction, service: service!, submission, channel: 'test' })
       seenInside = (await tx.select({ id: outbox.id }).from(outbox)).length
       throw new Deliberate('the business transaction fails after the request was written')
     }),
@@ -184,7 +185,7 @@ t.test('no phantom emit: a rolled-back request leaves no outbox row and sends no
   // A database error after the writes rolls back the same way.
   await t.rejects(
     db.transaction(async (tx) => {
-      await insertServiceRequest(tx, { jurisdiction, service: service!, submission, channel: 'test' })
+      await submitServiceRequest(tx, { jurisdiction, service: service!, submission, channel: 'test' })
       await tx.execute(sql`select 1 / 0`)
     }),
   )
@@ -414,7 +415,7 @@ t.test('Retry-After honoured within [scheduled, 2×scheduled]; 429 and timeouts 
   await h.route('sidewalk-damage', 'throttle')
 
   /** Submits a request, answers its first attempt with `respond`, returns the computed delay. */
-  async function firstAttemptDelay(respond: Handler, options: Partial<DispatcherOptions> = {}) {
+  async function firstAttemptDelay(respond: Handler, options: Partial<DepartmentDeliveryOptions> = {}) {
     receiver.handle(dept.hookPath, respond)
     await h.submit()
     const clock = wholeSecondClock()
@@ -753,7 +754,7 @@ t.test('concurrent workers never double-send', async (t) => {
   const EVENTS = 500
   for (let batch = 0; batch < EVENTS / 50; batch++) {
     await db.transaction(async (tx) => {
-      for (let i = 0; i < 50; i++) await insertServiceRequest(tx, { jurisdiction, service: service!, submission, channel: 'test' })
+      for (let i = 0; i < 50; i++) await submitServiceRequest(tx, { jurisdiction, service: service!, submission, channel: 'test' })
     })
   }
   const rows = await h.outboxOf('bulk')

@@ -6,7 +6,7 @@
  */
 import { createInterface } from 'node:readline'
 import { openDatabase } from '../../src/db/database.js'
-import { deliverDue } from '../../src/integrations/webhooks/dispatcher.js'
+import { deliverDue } from '../../src/workers/department-deliveries.js'
 import { egressAgent, parseAllowlist } from '../../src/integrations/webhooks/egress.js'
 import { SecretBox } from '../../src/integrations/webhooks/secret-box.js'
 

@@ -11,7 +11,7 @@ import { asc, eq } from 'drizzle-orm'
 import { departments, outbox, serviceRequests, workOrders } from '../../src/db/schema.js'
 import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
-import { deliverDue, type DispatcherOptions } from '../../src/integrations/webhooks/dispatcher.js'
+import { type DepartmentDeliveryOptions, deliverDue } from '../../src/workers/department-deliveries.js'
 import type { AppConfig } from '../../src/config.js'
 import { buildTestApp, type TestApp } from '../helpers/app.js'
 
@@ -132,7 +132,7 @@ export interface Harness extends TestApp {
   route(serviceCode: string, department: string): Promise<void>
   /** POST requests.json for sidewalk-damage (no required attributes); returns the service_request_id. */
   submit(serviceCode?: string, fields?: Record<string, string>): Promise<string>
-  dispatch(options?: Partial<DispatcherOptions>): Promise<number>
+  dispatch(options?: Partial<DepartmentDeliveryOptions>): Promise<number>
   outboxOf(department: string): Promise<OutboxRow[]>
   departmentRow(code: string): Promise<typeof departments.$inferSelect>
   workOrdersOf(publicRequestId: string): Promise<(typeof workOrders.$inferSelect)[]>

@@ -7,8 +7,8 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { and, asc, eq, isNull, lt, or, sql } from 'drizzle-orm'
 import { type Db, expiringCache } from '../../db/database.js'
-import { apiKeys } from '../../db/schema.js'
-import { badRequest } from '../../open311/errors.js'
+import { apiKeys, departments } from '../../db/schema.js'
+import { invalid } from '../errors.js'
 
 export const API_KEY_SCOPES = ['requests:write', 'admin', 'department'] as const
 export type ApiKeyScope = (typeof API_KEY_SCOPES)[number]
@@ -41,7 +41,7 @@ export async function createApiKey(
   const key = `o311_${keyId}_${randomBytes(32).toString('base64url')}`
   const scopes = [...new Set(input.scopes?.length ? input.scopes : DEFAULT_SCOPES)]
   if (scopes.includes('department') !== (input.departmentId !== undefined)) {
-    throw badRequest('scopes: a department key belongs to one department and is created with it (admin API: POST /admin/v1/departments)')
+    throw invalid('scopes: a department key belongs to one department and is created with it (admin API: POST /admin/v1/departments)')
   }
   const [row] = await db
     .insert(apiKeys)
@@ -116,6 +116,22 @@ export async function verifyApiKey(
   if (!timingSafeEqual(expected, Buffer.from(hashKey(rawKey!), 'hex'))) return null
   await touch(db, row)
   return toSummary(row)
+}
+
+/**
+ * A key offered where either a department (its inbound key) or a client app (requests:write)
+ * may call: the key, and for a department key the department it acts for. Null when the key
+ * is refused — including a department key whose department no longer exists.
+ */
+export async function verifyDepartmentOrClientKey(
+  db: Db,
+  rawKey: string | undefined,
+): Promise<{ key: ApiKeySummary; department: typeof departments.$inferSelect | null } | null> {
+  const key = await verifyApiKey(db, rawKey, ['department', 'requests:write'])
+  if (!key) return null
+  if (key.department_id === null || !key.scopes.includes('department')) return { key, department: null }
+  const [department] = await db.select().from(departments).where(eq(departments.id, key.department_id))
+  return department ? { key, department } : null
 }
 
 function hashKey(key: string): string {

@@ -2,7 +2,7 @@
 import { and, desc, eq, isNull, sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../db/database.js'
 import { operatorAlerts } from '../../db/schema.js'
-import { OUTBOX_CHANNEL } from '../work-orders/events.js'
+import { wakeDispatchers } from '../../outbox/outbox.js'
 
 export interface DeliverySummary {
   event_id: string
@@ -41,7 +41,7 @@ export async function replayDeliveries(db: Db, jurisdictionId: string, which: { 
           ${which.failedSince ? sql`and o.failed_at >= ${which.failedSince.toISOString()}` : sql``}
         returning o.event_id`,
   )
-  if (rows.length > 0) await db.execute(sql`select pg_notify(${OUTBOX_CHANNEL}, '')`)
+  if (rows.length > 0) await wakeDispatchers(db)
   return rows.map((r) => r.event_id)
 }
 

@@ -2,13 +2,10 @@
  * Departments (business units): registration, signing secrets and their rotation, the
  * inbound credential, and routing of services to departments.
  */
-import { and, asc, eq, gt, isNull, or, type Placeholder, type SQL, sql } from 'drizzle-orm'
+import { and, asc, eq, gt, isNull, or, sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../db/database.js'
 import { departmentSecrets, departments, serviceRoutes, services } from '../../db/schema.js'
-import { assertSafeUrl, type EgressPolicy, UnsafeDestinationError } from '../../integrations/webhooks/egress.js'
-import type { SecretBox } from '../../integrations/webhooks/secret-box.js'
-import { generateSecret } from '../../integrations/webhooks/standard-webhooks.js'
-import { badRequest, notFound } from '../../open311/errors.js'
+import { invalid, notFound } from '../errors.js'
 import { createApiKey } from '../api-keys/api-keys.js'
 import { validateStatusMap } from './status-map.js'
 
@@ -25,24 +22,31 @@ export interface DepartmentInput {
   enabled?: boolean
 }
 
-export interface DepartmentDeps {
-  secretBox: SecretBox | null
-  egress: EgressPolicy
+/** Seals signing secrets for storage and opens them again (with SECRETS_KEY). */
+export interface SecretSealer {
+  seal(plaintext: string): string
+  open(sealed: string): string
 }
 
-function requireBox(deps: DepartmentDeps): SecretBox {
-  if (!deps.secretBox) throw badRequest('SECRETS_KEY is not configured: department signing secrets cannot be stored')
+/** What registering departments needs from the webhook layer (src/integrations/webhooks/context.ts provides it). */
+export interface DepartmentDeps {
+  /** Null when no SECRETS_KEY is configured: departments can then not be given secrets. */
+  secretBox: SecretSealer | null
+  /** Why deliveries may not go to `url` (a private address, a port not allowed, …), or null when they may. */
+  refuseWebhookUrl(url: string): Promise<string | null>
+  /** A new signing secret, in the form a department's verifier takes. */
+  newSigningSecret(): string
+}
+
+function requireBox(deps: DepartmentDeps): SecretSealer {
+  if (!deps.secretBox) throw invalid('SECRETS_KEY is not configured: department signing secrets cannot be stored')
   return deps.secretBox
 }
 
 async function checkUrl(url: string | null | undefined, deps: DepartmentDeps) {
   if (!url) return
-  try {
-    await assertSafeUrl(url, deps.egress)
-  } catch (err) {
-    if (err instanceof UnsafeDestinationError) throw badRequest(`webhook_url: ${err.message}`)
-    throw err
-  }
+  const refusal = await deps.refuseWebhookUrl(url)
+  if (refusal) throw invalid(`webhook_url: ${refusal}`)
 }
 
 export interface CreatedDepartment {
@@ -56,14 +60,14 @@ export interface CreatedDepartment {
 export async function createDepartment(db: Db, deps: DepartmentDeps, input: DepartmentInput): Promise<CreatedDepartment> {
   const box = requireBox(deps)
   const mapProblem = input.statusMap ? validateStatusMap(input.statusMap) : null
-  if (mapProblem) throw badRequest(mapProblem)
+  if (mapProblem) throw invalid(mapProblem)
   await checkUrl(input.webhookUrl, deps)
   return db.transaction(async (tx) => {
     const [existing] = await tx
       .select({ id: departments.id })
       .from(departments)
       .where(and(eq(departments.jurisdictionId, input.jurisdictionId), eq(departments.code, input.code)))
-    if (existing) throw badRequest(`code: a department "${input.code}" already exists`)
+    if (existing) throw invalid(`code: a department "${input.code}" already exists`)
     const [department] = await tx
       .insert(departments)
       .values({
@@ -77,7 +81,7 @@ export async function createDepartment(db: Db, deps: DepartmentDeps, input: Depa
         enabled: input.enabled ?? true,
       })
       .returning()
-    const signingSecret = generateSecret()
+    const signingSecret = deps.newSigningSecret()
     await tx.insert(departmentSecrets).values({ departmentId: department!.id, ciphertext: box.seal(signingSecret) })
     const key = await createApiKey(tx, { name: `department:${input.code}`, scopes: ['department'], departmentId: department!.id })
     return { department: department!, signingSecret, inboundKey: key.key }
@@ -91,7 +95,7 @@ export async function updateDepartment(
   patch: Partial<Omit<DepartmentInput, 'jurisdictionId' | 'code'>>,
 ): Promise<Department> {
   const mapProblem = patch.statusMap ? validateStatusMap(patch.statusMap) : null
-  if (mapProblem) throw badRequest(mapProblem)
+  if (mapProblem) throw invalid(mapProblem)
   if (patch.webhookUrl !== undefined) await checkUrl(patch.webhookUrl, deps)
   const [updated] = await db
     .update(departments)
@@ -129,7 +133,7 @@ export async function listDepartments(db: Db, jurisdictionId: string): Promise<D
  */
 export async function rotateSecret(db: Db, deps: DepartmentDeps, department: Department, overlapHours: number): Promise<string> {
   const box = requireBox(deps)
-  const secret = generateSecret()
+  const secret = deps.newSigningSecret()
   await db.transaction(async (tx) => {
     // Every secret still signing stops at the end of this overlap at the latest (one still in an
     // earlier, longer overlap is cut short too).
@@ -143,7 +147,7 @@ export async function rotateSecret(db: Db, deps: DepartmentDeps, department: Dep
 }
 
 /** The secrets that sign (and verify) at `now`: the current one plus any still in their overlap. */
-export async function liveSecrets(db: Db, secretBox: SecretBox | null, departmentId: number, now: Date): Promise<string[]> {
+export async function liveSecrets(db: Db, secretBox: SecretSealer | null, departmentId: number, now: Date): Promise<string[]> {
   if (!secretBox) return []
   const rows = await db
     .select({ ciphertext: departmentSecrets.ciphertext })
@@ -167,7 +171,7 @@ export interface RouteInput {
 
 /** Replaces a service's routes. At least one default route (without an area) is required. */
 export async function setServiceRoutes(db: Db, jurisdictionId: string, serviceCode: string, routes: RouteInput[]) {
-  if (!routes.some((r) => !r.area)) throw badRequest('routes: at least one route without an area (the default) is required')
+  if (!routes.some((r) => !r.area)) throw invalid('routes: at least one route without an area (the default) is required')
   return db.transaction(async (tx) => {
     const [service] = await tx
       .select({ id: services.id })
@@ -191,7 +195,7 @@ export async function setServiceRoutes(db: Db, jurisdictionId: string, serviceCo
             ),
           )
           .catch((err: Error) => [{ valid: false, reason: err.message.split('\n')[0] ?? 'unreadable' }])
-        if (!check?.valid) throw badRequest(`routes[${i}].area: not a valid polygon (${check?.reason})`)
+        if (!check?.valid) throw invalid(`routes[${i}].area: not a valid polygon (${check?.reason})`)
       }
       await tx.execute(sql`insert into service_routes (service_id, department_id, area, area_name)
                            values (${service.id}, ${department.id}, ${area}, ${route.area_name ?? null})`)
@@ -207,21 +211,4 @@ export async function listServiceRoutes(db: Db, serviceId: number) {
         from service_routes r join departments d on d.id = r.department_id
         where r.service_id = ${serviceId} order by r.id`,
   )
-}
-
-/**
- * The departments a new request goes to, as a query for its caller's statement: the routes
- * whose area contains the location, or, when none does (or there is no point), the service's
- * default routes. Returns (id, name) in department id order.
- */
-export function routedDepartments(serviceId: number | Placeholder, location: SQL): SQL {
-  return sql`with candidate as (
-      select distinct r.department_id, r.area is not null as by_area
-      from service_routes r
-      where r.service_id = ${serviceId}
-        and (r.area is null or (${location} is not null and ST_Covers(r.area, ${location}))))
-    select d.id, d.name from departments d
-    where d.id in (select department_id from candidate
-                   where by_area or not exists (select 1 from candidate where by_area))
-    order by d.id`
 }

@@ -7,26 +7,20 @@
 import { and, eq, sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../db/database.js'
 import { requestUpdates } from '../../db/schema.js'
-import { badRequest, conflict, Open311Error } from '../../open311/errors.js'
+import { DomainError, invalid } from '../errors.js'
+import { markDuplicate } from '../work-orders/duplicates.js'
 import { workOrderPublicId } from '../work-orders/events.js'
-import {
-  applyDepartmentReport,
-  type DepartmentReport,
-  lockDepartmentWorkOrder,
-  lockWorkOrderForRequest,
-  markDuplicate,
-  type ReportOutcome,
-  type WorkOrder,
-} from '../work-orders/work-orders.js'
+import { applyDepartmentReport, type DepartmentReport, type ReportOutcome } from '../work-orders/report-progress.js'
+import { lockDepartmentWorkOrder, lockWorkOrderForRequest, type WorkOrder } from '../work-orders/work-orders.js'
 import type { Department } from './departments.js'
 import { mapDepartmentStatus, REPORTABLE_STATES } from './status-map.js'
 
-export class UnknownStatusError extends Open311Error {
+export class UnknownStatusError extends DomainError {
   constructor(
     readonly department: string,
     readonly code: string,
   ) {
-    super(400, `status: "${code}" is not a status code known for department ${department}; map it in the department's status_map (states: ${REPORTABLE_STATES.join(', ')})`)
+    super('invalid', `status: "${code}" is not a status code known for department ${department}; map it in the department's status_map (states: ${REPORTABLE_STATES.join(', ')})`)
   }
 }
 
@@ -34,7 +28,7 @@ export class UnknownStatusError extends Open311Error {
 const MAX_CLOCK_SKEW_MS = 5 * 60_000
 
 export function assertNotFuture(occurredAt: Date, field: string) {
-  if (occurredAt.getTime() > Date.now() + MAX_CLOCK_SKEW_MS) throw badRequest(`${field}: lies in the future`)
+  if (occurredAt.getTime() > Date.now() + MAX_CLOCK_SKEW_MS) throw invalid(`${field}: lies in the future`)
 }
 
 export interface StatusReport extends Omit<DepartmentReport, 'state' | 'externalStatusCode'> {
@@ -66,7 +60,20 @@ export async function reportWorkOrderStatus(tx: Db, department: Department, work
   return applyDepartmentReport(tx, department, workOrder, mapped)
 }
 
-const NOT_APPLIED: Record<'stale' | 'final' | 'backwards', (workOrder: WorkOrder, reported: string) => string> = {
+type Refusal = Extract<ReportOutcome, { applied: false }>['reason']
+
+/** A department's update that cannot be applied, for a door whose answer has no "applied: false". */
+export class ReportNotAppliedError extends DomainError {
+  constructor(
+    readonly externalUpdateId: string,
+    readonly reason: Refusal,
+    explanation: string,
+  ) {
+    super('conflict', `update ${externalUpdateId} not applied (${reason}): ${explanation}`)
+  }
+}
+
+const NOT_APPLIED: Record<Refusal, (workOrder: WorkOrder, reported: string) => string> = {
   stale: (w) => `a later report was already applied to work order ${workOrderPublicId(w.id)}; send the current state with a later updated_datetime`,
   final: (w) => `work order ${workOrderPublicId(w.id)} is already ${w.state}; it cannot change`,
   backwards: (w, reported) => `work order ${workOrderPublicId(w.id)} is ${w.state}; it cannot move back to ${reported}`,
@@ -93,9 +100,7 @@ export async function reportRequestUpdate(
     .where(and(eq(requestUpdates.departmentId, department.id), eq(requestUpdates.externalUpdateId, report.externalUpdateId)))
   if (existing) return { updateId: existing.updateId, replayed: true }
   const outcome = await applyDepartmentReport(tx, department, workOrder, mapped)
-  if (!outcome.applied) {
-    throw conflict(`update ${report.externalUpdateId} not applied (${outcome.reason}): ${NOT_APPLIED[outcome.reason](workOrder, mapped.state)}`)
-  }
+  if (!outcome.applied) throw new ReportNotAppliedError(report.externalUpdateId, outcome.reason, NOT_APPLIED[outcome.reason](workOrder, mapped.state))
   return { updateId: outcome.updateId, replayed: false, outcome }
 }
 

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto'
 import { and, eq } from 'drizzle-orm'
 import type { Db } from '../../db/database.js'
 import { idempotencyKeys } from '../../db/schema.js'
-import { badRequest } from '../../open311/errors.js'
+import { invalid } from '../errors.js'
 
 export interface IdempotentResult<T> {
   status: number
@@ -38,17 +38,15 @@ export function fingerprint(request: unknown): string {
 }
 
 /**
- * Runs `work` once per Idempotency-Key. With a key, `work` runs in the transaction that also
- * stores the key and the answer. Without one there is nothing to write beside the work, so it
- * runs on `db` as is: `work` must be atomic by itself (the request insert is one statement),
- * which spares a POST the BEGIN and COMMIT round trips.
+ * Runs `work` in a transaction, once per Idempotency-Key: with a key, the same transaction
+ * also stores the key and the answer.
  */
 export async function runIdempotent<T>(
   db: Db,
   scope: IdempotencyScope | undefined,
   work: (db: Db) => Promise<{ status: number; body: T }>,
 ): Promise<IdempotentResult<T>> {
-  if (!scope) return { ...(await work(db)), replayed: false }
+  if (!scope) return { ...(await db.transaction(work)), replayed: false }
   const requestFingerprint = fingerprint(scope.request)
   const previous = await findPrevious<T>(db, scope, requestFingerprint)
   if (previous) return previous
@@ -78,7 +76,7 @@ async function findPrevious<T>(db: Db, scope: IdempotencyScope, requestFingerpri
     .where(and(eq(idempotencyKeys.apiKeyId, scope.apiKeyId), eq(idempotencyKeys.key, scope.key)))
   if (!row) return null
   if (row.requestFingerprint !== requestFingerprint) {
-    throw badRequest('Idempotency-Key: this key was already used for a different request')
+    throw invalid('Idempotency-Key: this key was already used for a different request')
   }
   return { status: row.responseStatus, body: row.responseBody as T, replayed: true }
 }

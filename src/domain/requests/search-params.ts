@@ -5,7 +5,7 @@
  */
 import type { Open311Status } from '../../db/schema.js'
 import { parseW3c } from '../../open311/datetime.js'
-import { badRequest } from '../../open311/errors.js'
+import { invalid } from '../errors.js'
 import type { RequestFilter } from './find-requests.js'
 
 export const MAX_WINDOW_DAYS = 90
@@ -42,23 +42,23 @@ function list(text: string | undefined): string[] | undefined {
 
 function integer(name: string, text: string | undefined, min: number, max: number): number | undefined {
   if (text === undefined || text.trim() === '') return undefined
-  if (!/^\d+$/.test(text.trim())) throw badRequest(`${name}: must be a whole number`)
+  if (!/^\d+$/.test(text.trim())) throw invalid(`${name}: must be a whole number`)
   const value = Number(text)
-  if (value < min || value > max) throw badRequest(`${name}: must be between ${min} and ${max}`)
+  if (value < min || value > max) throw invalid(`${name}: must be between ${min} and ${max}`)
   return value
 }
 
 function decimal(name: string, text: string, min: number, max: number): number {
   const value = /^\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*$/.test(text) ? Number(text) : Number.NaN
-  if (!Number.isFinite(value)) throw badRequest(`${name}: must be a decimal number`)
-  if (value < min || value > max) throw badRequest(`${name}: must be between ${min} and ${max}`)
+  if (!Number.isFinite(value)) throw invalid(`${name}: must be a decimal number`)
+  if (value < min || value > max) throw invalid(`${name}: must be between ${min} and ${max}`)
   return value
 }
 
 function datetime(name: string, text: string | undefined, timeZone: string): Date | undefined {
   if (text === undefined || text.trim() === '') return undefined
   const value = parseW3c(text, timeZone)
-  if (!value) throw badRequest(`${name}: must be a W3C datetime such as 2026-01-31T13:00:00Z`)
+  if (!value) throw invalid(`${name}: must be a W3C datetime such as 2026-01-31T13:00:00Z`)
   return value
 }
 
@@ -85,7 +85,7 @@ export function parseRequestSearch(
 
   const ids = list(params.service_request_id)
   if (ids) {
-    if (ids.length > MAX_IDS) throw badRequest(`service_request_id: at most ${MAX_IDS} ids`)
+    if (ids.length > MAX_IDS) throw invalid(`service_request_id: at most ${MAX_IDS} ids`)
     return { filter: { ...base, serviceRequestIds: ids, order: 'requested_desc' }, paging }
   }
 
@@ -95,14 +95,14 @@ export function parseRequestSearch(
   const statuses = list(params.status)
   if (statuses) {
     const unknown = statuses.filter((s) => s !== 'open' && s !== 'closed')
-    if (unknown.length) throw badRequest(`status: "${unknown[0]}" is not open or closed`)
+    if (unknown.length) throw invalid(`status: "${unknown[0]}" is not open or closed`)
     filter.statuses = statuses as Open311Status[]
   }
 
   const updatedAfter = datetime('updated_after', params.updated_after, timeZone)
   const updatedBefore = datetime('updated_before', params.updated_before, timeZone)
   if (updatedAfter && updatedBefore && updatedBefore <= updatedAfter) {
-    throw badRequest('updated_before: must be later than updated_after')
+    throw invalid('updated_before: must be later than updated_after')
   }
   if (updatedAfter) filter.updatedAfter = updatedAfter
   if (updatedBefore) filter.updatedBefore = updatedBefore
@@ -111,9 +111,9 @@ export function parseRequestSearch(
   let start = datetime('start_date', params.start_date, timeZone)
   let end = datetime('end_date', params.end_date, timeZone)
   if (start && end) {
-    if (end <= start) throw badRequest('end_date: must be later than start_date')
+    if (end <= start) throw invalid('end_date: must be later than start_date')
     if (end.getTime() - start.getTime() > MAX_WINDOW_DAYS * DAY_MS) {
-      throw badRequest(`end_date: a date range may span at most ${MAX_WINDOW_DAYS} days`)
+      throw invalid(`end_date: a date range may span at most ${MAX_WINDOW_DAYS} days`)
     }
   } else if (start) {
     end = new Date(start.getTime() + MAX_WINDOW_DAYS * DAY_MS)
@@ -129,7 +129,7 @@ export function parseRequestSearch(
   const { lat, long, radius } = params
   const given = [lat, long, radius].filter((v) => v !== undefined && v.trim() !== '')
   if (given.length > 0) {
-    if (given.length < 3) throw badRequest('lat, long, radius: all three are needed for a radius search')
+    if (given.length < 3) throw invalid('lat, long, radius: all three are needed for a radius search')
     filter.near = {
       lat: decimal('lat', lat!, -90, 90),
       long: decimal('long', long!, -180, 180),
@@ -138,13 +138,13 @@ export function parseRequestSearch(
   }
   if (params.bbox !== undefined && params.bbox.trim() !== '') {
     const parts = params.bbox.split(',')
-    if (parts.length !== 4) throw badRequest('bbox: must be min_long,min_lat,max_long,max_lat')
+    if (parts.length !== 4) throw invalid('bbox: must be min_long,min_lat,max_long,max_lat')
     const [minLong, minLat, maxLong, maxLat] = parts.map((p, i) =>
       decimal('bbox', p, i % 2 === 0 ? -180 : -90, i % 2 === 0 ? 180 : 90),
     ) as [number, number, number, number]
-    if (minLong >= maxLong || minLat >= maxLat) throw badRequest('bbox: min values must be below max values')
+    if (minLong >= maxLong || minLat >= maxLat) throw invalid('bbox: min values must be below max values')
     if (maxLong - minLong > MAX_BBOX_DEGREES || maxLat - minLat > MAX_BBOX_DEGREES) {
-      throw badRequest(`bbox: at most ${MAX_BBOX_DEGREES} degrees on a side`)
+      throw invalid(`bbox: at most ${MAX_BBOX_DEGREES} degrees on a side`)
     }
     filter.bbox = { minLong, minLat, maxLong, maxLat }
   }

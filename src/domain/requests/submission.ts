@@ -6,7 +6,7 @@
 import type { StoredService } from '../catalog/catalog.js'
 import type { CatalogAttribute } from '../catalog/catalog-schema.js'
 import { parseW3c } from '../../open311/datetime.js'
-import { Open311Error, type Open311ErrorItem } from '../../open311/errors.js'
+import { type DomainProblem, invalid } from '../errors.js'
 
 /** Form fields as parsed from urlencoded or multipart bodies: repeated keys become arrays. */
 export type FormFields = Record<string, string | string[] | undefined>
@@ -43,9 +43,9 @@ const values = (field: string | string[] | undefined): string[] =>
   (Array.isArray(field) ? field : field === undefined ? [] : [field]).map((v) => v.trim()).filter((v) => v !== '')
 
 /** The single value of a field; empty counts as absent (Open311 §1.5). */
-function single(fields: FormFields, name: string, errors: Open311ErrorItem[]): string | undefined {
+function single(fields: FormFields, name: string, errors: DomainProblem[]): string | undefined {
   const list = values(fields[name])
-  if (list.length > 1) errors.push({ code: 400, description: `${name}: only one value is allowed` })
+  if (list.length > 1) errors.push({ description: `${name}: only one value is allowed` })
   return list[0]
 }
 
@@ -62,8 +62,8 @@ export function attributeAnswers(fields: FormFields): Map<string, string[]> {
 }
 
 export function validateSubmission(fields: FormFields, service: StoredService, timeZone: string): Submission {
-  const errors: Open311ErrorItem[] = []
-  const fail = (field: string, problem: string) => errors.push({ code: 400, description: `${field}: ${problem}` })
+  const errors: DomainProblem[] = []
+  const fail = (field: string, problem: string) => errors.push({ description: `${field}: ${problem}` })
 
   const latText = single(fields, 'lat', errors)
   const longText = single(fields, 'long', errors)
@@ -78,7 +78,7 @@ export function validateSubmission(fields: FormFields, service: StoredService, t
     long = parseCoordinate(longText, -180, 180, 'long', fail)
   }
   if (latText === undefined && !addressString && !addressId) {
-    errors.push({ code: 400, description: 'location: one of lat and long, address_string or address_id is required' })
+    errors.push({ description: 'location: one of lat and long, address_string or address_id is required' })
   }
 
   const description = single(fields, 'description', errors)
@@ -111,7 +111,7 @@ export function validateSubmission(fields: FormFields, service: StoredService, t
   const zipcode = single(fields, 'zipcode', errors)
   const attributes = validateAttributes(attributeAnswers(fields), service.attributes, timeZone, fail)
 
-  if (errors.length > 0) throw new Open311Error(400, errors)
+  if (errors.length > 0) throw invalid(errors)
   return {
     serviceCode: service.service_code,
     ...(lat !== undefined && long !== undefined ? { lat, long } : {}),

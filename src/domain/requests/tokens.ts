@@ -4,14 +4,46 @@
  * integration will make that step the department's acknowledgement; until a service is
  * routed to a department, the server's own acceptor accepts tokens in the background).
  */
-import { sql } from 'drizzle-orm'
-import { type Db, queryRows } from '../../db/database.js'
+import { randomBytes } from 'node:crypto'
+import { and, eq, sql } from 'drizzle-orm'
+import { type Db, preparedRows, queryRows } from '../../db/database.js'
+import { requestTokens, TERMINAL_WORK_ORDER_STATES } from '../../db/schema.js'
+
+/** NOTIFY channel that wakes the token acceptor. */
+export const TOKEN_PENDING_CHANNEL = 'open311_token_pending'
 
 export interface TokenLookup {
   token: string
   state: 'pending' | 'accepted' | 'failed'
   serviceRequestId: string | null
   failureReason: string | null
+}
+
+/** Issues a fresh token for a new request and wakes the acceptor (the NOTIFY is delivered at commit). */
+export async function issueToken(tx: Db, requestId: number): Promise<string> {
+  const token = randomBytes(16).toString('base64url')
+  await preparedRows(
+    tx,
+    sql`with issued as (insert into request_tokens (token, request_id) values (${token}, ${requestId}) returning token)
+        select pg_notify(${TOKEN_PENDING_CHANNEL}, '') from issued`,
+  )
+  return token
+}
+
+/** For services whose department issues the reference: the token resolves on the department's acknowledgement. */
+export async function acceptDepartmentToken(tx: Db, requestId: number) {
+  await tx
+    .update(requestTokens)
+    .set({ state: 'accepted', resolvedAt: sql`now()` })
+    .where(and(eq(requestTokens.requestId, requestId), eq(requestTokens.state, 'pending')))
+}
+
+/** A client polling a token must learn that no department will acknowledge the request. */
+export async function failTokenIfNoOpenWork(tx: Db, requestId: number, reason: string) {
+  await tx.execute(sql`update request_tokens set state = 'failed', failure_reason = ${reason}, resolved_at = now()
+                       where request_id = ${requestId} and state = 'pending'
+                         and not exists (select 1 from work_orders w where w.request_id = ${requestId}
+                                         and w.state not in ${TERMINAL_WORK_ORDER_STATES})`)
 }
 
 export async function findToken(db: Db, jurisdictionId: string, token: string): Promise<TokenLookup | null> {

@@ -1,5 +1,5 @@
 /**
- * The outbound event catalog (version 1) and the outbox writer. Events are written in the
+ * The outbound event catalog (version 1): what each event says, enqueued (src/outbox) in the
  * same transaction as the change they describe, so they exist exactly when the change does.
  *
  *   work_order.created       a department has new work (also after a reassignment)
@@ -9,10 +9,10 @@
  *   service_request.closed   311 closed the request
  */
 import { type SQL, sql } from 'drizzle-orm'
-import { type Db, queryRows } from '../../db/database.js'
+import type { Db } from '../../db/database.js'
+import { enqueue } from '../../outbox/outbox.js'
 
 export const EVENT_CATALOG_VERSION = '1'
-export const OUTBOX_CHANNEL = 'open311_outbox'
 
 export type EventType =
   | 'work_order.created'
@@ -24,58 +24,59 @@ export type EventType =
 export const workOrderPublicId = (id: number) => `WO-${id}`
 
 /**
- * An event row for the outbox, built in SQL so that one statement writes it: the event's data
- * is the work order and its request as a department sees them, contact details only for a
- * department with receives_contact. Expects these relations in the FROM clause:
- *   w (work order), d (department), sr (service request), s (service), rr (reporter, or nulls).
- * Used for single events below and for a new request's events in create-request.ts.
+ * One outbox row per work order in `workOrderIds`, with the event's data as a department sees
+ * it: the work order and its request, contact details only for a department with
+ * receives_contact. Built in SQL so that one statement writes every row, from the same FROM
+ * clause its select list reads.
  */
-export function outboxRow(type: EventType, extra: Record<string, unknown> = {}): SQL {
+function eventRows(type: EventType, workOrderIds: number[], extra: Record<string, unknown>): SQL {
   return sql`
-    'evt_' || rtrim(translate(encode(uuid_send(gen_random_uuid()), 'base64'), '+/', '-_'), '='),
-    d.id, w.id, ${type}::text,
-    jsonb_build_object(
-      'type', ${type}::text,
-      'version', ${EVENT_CATALOG_VERSION}::text,
-      'timestamp', ${isoUtc(sql`clock_timestamp()`)},
-      'data', jsonb_build_object(
-        'work_order', jsonb_build_object(
-          'id', 'WO-' || w.id, 'department', d.code, 'state', w.state, 'external_ref', w.external_ref, 'reason', w.reason),
-        'service_request', jsonb_build_object(
-          'service_request_id', sr.public_id, 'status', sr.status, 'service_code', s.service_code, 'service_name', s.service_name,
-          'description', sr.description, 'address', sr.address, 'address_id', sr.address_id, 'zipcode', sr.zipcode,
-          'lat', ST_Y(sr.location::geometry), 'long', ST_X(sr.location::geometry),
-          'media_urls', to_jsonb(sr.media_urls), 'attributes', sr.attributes,
-          'requested_datetime', ${isoUtc(sql`sr.requested_at`)})
-      ) || case when d.receives_contact
-                then jsonb_build_object('reporter', jsonb_build_object(
-                  'email', rr.email, 'first_name', rr.first_name, 'last_name', rr.last_name, 'phone', rr.phone))
-                else '{}'::jsonb end
-        || ${JSON.stringify(extra)}::jsonb)`
+    select 'evt_' || rtrim(translate(encode(uuid_send(gen_random_uuid()), 'base64'), '+/', '-_'), '='),
+      d.id, w.id, ${type}::text,
+      jsonb_build_object(
+        'type', ${type}::text,
+        'version', ${EVENT_CATALOG_VERSION}::text,
+        'timestamp', ${isoUtc(sql`clock_timestamp()`)},
+        'data', jsonb_build_object(
+          'work_order', jsonb_build_object(
+            'id', 'WO-' || w.id, 'department', d.code, 'state', w.state, 'external_ref', w.external_ref, 'reason', w.reason),
+          'service_request', jsonb_build_object(
+            'service_request_id', sr.public_id, 'status', sr.status, 'service_code', s.service_code, 'service_name', s.service_name,
+            'description', sr.description, 'address', sr.address, 'address_id', sr.address_id, 'zipcode', sr.zipcode,
+            'lat', ST_Y(sr.location::geometry), 'long', ST_X(sr.location::geometry),
+            'media_urls', to_jsonb(sr.media_urls), 'attributes', sr.attributes,
+            'requested_datetime', ${isoUtc(sql`sr.requested_at`)})
+        ) || case when d.receives_contact
+                  then jsonb_build_object('reporter', jsonb_build_object(
+                    'email', rr.email, 'first_name', rr.first_name, 'last_name', rr.last_name, 'phone', rr.phone))
+                  else '{}'::jsonb end
+          || ${JSON.stringify(extra)}::jsonb)
+    from work_orders w
+    join departments d on d.id = w.department_id
+    join service_requests sr on sr.id = w.request_id
+    join services s on s.id = sr.service_id
+    left join request_reporters rr on rr.request_id = sr.id
+    where w.id in ${workOrderIds}
+    order by w.id`
 }
-
-/** The columns outboxRow() fills, in its order. */
-export const OUTBOX_COLUMNS = sql`(event_id, department_id, work_order_id, event_type, payload)`
 
 /** A timestamp as JavaScript's toISOString() writes it: UTC, milliseconds, Z. */
 const isoUtc = (value: SQL) => sql`to_char(${value} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
 
+/**
+ * Writes one event of `type` per work order into the outbox, in work-order id order, in the
+ * caller's transaction, and wakes the dispatchers (NOTIFY is delivered at commit). Returns
+ * the event ids.
+ */
+export async function enqueueWorkOrderEvents(tx: Db, type: EventType, workOrderIds: number[], extra: Record<string, unknown> = {}) {
+  if (workOrderIds.length === 0) return []
+  const eventIds = await enqueue(tx, eventRows(type, workOrderIds, extra))
+  if (eventIds.length !== workOrderIds.length) throw new Error(`work orders ${workOrderIds.join(', ')}: only ${eventIds.length} found`)
+  return eventIds
+}
+
 /** Writes one event for the work order's department into the outbox (caller's transaction). */
 export async function enqueueWorkOrderEvent(tx: Db, type: EventType, workOrderId: number, extra: Record<string, unknown> = {}) {
-  const [row] = await queryRows<{ event_id: string }>(
-    tx,
-    sql`with event as (
-          insert into outbox ${OUTBOX_COLUMNS}
-          select ${outboxRow(type, extra)}
-          from work_orders w
-          join departments d on d.id = w.department_id
-          join service_requests sr on sr.id = w.request_id
-          join services s on s.id = sr.service_id
-          left join request_reporters rr on rr.request_id = sr.id
-          where w.id = ${workOrderId}
-          returning event_id)
-        select event_id, pg_notify(${OUTBOX_CHANNEL}, '') from event`,
-  )
-  if (!row) throw new Error(`work order ${workOrderId} not found`)
-  return row.event_id
+  const [eventId] = await enqueueWorkOrderEvents(tx, type, [workOrderId], extra)
+  return eventId!
 }

@@ -5,7 +5,8 @@
  *                                                     any open state → cancelled | rejected | reassigned
  *
  * A work order only moves forward (or sideways between in_progress and on_hold, or to a new
- * date while scheduled); a terminal state is final.
+ * date while scheduled); a terminal state is final. These are the rules; transition.ts is the
+ * one place that applies them to rows.
  */
 import { TERMINAL_WORK_ORDER_STATES, type WorkOrderState } from '../../db/schema.js'
 
@@ -30,18 +31,4 @@ export function isTerminal(state: WorkOrderState): boolean {
 export function canMove(from: WorkOrderState, to: WorkOrderState): boolean {
   if (isTerminal(from)) return false
   return RANK[to] >= RANK[from]
-}
-
-/**
- * The citizen-facing detailed status of a request from its work orders: the most advanced
- * open work order speaks for the request.
- */
-export function detailedStatusOf(states: WorkOrderState[]): string {
-  const open = states.filter((s) => !isTerminal(s))
-  if (open.length > 0) {
-    for (const s of ['in_progress', 'scheduled', 'on_hold', 'accepted'] as const) if (open.includes(s)) return s
-    return open.includes('sent') ? 'sent_to_department' : 'submitted'
-  }
-  if (states.includes('completed')) return 'completed'
-  return 'needs_attention'
 }

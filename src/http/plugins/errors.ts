@@ -6,7 +6,9 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
+import type { DatabaseOutages } from '../../db/outages.js'
 import { CatalogError } from '../../domain/catalog/validate-catalog.js'
+import { DomainError, type DomainErrorKind } from '../../domain/errors.js'
 import { Open311Error, type Open311ErrorItem, renderErrors } from '../../open311/errors.js'
 import { CONTENT_TYPES, formatOfUrl } from '../../open311/spark.js'
 import { toFieldPath } from '../../shared/field-path.js'
@@ -59,11 +61,18 @@ function describeValidation(error: FastifyError): { status: number; description:
   return { status: 400, description: field ? `${field}: ${what}` : `${error.validationContext ?? 'request'} ${what}` }
 }
 
-async function errorsPlugin(app: FastifyInstance) {
+/** The HTTP status of each kind of domain refusal. */
+const STATUS_OF_KIND: Record<DomainErrorKind, number> = { invalid: 400, forbidden: 403, not_found: 404, conflict: 409 }
+
+async function errorsPlugin(app: FastifyInstance, { outages }: { outages: DatabaseOutages }) {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof Open311Error) return sendErrors(request, reply, error.statusCode, error.errors)
+    if (error instanceof DomainError) {
+      const status = STATUS_OF_KIND[error.kind]
+      return sendErrors(request, reply, status, error.problems.map((p) => ({ code: p.code ?? status, description: p.description })))
+    }
     // Logged once per outage by the tracker, not once per request.
-    if (app.database.outages.noteFailure(error)) {
+    if (outages.noteFailure(error)) {
       return sendUnavailable(request, reply, 'the service is temporarily unavailable (database unreachable); retry later')
     }
     if (error instanceof CatalogError) return sendErrors(request, reply, 400, [{ code: 400, description: error.message }])

@@ -7,7 +7,7 @@ import rateLimit, { type RateLimitOptions } from '@fastify/rate-limit'
 import type { FastifyInstance, onRequestAsyncHookHandler, preHandlerAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Db } from '../../db/database.js'
-import { quietDuringOutages } from '../../db/outages.js'
+import { type DatabaseOutages, quietDuringOutages } from '../../db/outages.js'
 import { SharedCounters } from '../../domain/rate-limits/shared-counters.js'
 
 declare module 'fastify' {
@@ -57,9 +57,9 @@ async function limiter(app: FastifyInstance, counters: SharedCounters, options: 
   return hook!
 }
 
-async function rateLimitsPlugin(app: FastifyInstance) {
+async function rateLimitsPlugin(app: FastifyInstance, { outages }: { outages: DatabaseOutages }) {
   const { perIpPerMinute, perKeyPerMinute } = app.config.rateLimits
-  const counters = new SharedCounters((): Db => app.db, quietDuringOutages(app.log, () => app.database.outages))
+  const counters = new SharedCounters((): Db => app.db, quietDuringOutages(app.log, () => outages))
   // Counts still held locally reach the database before it closes (onClose runs in reverse).
   app.addHook('onClose', async () => counters.close())
   app.decorate('postRateLimits', {

@@ -4,8 +4,9 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { AppConfig } from '../../config.js'
 import type { Agent } from 'undici'
-import { type EgressPolicy, egressAgent, parseAllowlist } from './egress.js'
+import { assertSafeUrl, type EgressPolicy, egressAgent, parseAllowlist, UnsafeDestinationError } from './egress.js'
 import { SecretBox } from './secret-box.js'
+import { generateSecret } from './standard-webhooks.js'
 
 export interface WebhookContext {
   /** Null when no key is configured: departments can then not be given secrets. */
@@ -15,6 +16,10 @@ export interface WebhookContext {
   agent: Agent
   timeoutMs: number
   disableAfterDays: number
+  /** Why the egress policy refuses deliveries to `url`, or null when it allows them. */
+  refuseWebhookUrl(url: string): Promise<string | null>
+  /** A new Standard Webhooks signing secret. */
+  newSigningSecret(): string
 }
 
 export async function createWebhookContext(config: AppConfig): Promise<WebhookContext> {
@@ -29,6 +34,15 @@ export async function createWebhookContext(config: AppConfig): Promise<WebhookCo
     agent: egressAgent(egress, config.webhooks.timeoutMs),
     timeoutMs: config.webhooks.timeoutMs,
     disableAfterDays: config.webhooks.disableAfterDays,
+    refuseWebhookUrl: (url) =>
+      assertSafeUrl(url, egress).then(
+        () => null,
+        (err: unknown) => {
+          if (err instanceof UnsafeDestinationError) return err.message
+          throw err
+        },
+      ),
+    newSigningSecret: generateSecret,
   }
 }
 

@@ -66,7 +66,7 @@ const view = (d: Department) => ({
 const codeParams = { type: 'object', required: ['code'], properties: { code: { type: 'string', maxLength: 64 } } } as const
 
 export default async function adminDepartmentRoutes(app: FastifyInstance) {
-  const deps = () => ({ secretBox: app.webhooks.secretBox, egress: app.webhooks.egress })
+  const deps = () => app.webhooks
 
   app.post<{ Body: DepartmentBody; Querystring: { jurisdiction_id?: string } }>(
     '/departments',

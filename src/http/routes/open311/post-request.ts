@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { activeService } from '../../../domain/catalog/catalog-cache.js'
 import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
-import { assertInsideJurisdiction, insertServiceRequest } from '../../../domain/requests/create-request.js'
+import { assertInsideJurisdiction, submitServiceRequest } from '../../../domain/requests/submit-request.js'
 import { IDEMPOTENCY_KEY_PATTERN, runIdempotent } from '../../../domain/requests/idempotency.js'
 import { type FormFields, validateSubmission } from '../../../domain/requests/submission.js'
 import { badRequest, notFound } from '../../../open311/errors.js'
@@ -9,7 +9,6 @@ import type { Format } from '../../../open311/spark.js'
 import { requireClientKey } from '../../auth.js'
 import { sendOpen311 } from '../../reply.js'
 import { errorResponses, formatParams, formField, postRequestAnswer } from '../../schemas/open311.js'
-
 
 export default async function postRequestRoutes(app: FastifyInstance) {
   app.post<{ Params: { format: Format }; Body: FormFields }>(
@@ -73,7 +72,7 @@ export default async function postRequestRoutes(app: FastifyInstance) {
         app.db,
         idempotencyKey ? { apiKeyId: request.apiKey!.id, key: idempotencyKey, request: content } : undefined,
         async (tx) => {
-          const created = await insertServiceRequest(tx, { jurisdiction, service, submission, apiKeyId: request.apiKey!.id, channel: 'api' })
+          const created = await submitServiceRequest(tx, { jurisdiction, service, submission, apiKeyId: request.apiKey!.id, channel: 'api' })
           const answer = created.token
             ? { token: created.token, service_notice: created.serviceNotice, account_id: created.accountId }
             : { service_request_id: created.serviceRequestId, service_notice: created.serviceNotice, account_id: created.accountId }

@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify'
-import { reportRequestUpdate, UnknownStatusError } from '../../../domain/departments/inbound.js'
+import { ReportNotAppliedError, reportRequestUpdate, UnknownStatusError } from '../../../domain/departments/inbound.js'
 import { DESCRIPTION_MAX, type FormFields, isHttpUrl } from '../../../domain/requests/submission.js'
 import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
-import { addRequestNote } from '../../../domain/work-orders/work-orders.js'
+import { addRequestNote } from '../../../domain/work-orders/request-notes.js'
 import { parseW3c, precisionOfW3c } from '../../../open311/datetime.js'
 import { type Open311ErrorItem, Open311Error } from '../../../open311/errors.js'
 import type { Format } from '../../../open311/spark.js'
@@ -107,8 +107,8 @@ export default async function postUpdateRoutes(app: FastifyInstance) {
       } catch (err) {
         if (err instanceof UnknownStatusError) {
           request.log.warn({ department: err.department, statusCode: err.code }, 'unknown department status code refused')
-        } else if (err instanceof Open311Error && err.statusCode === 409) {
-          request.log.warn({ department: department.code }, 'department update not applied; answered 409')
+        } else if (err instanceof ReportNotAppliedError) {
+          request.log.warn({ department: department.code, reason: err.reason }, 'department update not applied; answered 409')
         }
         throw err
       }

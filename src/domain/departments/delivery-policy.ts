@@ -1,0 +1,70 @@
+/**
+ * What deliveries to a department's endpoint mean for the department (the dispatcher in
+ * integrations/webhooks only sends and records):
+ *
+ * - a delivery ends the department's failure run, and a delivered `work_order.created` moves
+ *   its work order to `sent`;
+ * - 410 Gone disables the endpoint at once; failing continuously for `disableAfterDays`
+ *   disables it too. Both raise an operator alert, as does every dead letter.
+ */
+import { sql } from 'drizzle-orm'
+import { type Db, queryRows, toDate } from '../../db/database.js'
+import { markWorkOrdersSent } from '../work-orders/mark-sent.js'
+import { liveSecrets, type SecretSealer } from './departments.js'
+
+export interface DeliveryPolicyOptions {
+  secretBox: SecretSealer | null
+  disableAfterDays: number
+}
+
+export function departmentDeliveryPolicy(db: Db, options: DeliveryPolicyOptions) {
+  return {
+    signingSecrets: (departmentId: number, now: Date) => liveSecrets(db, options.secretBox, departmentId, now),
+
+    async delivered(rows: { id: number; destinationId: number }[]) {
+      const departmentIds = [...new Set(rows.map((r) => r.destinationId))]
+      await db.execute(sql`update departments set failing_since = null where id in ${departmentIds} and failing_since is not null`)
+      await markWorkOrdersSent(
+        db,
+        rows.map((r) => r.id),
+      )
+    },
+
+    async gone(tx: Db, departmentId: number, now: Date) {
+      await disableDepartment(tx, departmentId, `the endpoint answered 410 Gone at ${now.toISOString()}`)
+    },
+
+    async failed(tx: Db, failure: { destinationId: number; eventId: string; attempts: number; error: string; deadLettered: boolean }, now: Date) {
+      const departmentId = failure.destinationId
+      if (failure.deadLettered) {
+        await raiseAlert(
+          tx,
+          'delivery_dead_lettered',
+          departmentId,
+          `event ${failure.eventId} failed ${failure.attempts} attempts (last: ${failure.error}); replay it once the department is back`,
+        )
+      }
+      const [department] = await queryRows<{ failing_since: string | null }>(
+        tx,
+        sql`update departments set failing_since = coalesce(failing_since, ${now.toISOString()}) where id = ${departmentId}
+            returning failing_since`,
+      )
+      const failingFor = now.getTime() - toDate(department!.failing_since!).getTime()
+      if (failingFor >= options.disableAfterDays * 86_400_000) {
+        await disableDepartment(tx, departmentId, `deliveries have failed continuously for ${options.disableAfterDays} days`)
+      }
+    },
+  }
+}
+
+async function disableDepartment(tx: Db, departmentId: number, reason: string) {
+  const disabled = await queryRows<{ code: string }>(
+    tx,
+    sql`update departments set enabled = false, disabled_reason = ${reason} where id = ${departmentId} and enabled returning code`,
+  )
+  if (disabled.length > 0) await raiseAlert(tx, 'endpoint_disabled', departmentId, `department ${disabled[0]!.code} disabled: ${reason}`)
+}
+
+async function raiseAlert(tx: Db, kind: string, departmentId: number, message: string) {
+  await tx.execute(sql`insert into operator_alerts (kind, department_id, message) values (${kind}, ${departmentId}, ${message})`)
+}

@@ -1,0 +1,57 @@
+/**
+ * The citizen or 311 adds to a request (a comment, a photo, a correction). Departments with
+ * open work orders hear of it through `service_request.updated`. Closed requests take no notes.
+ */
+import { and, asc, eq, sql } from 'drizzle-orm'
+import type { Db } from '../../db/database.js'
+import { requestUpdates, serviceRequests, TERMINAL_WORK_ORDER_STATES, workOrders } from '../../db/schema.js'
+import { conflict } from '../errors.js'
+import { enqueueWorkOrderEvents } from './events.js'
+import { lockRequest } from './work-orders.js'
+
+export interface RequestNote {
+  source: 'citizen' | 'operator'
+  description: string
+  isPublic: boolean
+  mediaUrls?: string[]
+  /** The sender's own id for the note (mySociety update_id), making a repeat a no-op. */
+  externalUpdateId?: string
+}
+
+export async function addRequestNote(tx: Db, jurisdictionId: string, publicId: string, note: RequestNote): Promise<{ updateId: string; replayed: boolean }> {
+  const request = await lockRequest(tx, jurisdictionId, publicId)
+  if (note.externalUpdateId) {
+    const [existing] = await tx
+      .select({ updateId: requestUpdates.updateId })
+      .from(requestUpdates)
+      .where(and(eq(requestUpdates.requestId, request.id), eq(requestUpdates.externalUpdateId, note.externalUpdateId), sql`${requestUpdates.departmentId} is null`))
+    if (existing) return { updateId: existing.updateId, replayed: true }
+  }
+  if (request.status === 'closed') throw conflict(`service request ${publicId} is closed`)
+  const [row] = await tx
+    .insert(requestUpdates)
+    .values({
+      requestId: request.id,
+      status: request.status,
+      detailedStatus: request.detailedStatus,
+      description: note.description,
+      isPublic: note.isPublic,
+      mediaUrls: note.mediaUrls ?? [],
+      source: note.source,
+      externalUpdateId: note.externalUpdateId ?? null,
+    })
+    .returning({ updateId: requestUpdates.updateId })
+  await tx.update(serviceRequests).set({ updatedAt: sql`now()` }).where(eq(serviceRequests.id, request.id))
+  const open = await tx
+    .select({ id: workOrders.id })
+    .from(workOrders)
+    .where(and(eq(workOrders.requestId, request.id), sql`${workOrders.state} not in ${TERMINAL_WORK_ORDER_STATES}`))
+    .orderBy(asc(workOrders.id))
+  await enqueueWorkOrderEvents(
+    tx,
+    'service_request.updated',
+    open.map((w) => w.id),
+    { update: { update_id: row!.updateId, source: note.source, description: note.description, media_urls: note.mediaUrls ?? [], public: note.isPublic } },
+  )
+  return { updateId: row!.updateId, replayed: false }
+}
