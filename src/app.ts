@@ -68,6 +68,7 @@ export async function buildApp({ config, database, logger, workers = false }: Bu
     (await openDatabase({
       ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : { dataDir: `${config.dataDir}/pglite` }),
       poolSize: config.databasePoolSize,
+      preparedStatements: config.databasePreparedStatements,
       logger: app.log,
     }))
   if (ownsDatabase) {

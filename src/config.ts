@@ -10,6 +10,8 @@ export interface AppConfig {
   /** PostgreSQL + PostGIS connection string; unset selects the embedded database. */
   databaseUrl?: string
   databasePoolSize: number
+  /** Hot statements as named prepared statements (PostgreSQL); off for PgBouncer in transaction mode. */
+  databasePreparedStatements: boolean
   /** Where the embedded database (and other local state) lives. */
   dataDir: string
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -57,6 +59,7 @@ const envSchema = {
     HOST: { type: 'string', minLength: 1, default: '0.0.0.0' },
     DATABASE_URL: { type: 'string', pattern: '^postgres(ql)?://' },
     DATABASE_POOL_SIZE: { type: 'integer', minimum: 1, maximum: 500, default: 10 },
+    DATABASE_PREPARED_STATEMENTS: { type: 'boolean', default: true },
     DATA_DIR: { type: 'string', minLength: 1, default: './data' },
     LOG_LEVEL: { type: 'string', enum: LOG_LEVELS, default: 'info' },
     PUBLIC_BASE_URL: { type: 'string', pattern: '^https?://[^\\s/]+(/[^\\s]*)?$' },
@@ -97,6 +100,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     host: values.HOST as string,
     ...(databaseUrl ? { databaseUrl } : {}),
     databasePoolSize: values.DATABASE_POOL_SIZE as number,
+    databasePreparedStatements: values.DATABASE_PREPARED_STATEMENTS as boolean,
     dataDir: values.DATA_DIR as string,
     logLevel: values.LOG_LEVEL as AppConfig['logLevel'],
     publicBaseUrl: ((values.PUBLIC_BASE_URL as string | undefined) ?? `http://localhost:${port}`).replace(/\/+$/, ''),

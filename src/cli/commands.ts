@@ -53,6 +53,7 @@ export async function openConfiguredDatabase<T>(config: AppConfig, work: (databa
   const database = await openDatabase({
     ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : { dataDir: `${config.dataDir}/pglite` }),
     poolSize: 2,
+    preparedStatements: config.databasePreparedStatements,
     logger: { warn: () => {}, info: () => {}, error: () => {} },
   })
   try {

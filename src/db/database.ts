@@ -3,7 +3,7 @@
  * talks to a PostgreSQL server (DATABASE_URL) or to the embedded PGlite default.
  */
 import type { SQL } from 'drizzle-orm'
-import type { PgDatabase, PgDialect, PgQueryResultHKT, PgSession } from 'drizzle-orm/pg-core'
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
 import type { BaseLogger } from 'pino'
 import type { DatabaseOutages } from './outages.js'
 
@@ -39,6 +39,12 @@ export interface DatabaseOptions {
   /** Embedded database: start from this dump (made by `dumpEmbeddedTemplate`) instead of an empty cluster. */
   loadDataDir?: Blob
   poolSize?: number
+  /**
+   * Run preparedRows' statements as named prepared statements (PostgreSQL only; default true).
+   * Off for a pooler that cannot keep them per client, such as PgBouncer in transaction mode
+   * without max_prepared_statements: every statement then runs unnamed.
+   */
+  preparedStatements?: boolean
   logger: DatabaseLogger
 }
 
@@ -137,53 +143,27 @@ const statementNames = new Map<string, string>()
  */
 export const MAX_NAMED_STATEMENTS = 100
 
-function statementName(text: string): string | undefined {
-  let name = statementNames.get(text)
-  if (name === undefined && statementNames.size < MAX_NAMED_STATEMENTS) {
-    name = `open311_${statementNames.size + 1}`
-    statementNames.set(text, name)
-  }
-  return name
+function nameStatement(text: string): void {
+  if (!statementNames.has(text) && statementNames.size < MAX_NAMED_STATEMENTS) statementNames.set(text, `open311_${statementNames.size + 1}`)
+}
+
+/** The name preparedRows gave this statement text, if any: the PostgreSQL backend sends it as pg's `{ name, text, values }`. */
+export function statementNameOf(text: string): string | undefined {
+  return statementNames.get(text)
 }
 
 /**
- * Like queryRows, as a named prepared statement: PostgreSQL parses and plans it once per
- * connection instead of on every call (parse and plan were ~0.9 ms of the ~1.7 ms a new
- * request's insert took). For hot queries whose text takes a bounded number of shapes —
- * never for SQL with inlined values. drizzle names prepared statements only for query-builder
- * queries; this is db.execute()'s own session call, with a name. PGlite ignores names.
+ * Like queryRows, as a named prepared statement where the backend keeps them (PostgreSQL with
+ * DATABASE_PREPARED_STATEMENTS on): PostgreSQL parses and plans it once per connection instead
+ * of on every call (parse and plan were ~0.9 ms of the ~1.7 ms a new request's insert took).
+ * For hot queries whose text takes a bounded number of shapes — never for SQL with inlined
+ * values. The text is registered here, through drizzle's public getQuery(); the backend's
+ * client names it (backends/postgres.ts). PGlite is one connection and runs it as is.
  */
 export async function preparedRows<T>(db: Db, query: SQL): Promise<T[]> {
-  return ((await prepare(db, query).execute()) as { rows: T[] }).rows
-}
-
-/**
- * A named prepared statement whose text is built once: the query holds `sql.placeholder(name)`
- * for each value, and every call only fills them in. For the hottest writes, where building a
- * large statement's text and its driver objects on every call costs more than running it.
- */
-export function preparedStatement<T>(query: SQL): (db: Db, values: Record<string, unknown>) => Promise<T[]> {
-  // Per handle: a transaction is its own handle, with its own session.
-  const prepared = new WeakMap<Db, PreparedQuery>()
-  return async (db, values) => {
-    let statement = prepared.get(db)
-    if (!statement) prepared.set(db, (statement = prepare(db, query)))
-    return ((await statement.execute(values)) as { rows: T[] }).rows
-  }
-}
-
-/** db.execute()'s own session call, with a name (see statementName). */
-function prepare(db: Db, query: SQL): PreparedQuery {
-  const { dialect, session } = db as unknown as DrizzleInternals
-  const built = dialect.sqlToQuery(query)
-  return session.prepareQuery(built, undefined, statementName(built.sql), false)
-}
-
-type PreparedQuery = ReturnType<PgSession['prepareQuery']>
-
-interface DrizzleInternals {
-  dialect: PgDialect
-  session: PgSession
+  const statement = db.execute(query)
+  nameStatement(statement.getQuery().sql)
+  return ((await statement) as unknown as { rows: T[] }).rows
 }
 
 /**

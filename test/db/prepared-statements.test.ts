@@ -1,14 +1,46 @@
 /**
  * Named prepared statements stay on every pooled connection, so only the first
  * MAX_NAMED_STATEMENTS distinct texts get names; later texts run unnamed and still answer.
+ * And the switch that turns them off.
  */
 import { sql } from 'drizzle-orm'
 import t from 'tap'
-import { MAX_NAMED_STATEMENTS, preparedRows, queryRows } from '../../src/db/database.js'
+import { MAX_NAMED_STATEMENTS, openDatabase, preparedRows, queryRows } from '../../src/db/database.js'
+import { activeService } from '../../src/domain/catalog/catalog-cache.js'
+import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
+import { resolveJurisdiction } from '../../src/domain/jurisdictions.js'
+import { findPublicRequests } from '../../src/domain/requests/find-requests.js'
+import { submitServiceRequest } from '../../src/domain/requests/submit-request.js'
+import { validateSubmission } from '../../src/domain/requests/submission.js'
 import { createTestDatabase } from '../helpers/database.js'
 
-const { database } = await createTestDatabase(t)
+const quiet = { warn: () => {}, info: () => {}, error: () => {} }
+const { database, url } = await createTestDatabase(t)
 const { db } = database
+
+/**
+ * DATABASE_PREPARED_STATEMENTS: on (the default), the hot paths run as named prepared
+ * statements; off (PgBouncer in transaction mode), they work just the same and the session
+ * holds none. One connection per database, so the session asked is the one that ran them.
+ * First in this file: the cap test below uses up the process's names.
+ */
+t.test('DATABASE_PREPARED_STATEMENTS: named when on, none held when off', { skip: url ? false : 'PostgreSQL only: PGlite keeps no named statements' }, async (t) => {
+  await loadDemoCatalog(db)
+  const jurisdiction = await resolveJurisdiction(db, undefined)
+  const service = (await activeService(db, jurisdiction, 'pothole'))!
+  const submission = validateSubmission({ lat: '41.8781', long: '-87.6298', email: 'x@example.org', 'attribute[size]': 'SMALL' }, service, jurisdiction.timeZone)
+
+  for (const preparedStatements of [false, true]) {
+    const own = await openDatabase({ databaseUrl: url!, poolSize: 1, preparedStatements, logger: quiet })
+    t.teardown(() => own.close())
+    const created = await own.db.transaction((tx) => submitServiceRequest(tx, { jurisdiction, service, submission, channel: 'test' }))
+    const found = await findPublicRequests(own.db, { jurisdictionId: jurisdiction.id, serviceRequestIds: [created.serviceRequestId], order: 'requested_desc', limit: 10, offset: 0 }, 'core')
+    t.equal(found.length, 1, `prepared statements ${preparedStatements ? 'on' : 'off'}: the new request is written and found`)
+    const held = await queryRows<{ name: string }>(own.db, sql`select name from pg_prepared_statements order by name`)
+    if (preparedStatements) t.ok(held.length >= 4 && held.every((s) => s.name.startsWith('open311_')), `on: the hot statements are named (${held.length})`)
+    else t.same(held, [], 'off: the session holds no prepared statement')
+  }
+})
 
 t.test('past the cap, distinct texts still run, unnamed', async (t) => {
   const shapes = MAX_NAMED_STATEMENTS + 30
@@ -29,3 +61,4 @@ t.test('no connection holds more than the cap', async (t) => {
   )
   for (const [row] of counts) t.ok(row!.n <= MAX_NAMED_STATEMENTS, `${row!.n} prepared on a connection`)
 })
+

@@ -56,6 +56,12 @@ t.test('loadConfig: values are coerced, trimmed, and empty means unset', async (
   )
 })
 
+t.test('loadConfig: DATABASE_PREPARED_STATEMENTS is on unless set false', async (t) => {
+  t.equal(loadConfig({}).databasePreparedStatements, true, 'on by default')
+  t.equal(loadConfig({ DATABASE_PREPARED_STATEMENTS: 'false' }).databasePreparedStatements, false)
+  t.equal(loadConfig({ DATABASE_PREPARED_STATEMENTS: 'true' }).databasePreparedStatements, true)
+})
+
 const BAD_VALUES: [variable: string, value: string, message: RegExp][] = [
   ['PORT', 'abc', /integer/],
   ['PORT', '70000', /65535/],
@@ -63,6 +69,7 @@ const BAD_VALUES: [variable: string, value: string, message: RegExp][] = [
   ['DATABASE_URL', 'mysql://x', /postgres:\/\/ or postgresql:\/\//],
   ['PUBLIC_BASE_URL', 'notaurl', /absolute http:\/\/ or https:\/\/ URL/],
   ['SEED_DEMO', 'maybe', /boolean/],
+  ['DATABASE_PREPARED_STATEMENTS', 'sometimes', /boolean/],
 ]
 
 for (const [variable, value, message] of BAD_VALUES) {

@@ -1,7 +1,7 @@
 import { drizzle } from 'drizzle-orm/node-postgres'
 import { migrate } from 'drizzle-orm/node-postgres/migrator'
 import pg from 'pg'
-import type { Database, DatabaseOptions } from '../database.js'
+import { type Database, type DatabaseOptions, statementNameOf } from '../database.js'
 import { MIGRATIONS_FOLDER } from '../migrations-folder.js'
 import { quietDuringOutages, trackOutages } from '../outages.js'
 import * as schema from '../schema.js'
@@ -12,6 +12,21 @@ import { createPostgresListener } from './postgres-listener.js'
 // ids stay far below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value))
 
+/**
+ * A pg client that sends the statements preparedRows registered (database.ts) with their name,
+ * as pg's own `{ name, text, values }` query config: PostgreSQL then parses and plans each once
+ * per connection. Every other query passes through as it came.
+ */
+class NamingClient extends pg.Client {}
+const unnamedQuery = pg.Client.prototype.query as (this: pg.Client, ...args: unknown[]) => unknown
+NamingClient.prototype.query = function query(this: pg.Client, config: unknown, ...rest: unknown[]) {
+  const name = isUnnamedConfig(config) ? statementNameOf(config.text) : undefined
+  return unnamedQuery.call(this, name ? { ...(config as object), name } : config, ...rest)
+} as pg.Client['query']
+
+const isUnnamedConfig = (config: unknown): config is { text: string; name?: string } =>
+  typeof config === 'object' && config !== null && typeof (config as { text?: unknown }).text === 'string' && !(config as { name?: unknown }).name
+
 /** Serialises migrations across every instance starting against the same database. */
 const MIGRATION_LOCK_KEY = 311_2_0
 
@@ -21,6 +36,7 @@ export function openPostgres(databaseUrl: string, options: DatabaseOptions): Dat
     max: options.poolSize ?? 10,
     connectionTimeoutMillis: 10_000,
     application_name: 'open311-server',
+    Client: options.preparedStatements === false ? pg.Client : NamingClient,
   })
   const ping = async () => {
     await pool.query('select 1')
