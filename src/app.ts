@@ -8,7 +8,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { AppConfig } from './config.js'
 import { type Database, type Db, openDatabase } from './db/database.js'
 import { clientErrorHandler } from './http/client-errors.js'
-import { childLoggerFactory, logController, loggerOptions, requestIdOptions } from './http/logging.js'
+import { logController, loggerOptions, requestIdOptions } from './http/logging.js'
 import { createWebhookContext, type WebhookContext } from './integrations/webhooks/context.js'
 import { parseFormEncoded } from './http/form-encoding.js'
 import errorsPlugin, { frameworkErrors, sendUnavailable } from './http/plugins/errors.js'
@@ -45,7 +45,6 @@ export async function buildApp({ config, database, logger, workers = false }: Bu
   const app: FastifyInstance = Fastify({
     ...(logger ? { loggerInstance: logger } : { logger: loggerOptions(config.logLevel) }),
     ...requestIdOptions,
-    childLoggerFactory,
     logController,
     clientErrorHandler,
     frameworkErrors,
@@ -101,11 +100,11 @@ export async function buildApp({ config, database, logger, workers = false }: Bu
     done()
   })
 
-  await app.register(errorsPlugin, { outages: db.outages })
+  await app.register(errorsPlugin, { outages: () => db.outages })
   await app.register(inputTextPlugin)
   // Brotli at quality 4: near-gzip CPU cost, smaller output; the default (11) costs ~10x CPU.
   await app.register(compress, { threshold: 1024, brotliOptions: { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 4 } } })
-  await app.register(rateLimitsPlugin, { outages: db.outages })
+  await app.register(rateLimitsPlugin, { outages: () => db.outages })
   await app.register(openapiPlugin, { serveUi: true })
   await app.register(healthRoutes, { database: db })
   await app.register(open311Routes, { prefix: '/open311/v2' })

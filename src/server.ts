@@ -5,6 +5,7 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
+import { createLogger } from './http/logging.js'
 import { seedDemoIfEmpty } from './domain/demo/seed-demo.js'
 import { describeStartupError } from './startup-errors.js'
 
@@ -12,11 +13,15 @@ const startedAt = performance.now()
 
 async function main() {
   const config = loadConfig()
-  const app = await buildApp({ config, workers: true })
+  // Asynchronous log writes: flushed when the app closes (a signal or a crash) and at exit.
+  const { logger, flush } = createLogger(config.logLevel)
+  process.once('exit', flush)
+  const app = await buildApp({ config, logger, workers: true })
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'shutting down after an uncaught error')
     else app.log.info({ signal }, 'shutting down')
     await app.close()
+    flush()
   })
 
   if (config.seedDemo) {

@@ -4,8 +4,8 @@
  * structured fields.
  */
 import { randomUUID } from 'node:crypto'
-import { type FastifyBaseLogger, type FastifyReply, type FastifyRequest, type FastifyServerOptions, LogController } from 'fastify'
-import type { Bindings, LogFn, Logger, LoggerOptions } from 'pino'
+import { type FastifyReply, type FastifyRequest, type FastifyServerOptions, LogController } from 'fastify'
+import { pino, type Logger, type LoggerOptions } from 'pino'
 import { serializeError } from '../shared/log-errors.js'
 
 /** Query and body parameters whose values must never reach a log line. */
@@ -83,84 +83,37 @@ export const requestIdOptions: Pick<FastifyServerOptions, 'genReqId' | 'requestI
   },
 }
 
-type ChildOptions = Parameters<FastifyBaseLogger['child']>[1]
-type LogArgs = Parameters<LogFn>
-
 /**
- * Fastify gives every request a pino child logger bound to its request id. Building that child
- * cost ~4 µs of the ~22 µs a cached catalog answer takes (server CPU per request, measured with
- * scratch tooling described in docs/benchmarks.md), and most requests never write a line at
- * the configured level. This child is built on its first enabled log call, with the same
- * bindings, so every line still carries its reqId.
+ * One line per request at info, written when it completes: method, URL (redacted), route,
+ * status, time and the request id (bound on the request's logger). Fastify's default writes
+ * two lines per request (incoming, completed); operators keep info logs on, so the default is
+ * what must be cheap. A response stream's error and Fastify's own error lines keep their
+ * levels, and never use an error's message as the log message (a database error's message is
+ * its statement and parameters).
  */
-class LazyRequestLogger {
-  #child: FastifyBaseLogger | undefined
-
-  constructor(
-    private readonly parent: FastifyBaseLogger,
-    private readonly bindings: Bindings,
-  ) {}
-
-  private get real(): FastifyBaseLogger {
-    this.#child ??= this.parent.child(this.bindings)
-    return this.#child
-  }
-
-  get level(): string {
-    return this.#child?.level ?? this.parent.level
-  }
-
-  set level(level: string) {
-    this.real.level = level
-  }
-
-  /** pino answers without building anything; a logger without isLevelEnabled is asked by calling it. */
-  isLevelEnabled(level: string): boolean {
-    return isLevelEnabled(this.#child ?? this.parent, level)
-  }
-
-  fatal(...args: LogArgs) {
-    if (this.isLevelEnabled('fatal')) this.real.fatal(...args)
-  }
-  error(...args: LogArgs) {
-    if (this.isLevelEnabled('error')) this.real.error(...args)
-  }
-  warn(...args: LogArgs) {
-    if (this.isLevelEnabled('warn')) this.real.warn(...args)
-  }
-  info(...args: LogArgs) {
-    if (this.isLevelEnabled('info')) this.real.info(...args)
-  }
-  debug(...args: LogArgs) {
-    if (this.isLevelEnabled('debug')) this.real.debug(...args)
-  }
-  trace(...args: LogArgs) {
-    if (this.isLevelEnabled('trace')) this.real.trace(...args)
-  }
-  silent() {}
-
-  child(bindings: Bindings, options?: ChildOptions): FastifyBaseLogger {
-    return this.real.child(bindings, options)
-  }
-}
-
-function isLevelEnabled(logger: FastifyBaseLogger, level: string): boolean {
-  return (logger as Partial<Pick<Logger, 'isLevelEnabled'>>).isLevelEnabled?.(level) ?? true
-}
-
-/**
- * Fastify's "incoming request" and "request completed" lines are info lines, but Fastify builds
- * their arguments (an object, a clock read) before the logger can drop them: ~1 µs per request
- * at level warn. They are skipped outright when the request's logger would drop them; a
- * response stream's error is still logged at its own level.
- */
-class LevelAwareLogController extends LogController {
-  override incomingRequest(request: FastifyRequest, reply: FastifyReply, metadata?: Record<string, unknown>) {
-    if (isLevelEnabled(request.log, 'info')) super.incomingRequest(request, reply, metadata)
-  }
+class OneLinePerRequest extends LogController {
+  override incomingRequest() {}
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply, metadata?: Record<string, unknown>) {
-    if (error || isLevelEnabled(request.log, 'info')) super.requestCompleted(error, request, reply, metadata)
+    if (error) {
+      super.requestCompleted(error, request, reply, metadata)
+      return
+    }
+    request.log.info(
+      {
+        method: request.method,
+        url: redactUrl(request.url),
+        route: request.routeOptions.url ?? null,
+        statusCode: reply.statusCode,
+        responseTime: Math.round(reply.elapsedTime * 100) / 100,
+      },
+      'request completed',
+    )
+  }
+
+  override defaultErrorLog(error: Error, request: FastifyRequest, reply: FastifyReply) {
+    if (reply.statusCode >= 500) reply.log.error({ req: request, res: reply, err: error }, 'request failed')
+    else reply.log.info({ res: reply, err: error }, 'request refused')
   }
 }
 
@@ -168,8 +121,23 @@ class LevelAwareLogController extends LogController {
  * Fastify takes `disableRequestLogging` and `requestIdLogLabel` from this controller, not from
  * its own options, once a controller is given: pass them here if they are ever needed.
  */
-export const logController = new LevelAwareLogController()
+export const logController = new OneLinePerRequest()
 
-/** Request loggers built on first use; a route with its own level or serializers gets a real child at once. */
-export const childLoggerFactory: FastifyServerOptions['childLoggerFactory'] = (logger, bindings, options) =>
-  options.level || options.serializers ? logger.child(bindings, options) : (new LazyRequestLogger(logger, bindings) as unknown as FastifyBaseLogger)
+/**
+ * The server's logger: JSON lines written asynchronously (pino's sonic-boom destination), so a
+ * request never waits on stdout. `flush` writes out what is buffered; the server calls it on
+ * shutdown and on a crash, before the process exits.
+ */
+export function createLogger(level: string): { logger: Logger; flush: () => void } {
+  const destination = pino.destination({ dest: 1, sync: false })
+  return {
+    logger: pino(loggerOptions(level), destination),
+    flush: () => {
+      try {
+        destination.flushSync()
+      } catch {
+        // Nothing buffered yet (the destination is not open), or stdout is gone.
+      }
+    },
+  }
+}

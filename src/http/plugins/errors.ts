@@ -64,7 +64,8 @@ function describeValidation(error: FastifyError): { status: number; description:
 /** The HTTP status of each kind of domain refusal. */
 const STATUS_OF_KIND: Record<DomainErrorKind, number> = { invalid: 400, forbidden: 403, not_found: 404, conflict: 409 }
 
-async function errorsPlugin(app: FastifyInstance, { outages }: { outages: DatabaseOutages }) {
+/** `outages` is read when a request fails, never at start (OpenAPI generation builds the app without a database). */
+async function errorsPlugin(app: FastifyInstance, { outages }: { outages: () => DatabaseOutages }) {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof Open311Error) return sendErrors(request, reply, error.statusCode, error.errors)
     if (error instanceof DomainError) {
@@ -72,7 +73,7 @@ async function errorsPlugin(app: FastifyInstance, { outages }: { outages: Databa
       return sendErrors(request, reply, status, error.problems.map((p) => ({ code: p.code ?? status, description: p.description })))
     }
     // Logged once per outage by the tracker, not once per request.
-    if (outages.noteFailure(error)) {
+    if (outages().noteFailure(error)) {
       return sendUnavailable(request, reply, 'the service is temporarily unavailable (database unreachable); retry later')
     }
     if (error instanceof CatalogError) return sendErrors(request, reply, 400, [{ code: 400, description: error.message }])

@@ -57,9 +57,9 @@ async function limiter(app: FastifyInstance, counters: SharedCounters, options: 
   return hook!
 }
 
-async function rateLimitsPlugin(app: FastifyInstance, { outages }: { outages: DatabaseOutages }) {
+async function rateLimitsPlugin(app: FastifyInstance, { outages }: { outages: () => DatabaseOutages }) {
   const { perIpPerMinute, perKeyPerMinute } = app.config.rateLimits
-  const counters = new SharedCounters((): Db => app.db, quietDuringOutages(app.log, () => outages))
+  const counters = new SharedCounters((): Db => app.db, quietDuringOutages(app.log, outages))
   // Counts still held locally reach the database before it closes (onClose runs in reverse).
   app.addHook('onClose', async () => counters.close())
   app.decorate('postRateLimits', {
