@@ -17,7 +17,10 @@ async function main() {
   const { logger, flush } = createLogger(config.logLevel)
   process.once('exit', flush)
   const app = await buildApp({ config, logger, workers: true })
-  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+  // Its own lines (a timeout, a second signal or error) go through the app's logger, so an
+  // error is serialised like any other (never a statement or its parameters).
+  const graceLogger = { error: (err: unknown) => app.log.error({ err }, 'shutdown did not complete cleanly') }
+  closeWithGrace({ delay: 10_000, logger: graceLogger }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'shutting down after an uncaught error')
     else app.log.info({ signal }, 'shutting down')
     await app.close()

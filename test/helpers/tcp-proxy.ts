@@ -46,7 +46,10 @@ export async function startTcpProxy(databaseUrl: string): Promise<TcpProxy> {
     const current = server
     server = undefined
     for (const s of sockets) s.destroy()
-    if (current) await new Promise<void>((resolve) => current.close(() => resolve()))
+    // Stops listening at once (new connections are refused); not waiting for the close callback,
+    // which also waits for connections a client may still be opening through it.
+    current?.close()
+    current?.unref()
   }
 
   await listen()

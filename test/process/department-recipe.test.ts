@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { createEmbeddedDataDir } from '../helpers/database.js'
 import { childEnv, pickPort, ROOT } from '../helpers/process.js'
+import { prepareEmbeddedTemplate } from '../helpers/template.js'
 
 // Two embedded processes (the CLI, then the server) on a loaded machine.
 t.setTimeout(480_000)
@@ -19,6 +20,8 @@ t.test('scripts/try-department-integration.sh succeeds from an empty machine sta
   const tmp = await mkdtemp(join(tmpdir(), 'open311-recipe-'))
   t.teardown(() => rm(tmp, { recursive: true, force: true }))
   // Pre-loaded from the migrated template (no demo, no keys), so the run skips PostGIS set-up.
+  // On the PostgreSQL pass the run's set-up made no embedded template: make (or reuse) it here.
+  await prepareEmbeddedTemplate()
   await createEmbeddedDataDir(join(tmp, 'data'))
   const env = childEnv({ DATA_DIR: join(tmp, 'data'), PORT: String(await pickPort()), RECEIVER_PORT: String(await pickPort()) })
   const child = spawn('bash', ['scripts/try-department-integration.sh'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })

@@ -33,7 +33,14 @@ export function createPostgresListener(options: { databaseUrl: string; logger: D
   /** One connection at a time, LISTENing on every channel subscribed so far; a reconnection also wakes every subscriber. */
   const connect = (): Promise<pg.Client> => {
     connecting ??= (async () => {
-      const next = new pg.Client({ connectionString: options.databaseUrl, application_name: 'open311-server listen' })
+      // A connect timeout and TCP keepalive: a host that drops packets fails the attempt (and the
+      // retry follows) instead of hanging it, and a silently dead connection is noticed.
+      const next = new pg.Client({
+        connectionString: options.databaseUrl,
+        application_name: 'open311-server listen',
+        connectionTimeoutMillis: 10_000,
+        keepAlive: true,
+      })
       next.on('notification', (msg) => {
         for (const subscriber of subscribers.get(msg.channel) ?? []) subscriber(msg.payload ?? '')
       })

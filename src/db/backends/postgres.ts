@@ -3,7 +3,7 @@ import { migrate } from 'drizzle-orm/node-postgres/migrator'
 import pg from 'pg'
 import { type Database, type DatabaseOptions, statementNameOf } from '../database.js'
 import { MIGRATIONS_FOLDER } from '../migrations-folder.js'
-import { quietDuringOutages, trackOutages } from '../outages.js'
+import { isDatabaseUnavailable, quietDuringOutages, trackOutages } from '../outages.js'
 import * as schema from '../schema.js'
 import { createPostgresListener } from './postgres-listener.js'
 
@@ -27,11 +27,51 @@ NamingClient.prototype.query = function query(this: pg.Client, config: unknown, 
 const isUnnamedConfig = (config: unknown): config is { text: string; name?: string } =>
   typeof config === 'object' && config !== null && typeof (config as { text?: unknown }).text === 'string' && !(config as { name?: unknown }).name
 
+/**
+ * A pool whose checked-out clients are given back when their connection dies. drizzle's
+ * transaction (drizzle-orm 0.45.4, node-postgres session) sends BEGIN before its try/finally,
+ * so a BEGIN on a connection lost a moment before (a database restart, a cut network) never
+ * releases the client: each outage would leak pool slots until the pool has none. Here a
+ * statement failing for want of a connection releases its client at once, as broken (the pool
+ * drops it), and a later release — the transaction's own — is a no-op. Promise-style connect
+ * only: that is what drizzle uses; pool.query manages its clients itself.
+ */
+class ReleasingPool extends pg.Pool {
+  override connect(): Promise<pg.PoolClient>
+  override connect(callback: (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void): void
+  override connect(callback?: (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void) {
+    if (callback) return super.connect(callback)
+    return super.connect().then(releasedWhenBroken)
+  }
+}
+
+function releasedWhenBroken(client: pg.PoolClient): pg.PoolClient {
+  const release = client.release.bind(client)
+  let released = false
+  const releaseOnce = (err?: Error | boolean) => {
+    if (released) return
+    released = true
+    release(err)
+  }
+  client.release = releaseOnce
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown
+  client.query = ((...args: unknown[]) => {
+    const result = query(...args)
+    if (result instanceof Promise) {
+      result.catch((err: unknown) => {
+        if (isDatabaseUnavailable(err)) releaseOnce(err instanceof Error ? err : true)
+      })
+    }
+    return result
+  }) as typeof client.query
+  return client
+}
+
 /** Serialises migrations across every instance starting against the same database. */
 const MIGRATION_LOCK_KEY = 311_2_0
 
 export function openPostgres(databaseUrl: string, options: DatabaseOptions): Database {
-  const pool = new pg.Pool({
+  const pool = new ReleasingPool({
     connectionString: databaseUrl,
     max: options.poolSize ?? 10,
     connectionTimeoutMillis: 10_000,
@@ -45,6 +85,11 @@ export function openPostgres(databaseUrl: string, options: DatabaseOptions): Dat
   const logger = quietDuringOutages(options.logger, () => outages)
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', (err) => logger.warn({ err }, 'idle database connection failed'))
+  // Nor a checked-out one: pg-pool listens for errors only while a client is idle, and a client
+  // whose connection dies between two statements of a transaction emits 'error' with no query
+  // to fail, which unheard would crash the process. Its next statement fails instead (an
+  // outage: 503), and the pool drops it on release.
+  pool.on('connect', (client) => client.on('error', (err) => logger.warn({ err }, 'database connection failed')))
   const listener = createPostgresListener({ databaseUrl, logger })
   const db = drizzle({ client: pool, schema })
   let closing: Promise<void> | undefined
