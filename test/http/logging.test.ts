@@ -221,3 +221,9 @@ t.test('at info, a request writes one line when it completes: method, URL, route
     responseTime: Number,
   })
 })
+
+t.test('a URL the router refuses still gets its one line', async (t) => {
+  const lines = await linesDuring(() => app.inject({ url: '/open311/v2/services/%c0%ae.json?api_key=ROUTERSECRET', headers: { 'x-request-id': 'bad-url-1' } }))
+  t.match(lines.filter((l) => l.reqId === 'bad-url-1'), [{ level: 30, msg: 'request completed', method: 'GET', statusCode: 400, route: null }])
+  t.notOk(rawLogs().includes('ROUTERSECRET'), 'its URL redacted like any other')
+})

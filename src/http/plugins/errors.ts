@@ -10,6 +10,7 @@ import type { DatabaseOutages } from '../../db/outages.js'
 import { CatalogError } from '../../domain/catalog/validate-catalog.js'
 import { DomainError, type DomainErrorKind } from '../../domain/errors.js'
 import { Open311Error, type Open311ErrorItem, renderErrors } from '../../open311/errors.js'
+import { logController } from '../logging.js'
 import { CONTENT_TYPES, formatOfUrl } from '../../open311/spark.js'
 import { toFieldPath } from '../../shared/field-path.js'
 
@@ -43,6 +44,8 @@ export const frameworkErrors: NonNullable<FastifyServerOptions['frameworkErrors'
   const status = error.statusCode ?? 400
   reply.header('x-request-id', request.id)
   void sendErrors(request, reply, status, [{ code: status, description: ROUTER_REFUSALS[error.code] ?? 'the request cannot be routed' }])
+  // Fastify logs no completion for what its router refuses: write the request's one line here.
+  logController.requestCompleted(null, request, reply)
 }
 
 function describeValidation(error: FastifyError): { status: number; description: string } {
