@@ -26,7 +26,6 @@ export class Open311Error extends Error {
 export const badRequest = (description: string) => new Open311Error(400, description)
 export const forbidden = (description = 'api_key missing or not valid') => new Open311Error(403, description)
 export const notFound = (description: string) => new Open311Error(404, description)
-export const conflict = (description: string) => new Open311Error(409, description)
 
 /** The error envelope's body: `<errors><error>…` in XML, a bare list in JSON. */
 export function renderErrors(format: Format, errors: Open311ErrorItem[]): string {

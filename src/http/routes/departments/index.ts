@@ -5,12 +5,11 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { type Department, findDepartment, liveSecrets } from '../../../domain/departments/departments.js'
-import { firstDelivery, reportDuplicate, reportWorkOrderStatus, UnknownStatusError } from '../../../domain/departments/inbound.js'
+import { assertNotFuture, firstDelivery, reportDuplicate, reportWorkOrderStatus, UnknownStatusError } from '../../../domain/departments/inbound.js'
 import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { verify, WebhookVerificationError } from '../../../integrations/webhooks/standard-webhooks.js'
 import { badRequest, Open311Error } from '../../../open311/errors.js'
 import { parseW3c, precisionOfW3c } from '../../../open311/datetime.js'
-import { assertNotFuture } from '../../../domain/departments/inbound.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
