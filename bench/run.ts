@@ -7,21 +7,19 @@
  *
  *   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench -- --rows 1000000
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { mkdir, writeFile } from 'node:fs/promises'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import pg from 'pg'
 import { request } from 'undici'
 import { type Database, openDatabase } from '../src/db/database.js'
-import { createApiKey } from '../src/domain/api-keys/api-keys.js'
 import { activeService } from '../src/domain/catalog/catalog-cache.js'
-import { loadDemoCatalog } from '../src/domain/demo/seed-demo.js'
 import { resolveJurisdiction } from '../src/domain/jurisdictions.js'
 import { submitServiceRequest } from '../src/domain/requests/submit-request.js'
 import { validateSubmission } from '../src/domain/requests/submission.js'
-import { BENCH_WEBHOOK_ENV, benchLatency, benchThroughput, prepareDepartment, startReceiver } from './webhooks.js'
+import { benchUrl, CENTRE, median, prepareDatabase, quiet, randomPoint, startDeployedServer, startProcess } from './setup.js'
+import { benchLatency, benchServerDeliveries, prepareDepartment, startReceiver } from './webhooks.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -35,17 +33,16 @@ const ROWS = Number(args.rows)
 const DURATION = Number(args.duration)
 const CONNECTIONS = Number(args.connections)
 const ROUNDS = 5
-const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
-const BENCH_DB = 'open311_bench'
-const benchUrl = (() => {
-  const url = new URL(ADMIN_URL)
-  url.pathname = `/${BENCH_DB}`
-  return url.toString()
-})()
-// The demo city's centre (Riverton is fictional; the coordinates are Chicago's Loop).
-const CENTRE = { lat: 41.8781, long: -87.6298 }
-const quiet = { warn: () => {}, info: () => {}, error: () => {} }
-
+const SERVER_LOG = 'bench/.results/server.log'
+/**
+ * Said first, because every figure depends on it: tsx wraps every function it creates at run
+ * time (~30% of services.json's server CPU on the session-4 machine), and a quieter log level or
+ * a bigger pool than the default measures a server nobody runs.
+ */
+const AS_DEPLOYED = `# Measures the server as deployed: node dist/server.js (compiled now), default configuration
+#   (LOG_LEVEL=info, one line per request, to ${SERVER_LOG}; default pool; prepared statements on);
+#   changed only: DATABASE_URL (PostGIS), PORT, SEED_DEMO=false, POST rate limits lifted,
+#   webhooks allowed to the loopback receiver.`
 interface Figure {
   scenario: string
   reqPerSec: number
@@ -54,81 +51,6 @@ interface Figure {
   note?: string
 }
 const figures: Figure[] = []
-
-async function prepareDatabase(): Promise<string> {
-  const admin = new pg.Client({ connectionString: ADMIN_URL })
-  await admin.connect()
-  const exists = await admin.query('select 1 from pg_database where datname = $1', [BENCH_DB])
-  if (!exists.rowCount) await admin.query(`CREATE DATABASE ${BENCH_DB}`)
-  await admin.end()
-
-  const database = await openDatabase({ databaseUrl: benchUrl, logger: quiet, poolSize: 2 })
-  await database.migrate()
-  await loadDemoCatalog(database.db)
-  const key = await createApiKey(database.db, { name: `bench-${Date.now()}` })
-  await database.close()
-
-  const client = new pg.Client({ connectionString: benchUrl })
-  await client.connect()
-  const { rows } = await client.query<{ n: string }>('select count(*) as n from service_requests')
-  if (Number(rows[0]!.n) !== ROWS) {
-    console.log(`# generating ${ROWS.toLocaleString()} synthetic requests …`)
-    const started = performance.now()
-    await client.query('truncate service_requests cascade')
-    // A dense centre and a wider spread (sum of uniforms ≈ bell curve), over three years.
-    await client.query(
-      `insert into service_requests (jurisdiction_id, service_id, status, detailed_status, requested_at, updated_at, closed_at,
-                                     location, description, address, channel)
-       select s.jurisdiction_id, s.id,
-              case when t.closed then 'closed' else 'open' end,
-              case when t.closed then 'completed' else 'submitted' end,
-              now() - t.age, now() - t.age * t.progress,
-              case when t.closed then now() - t.age * t.progress end,
-              ST_SetSRID(ST_MakePoint($2 + (random() + random() + random() - 1.5) * 0.16,
-                                      $1 + (random() + random() + random() - 1.5) * 0.12), 4326)::geography,
-              'Synthetic request ' || g, g || ' Main St', 'api'
-       from generate_series(1, $3) g
-       cross join lateral (
-         select age, age > interval '30 days' and random() < 0.85 as closed, random() as progress
-         from (select random() * interval '1095 days' + (g * 0) * interval '1 day' as age) a) t
-       cross join lateral (select id, jurisdiction_id from services where active order by id offset (g % 12) limit 1) s`,
-      [CENTRE.lat, CENTRE.long, ROWS],
-    )
-    console.log(`# generated in ${Math.round((performance.now() - started) / 1000)} s`)
-  }
-  await client.query('vacuum analyze service_requests')
-  await client.end()
-  return key.key
-}
-
-async function waitForHealth(url: string) {
-  for (let i = 0; i < 120; i++) {
-    try {
-      if ((await fetch(url)).ok) return
-    } catch {}
-    await sleep(500)
-  }
-  throw new Error(`${url} never answered`)
-}
-
-/** Spawns a child; resolves at once, or when its output matches `readyPattern`. */
-function startProcess(command: string[], env: Record<string, string>, readyPattern: RegExp | null): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command[0]!, command.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let output = ''
-    if (!readyPattern) resolve(child)
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString()
-      if (readyPattern?.test(output)) resolve(child)
-    }
-    child.stdout!.on('data', onData)
-    child.stderr!.on('data', onData)
-    child.on('exit', (code) => {
-      if (code) console.error(`${command.join(' ')} exited ${code}: ${output}`)
-      reject(new Error(`${command.join(' ')} exited ${code}`))
-    })
-  })
-}
 
 /** One measured run of a scenario: throughput, latency percentiles in ms, failed requests. */
 interface Sample {
@@ -237,8 +159,6 @@ async function alternating([first, second]: Pair<() => Promise<Sample>>) {
   }
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
-
 /**
  * Two one-client latency loops measured in alternation: ROUNDS slices each (DURATION / ROUNDS
  * seconds), DURATION seconds in all per side, after one warm-up each. The p99 of a 10-second
@@ -262,11 +182,6 @@ async function drain(body: AsyncIterable<Uint8Array>) {
   }
 }
 
-const randomPoint = () => ({
-  lat: CENTRE.lat + (Math.random() - 0.5) * 0.2,
-  long: CENTRE.long + (Math.random() - 0.5) * 0.26,
-})
-
 /** The POST's write of `form` without HTTP: submitServiceRequest in its own transaction, on `database`. */
 async function postWrite(database: Database, form: URLSearchParams): Promise<() => Promise<unknown>> {
   const jurisdiction = await resolveJurisdiction(database.db, undefined)
@@ -276,30 +191,14 @@ async function postWrite(database: Database, form: URLSearchParams): Promise<() 
 }
 
 async function main() {
-  const apiKey = await prepareDatabase()
+  console.log(AS_DEPLOYED)
+  const apiKey = await prepareDatabase(ROWS)
   const port = 31000 + Math.floor(Math.random() * 1000)
-  const base = `http://127.0.0.1:${port}`
-  // The server runs as it is deployed (the Dockerfile's `node dist/server.js`), not through tsx:
-  // tsx keeps function names by wrapping every function it creates at run time, which cost
-  // ~30% of services.json's server CPU on the session-4 machine.
   console.log('# building dist/ …')
   execFileSync('npm', ['run', '-s', 'build'], { stdio: 'inherit' })
-  const server = await startProcess(
-    ['node', 'dist/server.js'],
-    {
-      DATABASE_URL: benchUrl,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
-      SEED_DEMO: 'false',
-      DATABASE_POOL_SIZE: '20',
-      RATE_LIMIT_POST_PER_IP: '100000000',
-      RATE_LIMIT_POST_PER_KEY: '100000000',
-      ...BENCH_WEBHOOK_ENV,
-    },
-    null,
-  )
-  await waitForHealth(`${base}/healthz`)
+  await mkdir('bench/.results', { recursive: true })
+  const server = await startDeployedServer(process.cwd(), port, SERVER_LOG)
+  const base = server.base
   const pool = new pg.Pool({ connectionString: benchUrl, max: CONNECTIONS })
   try {
     // The bare route answers the same bytes: this body and these headers (all but the ones
@@ -409,9 +308,9 @@ async function main() {
       const receiver = await startReceiver(port + 2)
       try {
         const departmentId = await prepareDepartment(benchUrl, receiver.url, 'pothole')
-        const throughput = await benchThroughput(benchUrl, departmentId, receiver, 5000, 4)
+        const throughput = await benchServerDeliveries(benchUrl, departmentId, receiver, 5000)
         figures.push({
-          scenario: `webhook deliveries to a loopback receiver (${throughput.count} events, 4 dispatchers)`,
+          scenario: `webhook deliveries by the server's workers to a loopback receiver (${throughput.count} events)`,
           reqPerSec: throughput.perSecond,
           p50: Number.NaN,
           p99: Number.NaN,
@@ -432,7 +331,7 @@ async function main() {
       }
     }
   } finally {
-    server.kill('SIGTERM')
+    await server.stop()
     await pool.end()
   }
 
@@ -442,7 +341,6 @@ async function main() {
     ...figures.map((f) => `| ${f.scenario} | ${f.reqPerSec} | ${f.p50} | ${f.p99} | ${f.note ?? ''} |`),
   ].join('\n')
   console.log(`\nrows: ${ROWS.toLocaleString()}, duration ${DURATION} s per scenario, ${CONNECTIONS} connections\n\n${table}`)
-  await mkdir('bench/.results', { recursive: true })
   await writeFile('bench/.results/latest.json', JSON.stringify({ rows: ROWS, duration: DURATION, connections: CONNECTIONS, figures }, null, 2))
 }
 

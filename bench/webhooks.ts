@@ -1,6 +1,6 @@
 /**
- * Webhook benchmark: delivery throughput of the dispatcher to a loopback receiver (a separate
- * process), and request-created → department-received latency through the real server.
+ * Webhook benchmark: delivery throughput of the running server's dispatcher to a loopback
+ * receiver (a separate process), and request-created → department-received latency.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
@@ -10,7 +10,6 @@ import { loadConfig } from '../src/config.js'
 import { openDatabase } from '../src/db/database.js'
 import { createDepartment, findDepartment, setServiceRoutes } from '../src/domain/departments/departments.js'
 import { createWebhookContext } from '../src/integrations/webhooks/context.js'
-import { deliverDue } from '../src/workers/department-deliveries.js'
 
 export const BENCH_SECRETS_KEY = Buffer.alloc(32, 3).toString('base64')
 export const BENCH_WEBHOOK_ENV = {
@@ -67,48 +66,42 @@ export async function prepareDepartment(databaseUrl: string, receiverUrl: string
   }
 }
 
-/** Enqueues `count` work_order.created events (one work order each) and drains them with `workers` concurrent dispatchers. */
-export async function benchThroughput(databaseUrl: string, departmentId: number, receiver: Receiver, count: number, workers: number) {
+/**
+ * Enqueues `count` work_order.created events (one work order each) as one transaction, wakes
+ * the running server's dispatcher as a commit does (NOTIFY on the outbox channel), and times
+ * until the receiver has every one: the server's own workers, at their default settings.
+ */
+export async function benchServerDeliveries(databaseUrl: string, departmentId: number, receiver: Receiver, count: number) {
   const client = new pg.Client({ connectionString: databaseUrl })
   await client.connect()
-  const { rows } = await client.query<{ event_id: string }>(
-    `with picked as (select id from service_requests where status = 'open' order by id limit $1),
-          wo as (insert into work_orders (request_id, department_id, state) select id, $2, 'pending' from picked returning id, request_id)
-     insert into outbox (event_id, department_id, work_order_id, event_type, payload)
-     select 'evt_bench_' || wo.id || '_' || extract(epoch from clock_timestamp())::bigint, $2, wo.id, 'work_order.created',
-            jsonb_build_object('type', 'work_order.created', 'version', '1', 'data',
-              jsonb_build_object('work_order', jsonb_build_object('id', 'WO-' || wo.id), 'service_request',
-                jsonb_build_object('service_request_id', sr.public_id, 'description', sr.description, 'address', sr.address)))
-     from wo join service_requests sr on sr.id = wo.request_id
-     returning event_id`,
-    [count, departmentId],
-  )
-  await client.end()
-  const config = loadConfig({ DATABASE_URL: databaseUrl, ...BENCH_WEBHOOK_ENV })
-  const webhooks = await createWebhookContext(config)
-  const database = await openDatabase({ databaseUrl, logger: quiet, poolSize: workers * 2 })
-  const started = performance.now()
-  await Promise.all(
-    Array.from({ length: workers }, async (_, i) => {
-      while (
-        (await deliverDue({
-          db: database.db,
-          secretBox: webhooks.secretBox,
-          agent: webhooks.agent,
-          workerId: `bench-${i}`,
-          timeoutMs: 10_000,
-          disableAfterDays: 5,
-          batchSize: 100,
-        })) > 0
-      ) {}
-    }),
-  )
-  const seconds = (performance.now() - started) / 1000
-  await sleep(200)
-  const received = rows.filter((r) => receiver.arrivals.has(r.event_id)).length
-  await webhooks.agent.close()
-  await database.close()
-  return { count: rows.length, received, seconds, perSecond: Math.round(received / seconds) }
+  try {
+    // Earlier runs' leftovers (and requests POSTed by other scenarios) must not count.
+    await client.query(`update outbox set state = 'cancelled' where state = 'pending'`)
+    const started = Date.now()
+    const { rows } = await client.query<{ event_id: string }>(
+      `with picked as (select id from service_requests where status = 'open' order by id limit $1),
+            wo as (insert into work_orders (request_id, department_id, state) select id, $2, 'pending' from picked returning id, request_id),
+            event as (
+              insert into outbox (event_id, department_id, work_order_id, event_type, payload)
+              select 'evt_bench_' || wo.id || '_' || (extract(epoch from clock_timestamp()) * 1000)::bigint, $2, wo.id, 'work_order.created',
+                     jsonb_build_object('type', 'work_order.created', 'version', '1', 'data',
+                       jsonb_build_object('work_order', jsonb_build_object('id', 'WO-' || wo.id), 'service_request',
+                         jsonb_build_object('service_request_id', sr.public_id, 'description', sr.description, 'address', sr.address)))
+              from wo join service_requests sr on sr.id = wo.request_id
+              returning event_id)
+       select event_id, pg_notify('open311_outbox', '') from event`,
+      [count, departmentId],
+    )
+    const deadline = Date.now() + 300_000
+    const missing = () => rows.filter((r) => !receiver.arrivals.has(r.event_id)).length
+    while (missing() > 0 && Date.now() < deadline) await sleep(50)
+    const last = Math.max(...rows.map((r) => receiver.arrivals.get(r.event_id) ?? 0))
+    const received = rows.length - missing()
+    const seconds = (last - started) / 1000
+    return { count: rows.length, received, seconds, perSecond: Math.round(received / seconds) }
+  } finally {
+    await client.end()
+  }
 }
 
 /** POSTs requests at a steady pace to the running server and measures POST → receiver arrival. */
