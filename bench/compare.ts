@@ -10,7 +10,7 @@
  *   npm run bench:compare -- --baseline 3780b8e --rows 1000000 --connections 32
  */
 import { execFileSync } from 'node:child_process'
-import { existsSync, symlinkSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
@@ -32,12 +32,12 @@ const DURATION = Number(args.duration)
 const CONNECTIONS = Number(args.connections)
 const ROUNDS = Number(args.rounds)
 
-/** The baseline commit compiled in a worktree of its own, sharing this checkout's node_modules. */
+/** The baseline commit compiled in a worktree of its own, with its own locked dependencies. */
 function buildBaseline(rev: string): string {
   const sha = execFileSync('git', ['rev-parse', '--short', rev], { encoding: 'utf8' }).trim()
   const root = `/tmp/open311-bench-baseline-${sha}`
   if (!existsSync(root)) execFileSync('git', ['worktree', 'add', '--detach', root, sha], { stdio: 'inherit' })
-  if (!existsSync(`${root}/node_modules`)) symlinkSync(`${process.cwd()}/node_modules`, `${root}/node_modules`)
+  if (!existsSync(`${root}/node_modules`)) execFileSync('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: root, stdio: 'inherit' })
   execFileSync('node_modules/.bin/tsc', ['-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' })
   return root
 }

@@ -9,6 +9,7 @@ import { sql } from 'drizzle-orm'
 import pg from 'pg'
 import t from 'tap'
 import { queryRows } from '../../src/db/database.js'
+import { ReleasingPool } from '../../src/db/backends/postgres.js'
 import { isDatabaseUnavailable, trackOutages } from '../../src/db/outages.js'
 import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
@@ -174,5 +175,23 @@ if (postgresUrl) {
     t.pass('a NOTIFY sent after the reconnect arrives')
     t.match(logs().filter((l) => l.msg === 'listening again after a lost connection'), [{ level: 30 }], 'one info line for the reconnect')
     t.notOk(logs().some((l) => /database unreachable/.test(String(l.msg))), 'one cut session is not reported as a database outage')
+  })
+}
+
+if (postgresUrl) {
+  t.test('a pooled client keeps one query wrapper however often it is checked out (a lost connection freeing its slot is the outage test above)', async (t) => {
+    const { url } = await createTestDatabase(t)
+    const pool = new ReleasingPool({ connectionString: url, max: 1 })
+    t.teardown(() => pool.end())
+    const first = await pool.connect()
+    const wrapped = first.query
+    first.release()
+    for (let i = 0; i < 20; i++) {
+      const client = await pool.connect()
+      t.equal(client, first, 'the pool hands out its one client again')
+      t.equal(client.query, wrapped, `checkout ${i + 2}: the same query function, not one more wrapper around it`)
+      await client.query('select 1')
+      client.release()
+    }
   })
 }

@@ -36,7 +36,7 @@ const isUnnamedConfig = (config: unknown): config is { text: string; name?: stri
  * drops it), and a later release — the transaction's own — is a no-op. Promise-style connect
  * only: that is what drizzle uses; pool.query manages its clients itself.
  */
-class ReleasingPool extends pg.Pool {
+export class ReleasingPool extends pg.Pool {
   override connect(): Promise<pg.PoolClient>
   override connect(callback: (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void): void
   override connect(callback?: (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void) {
@@ -44,6 +44,9 @@ class ReleasingPool extends pg.Pool {
     return super.connect().then(releasedWhenBroken)
   }
 }
+
+/** Per pooled client: the release of its current checkout (pg-pool gives each checkout a fresh `release`). */
+const checkoutRelease = new WeakMap<pg.PoolClient, (err?: Error | boolean) => void>()
 
 function releasedWhenBroken(client: pg.PoolClient): pg.PoolClient {
   const release = client.release.bind(client)
@@ -54,16 +57,25 @@ function releasedWhenBroken(client: pg.PoolClient): pg.PoolClient {
     release(err)
   }
   client.release = releaseOnce
-  const query = client.query.bind(client) as (...args: unknown[]) => unknown
-  client.query = ((...args: unknown[]) => {
-    const result = query(...args)
-    if (result instanceof Promise) {
-      result.catch((err: unknown) => {
-        if (isDatabaseUnavailable(err)) releaseOnce(err instanceof Error ? err : true)
-      })
-    }
-    return result
-  }) as typeof client.query
+  // The pool hands out the same client object again and again: its query is wrapped on the
+  // first checkout only. Wrapping it on every checkout (session 7) nested one wrapper per
+  // transaction, so every query walked all of them: POST requests.json fell from ~1,650 to
+  // ~620 req/s within minutes and kept falling (bench:compare, session 8).
+  if (!checkoutRelease.has(client)) {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown
+    client.query = ((...args: unknown[]) => {
+      // The checkout this query runs in, read when it is sent: a failure releases that one alone.
+      const releaseThisCheckout = checkoutRelease.get(client)!
+      const result = query(...args)
+      if (result instanceof Promise) {
+        result.catch((err: unknown) => {
+          if (isDatabaseUnavailable(err)) releaseThisCheckout(err instanceof Error ? err : true)
+        })
+      }
+      return result
+    }) as typeof client.query
+  }
+  checkoutRelease.set(client, releaseOnce)
   return client
 }
 
