@@ -5,8 +5,8 @@
  * routed to a department, the server's own acceptor accepts tokens in the background).
  */
 import { randomBytes } from 'node:crypto'
-import { and, eq, sql } from 'drizzle-orm'
-import { type Db, preparedRows, queryRows } from '../../db/database.js'
+import { and, eq, type SQL, sql } from 'drizzle-orm'
+import { type Db, queryRows } from '../../db/database.js'
 import { requestTokens, TERMINAL_WORK_ORDER_STATES } from '../../db/schema.js'
 
 /** NOTIFY channel that wakes the token acceptor. */
@@ -19,15 +19,16 @@ export interface TokenLookup {
   failureReason: string | null
 }
 
-/** Issues a fresh token for a new request and wakes the acceptor (the NOTIFY is delivered at commit). */
-export async function issueToken(tx: Db, requestId: number): Promise<string> {
-  const token = randomBytes(16).toString('base64url')
-  await preparedRows(
-    tx,
-    sql`with issued as (insert into request_tokens (token, request_id) values (${token}, ${requestId}) returning token)
-        select pg_notify(${TOKEN_PENDING_CHANNEL}, '') from issued`,
-  )
-  return token
+/** A fresh token: 128 random bits, URL-safe. */
+export const newToken = () => randomBytes(16).toString('base64url')
+
+/**
+ * The token step of a request's submission: inserts `token` for each row of `requests` (a
+ * CTE name with an `id` column) and returns it, when `token` is not null. Its caller selects
+ * `pg_notify(TOKEN_PENDING_CHANNEL, '')` from the result to wake the acceptor at commit.
+ */
+export function tokenInsert(token: string | null, requests: SQL): SQL {
+  return sql`insert into request_tokens (token, request_id) select ${token}::text, id from ${requests} where ${token}::text is not null returning token`
 }
 
 /** For services whose department issues the reference: the token resolves on the department's acknowledgement. */
