@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
-import { benchUrl, CENTRE, median, prepareDatabase, randomPoint, startDeployedServer } from './setup.js'
+import { benchUrl, measure, median, postForm, prepareDatabase, radiusSearchPath, startDeployedServer } from './setup.js'
 import { benchServerDeliveries, prepareDepartment, type Receiver, startReceiver } from './webhooks.js'
 
 const { values: args } = parseArgs({
@@ -43,8 +43,7 @@ function buildBaseline(rev: string): string {
 }
 
 async function throughput(options: autocannon.Options): Promise<number> {
-  await autocannon({ ...options, duration: 2, connections: CONNECTIONS })
-  const result = await autocannon({ ...options, duration: DURATION, connections: CONNECTIONS })
+  const result = await measure(options, CONNECTIONS, DURATION)
   if (result.non2xx + result.errors > 0) throw new Error(`${options.method ?? 'GET'} ${options.url}: ${result.non2xx} non-2xx, ${result.errors} errors`)
   return result.requests.average
 }
@@ -52,14 +51,13 @@ async function throughput(options: autocannon.Options): Promise<number> {
 type Scenarios = Record<string, (base: string) => Promise<number>>
 
 function scenarios(apiKey: string, departmentId: number, receiver: Receiver): Scenarios {
-  const form = new URLSearchParams({ api_key: apiKey, service_code: 'graffiti', lat: String(CENTRE.lat), long: String(CENTRE.long), description: 'Tag on the wall of the underpass' })
-  for (const [k, v] of Object.entries({ 'attribute[surface][]': 'WALL', 'attribute[offensive]': 'NO' })) form.append(k, v)
+  const form = postForm(apiKey)
   return {
     'GET services.json (req/s)': (base) => throughput({ url: `${base}/open311/v2/services.json` }),
     'GET requests.json?lat&long&radius=500 (req/s)': (base) =>
       throughput({
         url: base,
-        requests: [{ setupRequest: (r) => ({ ...r, path: `/open311/v2/requests.json?lat=${randomPoint().lat}&long=${randomPoint().long}&radius=500` }) }],
+        requests: [{ setupRequest: (r) => ({ ...r, path: radiusSearchPath() }) }],
       }),
     'POST requests.json (req/s)': (base) =>
       throughput({ url: `${base}/open311/v2/requests.json`, method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() }),

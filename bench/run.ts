@@ -18,7 +18,7 @@ import { activeService } from '../src/domain/catalog/catalog-cache.js'
 import { resolveJurisdiction } from '../src/domain/jurisdictions.js'
 import { submitServiceRequest } from '../src/domain/requests/submit-request.js'
 import { validateSubmission } from '../src/domain/requests/submission.js'
-import { benchUrl, CENTRE, median, prepareDatabase, quiet, randomPoint, startDeployedServer, startProcess } from './setup.js'
+import { benchUrl, CENTRE, measure, median, postForm, prepareDatabase, quiet, radiusSearchPath, randomPoint, startDeployedServer, startProcess } from './setup.js'
 import { benchLatency, benchServerDeliveries, prepareDepartment, startReceiver } from './webhooks.js'
 
 const { values: args } = parseArgs({
@@ -60,16 +60,10 @@ interface Sample {
   failures: number
 }
 
-/** One autocannon run after a 2-second warm-up. */
-async function measure(options: autocannon.Options, connections = CONNECTIONS): Promise<autocannon.Result> {
-  await autocannon({ ...options, duration: 2, connections }) // warm-up
-  return autocannon({ ...options, duration: DURATION, connections })
-}
-
 const viaAutocannon =
   (options: autocannon.Options, connections = CONNECTIONS) =>
   async (): Promise<Sample> => {
-    const result = await measure(options, connections)
+    const result = await measure(options, connections, DURATION)
     return { reqPerSec: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, failures: result.non2xx + result.errors }
   }
 
@@ -222,10 +216,7 @@ async function main() {
       url: base,
       requests: [
         {
-          setupRequest: (request) => {
-            const p = randomPoint()
-            return { ...request, path: `/open311/v2/requests.json?lat=${p.lat}&long=${p.long}&radius=500` }
-          },
+          setupRequest: (request) => ({ ...request, path: radiusSearchPath() }),
         },
       ],
     }
@@ -251,8 +242,7 @@ async function main() {
     // measuring process itself run ~25 mark-compacts in 10 s, up to 4.5 ms each, and its p99
     // 1.5 ms longer: the client's cost, not the server's (docs/benchmarks.md, session 6).
     const radiusHttp = async () => {
-      const p = randomPoint()
-      const res = await request(`${base}/open311/v2/requests.json?lat=${p.lat}&long=${p.long}&radius=500`)
+      const res = await request(`${base}${radiusSearchPath()}`)
       await drain(res.body)
       // A failed search would be timed as a fast one: stop instead.
       if (res.statusCode !== 200) throw new Error(`radius search answered ${res.statusCode}`)
@@ -262,15 +252,7 @@ async function main() {
       ['GET requests.json?lat&long&radius=500, 1 client (whole body read)', radiusHttp],
     ])
 
-    const form = new URLSearchParams({
-      api_key: apiKey,
-      service_code: 'graffiti',
-      lat: String(CENTRE.lat),
-      long: String(CENTRE.long),
-      description: 'Tag on the wall of the underpass',
-      email: 'bench@example.org',
-    })
-    for (const [k, v] of Object.entries({ 'attribute[surface][]': 'WALL', 'attribute[offensive]': 'NO' })) form.append(k, v)
+    const form = postForm(apiKey, { email: 'bench@example.org' })
     // For reference: the cheapest write a request could be, one row and none of the rest.
     await timedLoop('one-row INSERT into service_requests through pg (reference for POST)', () =>
       pool.query(

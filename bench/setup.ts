@@ -5,6 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { closeSync, openSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
+import autocannon from 'autocannon'
 import pg from 'pg'
 import { openDatabase } from '../src/db/database.js'
 import { createApiKey } from '../src/domain/api-keys/api-keys.js'
@@ -26,6 +27,32 @@ export const randomPoint = () => ({
   lat: CENTRE.lat + (Math.random() - 0.5) * 0.2,
   long: CENTRE.long + (Math.random() - 0.5) * 0.26,
 })
+
+/** A radius search's path around a random point of the city. */
+export function radiusSearchPath(): string {
+  const p = randomPoint()
+  return `/open311/v2/requests.json?lat=${p.lat}&long=${p.long}&radius=500`
+}
+
+/** The POST's form: a graffiti report at the centre with both required attributes; `extra` adds fields (e.g. an email). */
+export function postForm(apiKey: string, extra: Record<string, string> = {}): URLSearchParams {
+  const form = new URLSearchParams({
+    api_key: apiKey,
+    service_code: 'graffiti',
+    lat: String(CENTRE.lat),
+    long: String(CENTRE.long),
+    description: 'Tag on the wall of the underpass',
+    ...extra,
+  })
+  for (const [k, v] of Object.entries({ 'attribute[surface][]': 'WALL', 'attribute[offensive]': 'NO' })) form.append(k, v)
+  return form
+}
+
+/** One autocannon run of `duration` seconds after a 2-second warm-up at the same concurrency. */
+export async function measure(options: autocannon.Options, connections: number, duration: number): Promise<autocannon.Result> {
+  await autocannon({ ...options, duration: 2, connections }) // warm-up
+  return autocannon({ ...options, duration, connections })
+}
 
 export const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 
