@@ -20,17 +20,24 @@ import { type Db, queryRows } from '../db/database.js'
 export const OUTBOX_CHANNEL = 'open311_outbox'
 
 /**
- * Enqueues the rows `rows` selects — (event_id, department_id, work_order_id, event_type,
- * payload), in that order — in the caller's transaction, and wakes the dispatchers at commit.
- * Returns the event ids, in the order inserted.
+ * The insert of the rows `rows` selects — (event_id, department_id, work_order_id, event_type,
+ * payload), in that order — returning their event ids: a step of a larger statement, whose
+ * caller wakes the dispatchers (pg_notify on OUTBOX_CHANNEL) when it wrote any.
+ */
+export function outboxInsert(rows: SQL): SQL {
+  return sql`insert into outbox (event_id, department_id, work_order_id, event_type, payload)
+    ${rows}
+    returning event_id`
+}
+
+/**
+ * Enqueues the rows `rows` selects (see outboxInsert) in the caller's transaction, and wakes the
+ * dispatchers at commit. Returns the event ids, in the order inserted.
  */
 export async function enqueue(tx: Db, rows: SQL): Promise<string[]> {
   const inserted = await queryRows<{ event_id: string }>(
     tx,
-    sql`with event as (
-          insert into outbox (event_id, department_id, work_order_id, event_type, payload)
-          ${rows}
-          returning event_id)
+    sql`with event as (${outboxInsert(rows)})
         select event_id, pg_notify(${OUTBOX_CHANNEL}, '') from event`,
   )
   return inserted.map((row) => row.event_id)

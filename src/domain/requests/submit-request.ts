@@ -1,8 +1,8 @@
 /**
  * Submitting a service request: the one place a new request is written. `submitServiceRequest`
- * writes the request with its named steps (writeRequest), then opens its work orders, all in
- * the caller's transaction — a new field at creation (a due date, a channel, a duplicate link)
- * is one more column or step here.
+ * writes the request and everything that comes with it (routing, reporter, history, token, work
+ * orders, their events) as named steps of one statement — a new field at creation (a due date,
+ * a channel, a duplicate link) is one more column or step here.
  */
 import { type SQL, sql } from 'drizzle-orm'
 import { type Db, preparedRows, queryRows } from '../../db/database.js'
@@ -10,7 +10,9 @@ import { invalid } from '../errors.js'
 import type { StoredService } from '../catalog/catalog.js'
 import type { Jurisdiction } from '../jurisdictions.js'
 import { routedDepartments } from '../departments/routing.js'
-import { openWorkOrders } from '../work-orders/open-work-orders.js'
+import { workOrderInsert } from '../work-orders/open-work-orders.js'
+import { newWorkOrderEventRows } from '../work-orders/events.js'
+import { OUTBOX_CHANNEL, outboxInsert } from '../../outbox/outbox.js'
 import type { Reporter, Submission } from './submission.js'
 import { newToken, TOKEN_PENDING_CHANNEL, tokenInsert } from './tokens.js'
 
@@ -43,55 +45,43 @@ export async function assertInsideJurisdiction(db: Db, jurisdiction: Jurisdictio
 /**
  * Writes a new request: the request row, its reporter (apart from every public column), its
  * first history entry, its token (batch and blackbox services), and one work order per routed
- * department with its `work_order.created` event. `tx` must be a transaction: the work orders
- * are a second statement, and the two stand or fall together. The token acceptor and the
- * dispatchers are woken by NOTIFYs the steps send (tokens.ts, src/outbox), delivered at commit.
- */
-export async function submitServiceRequest(tx: Db, input: NewRequest): Promise<CreatedRequest> {
-  const token = input.service.type === 'realtime' ? null : newToken()
-  const request = await writeRequest(tx, input, token)
-  await openWorkOrders(tx, request.id, request.departmentIds)
-  return {
-    serviceRequestId: request.publicId,
-    serviceNotice: request.serviceNotice,
-    accountId: input.submission.reporter.accountId ?? null,
-    ...(token ? { token } : {}),
-  }
-}
-
-/**
- * The request and what belongs to it alone, in one statement of named steps (data-modifying
- * CTEs): routing, the request row, the reporter, the first history entry, the token. A new
- * field at creation is a column in requestRow or one more step here.
+ * department with its `work_order.created` event — in one statement of named steps
+ * (data-modifying CTEs), so it is atomic on its own: `db` may be the database or a caller's
+ * transaction (one that also stores an Idempotency-Key). A new field at creation is a column in
+ * requestRow or one more step here. The token acceptor and the dispatchers are woken by the
+ * NOTIFYs its last select sends (delivered at commit).
  *
- * One statement, not one per step: a statement is a round trip, and a POST that sent five of
- * them in its transaction ran at 0.82× of this form (POST requests.json, bench:compare against
- * 0ece0db, 32 connections, session 8: medians 910 and 1,070 req/s). Invariant: each step reads
- * only `new_request` and `routed`, never rows another step of this statement writes (a CTE cannot
- * see them). The work orders stay a statement of their own, for that reason: their events read
- * the request and reporter rows written here.
+ * One statement, not one per step, and no transaction around it: each is a round trip. The
+ * readable per-step form in a transaction (BEGIN, request, work orders, events, COMMIT) ran POST
+ * requests.json at 0.xx× of this one (bench:compare, session 9, docs/benchmarks.md).
+ * Invariant: a step reads only the steps before it, never a table another step writes (a
+ * statement cannot see its own steps' rows there) — so the events read the request, the
+ * reporter and the work orders from their steps (newWorkOrderEventRows).
  */
-async function writeRequest(tx: Db, input: NewRequest, token: string | null) {
+export async function submitServiceRequest(db: Db, input: NewRequest): Promise<CreatedRequest> {
   const { submission } = input
+  const token = input.service.type === 'realtime' ? null : newToken()
   // ST_MakePoint is strict: no lat/long gives a null point, so one statement text serves both cases.
   const point = sql`ST_SetSRID(ST_MakePoint(${submission.long ?? null}::float8, ${submission.lat ?? null}::float8), 4326)::geography`
-  const [row] = await preparedRows<{ id: number | string; public_id: string; service_notice: string | null; department_ids: (number | string)[] | null }>(
-    tx,
+  const [row] = await preparedRows<{ public_id: string; service_notice: string | null }>(
+    db,
     sql`with routed as (${routedDepartments(input.service.id, point)}),
           new_request as (${requestRow(input, point)}),
           reporter as (${reporterRow(submission.reporter)}),
           first_entry as (${firstHistoryEntry()}),
-          issued as (${tokenInsert(token, sql`new_request`)})
-        select r.id, r.public_id, r.service_notice,
-               (select array_agg(id order by id) from routed) as department_ids,
-               (select pg_notify(${TOKEN_PENDING_CHANNEL}, '') from issued)
+          issued as (${tokenInsert(token, sql`new_request`)}),
+          opened as (${workOrderInsert(sql`new_request`, sql`routed`)}),
+          announced as (${outboxInsert(newWorkOrderEventRows({ workOrders: sql`opened`, request: sql`new_request`, reporter: sql`reporter` }))})
+        select r.public_id, r.service_notice,
+               (select pg_notify(${TOKEN_PENDING_CHANNEL}, '') from issued),
+               (select pg_notify(${OUTBOX_CHANNEL}, '') where exists (select 1 from announced))
         from new_request r`,
   )
   return {
-    id: Number(row!.id),
-    publicId: row!.public_id,
+    serviceRequestId: row!.public_id,
     serviceNotice: row!.service_notice,
-    departmentIds: (row!.department_ids ?? []).map(Number),
+    accountId: submission.reporter.accountId ?? null,
+    ...(token ? { token } : {}),
   }
 }
 
@@ -103,7 +93,7 @@ function requestRow({ jurisdiction, service, submission, apiKeyId, channel }: Ne
             ${submission.addressId ?? null}::text, ${submission.zipcode ?? null}::text, ${point},
             ${sql.param(submission.mediaUrls)}::text[], ${JSON.stringify(submission.attributes)}::jsonb, ${channel}::text,
             ${apiKeyId ?? null}::bigint, (select string_agg(name, ', ' order by id) from routed))
-    returning id, public_id, service_notice`
+    returning *`
 }
 
 /** The reporter's personal data, when any was given. */
@@ -111,7 +101,8 @@ function reporterRow(reporter: Reporter): SQL {
   return sql`insert into request_reporters (request_id, email, first_name, last_name, phone, device_id, account_id)
     select id, ${reporter.email ?? null}::text, ${reporter.firstName ?? null}::text, ${reporter.lastName ?? null}::text,
            ${reporter.phone ?? null}::text, ${reporter.deviceId ?? null}::text, ${reporter.accountId ?? null}::text
-    from new_request where ${Object.keys(reporter).length > 0}::boolean`
+    from new_request where ${Object.keys(reporter).length > 0}::boolean
+    returning email, first_name, last_name, phone`
 }
 
 /** The first entry of the request's history. */

@@ -24,14 +24,13 @@ export type EventType =
 export const workOrderPublicId = (id: number) => `WO-${id}`
 
 /**
- * One outbox row per work order in `workOrderIds`, with the event's data as a department sees
- * it: the work order and its request, contact details only for a department with
- * receives_contact. Built in SQL so that one statement writes every row, from the same FROM
- * clause its select list reads.
+ * An event's outbox columns — (event_id, department_id, work_order_id, event_type, payload) —
+ * with its data as a department sees it: the work order and its request, contact details only
+ * for a department with receives_contact. Reads the aliases w (work order), d (department),
+ * sr (request), s (service) and rr (reporter, null when none) of the FROM clause it is put in.
  */
-function eventRows(type: EventType, workOrderIds: number[], extra: Record<string, unknown>): SQL {
-  return sql`
-    select 'evt_' || rtrim(translate(encode(uuid_send(gen_random_uuid()), 'base64'), '+/', '-_'), '='),
+function eventColumns(type: EventType, extra: Record<string, unknown>): SQL {
+  return sql`'evt_' || rtrim(translate(encode(uuid_send(gen_random_uuid()), 'base64'), '+/', '-_'), '='),
       d.id, w.id, ${type}::text,
       jsonb_build_object(
         'type', ${type}::text,
@@ -50,13 +49,37 @@ function eventRows(type: EventType, workOrderIds: number[], extra: Record<string
                   then jsonb_build_object('reporter', jsonb_build_object(
                     'email', rr.email, 'first_name', rr.first_name, 'last_name', rr.last_name, 'phone', rr.phone))
                   else '{}'::jsonb end
-          || ${JSON.stringify(extra)}::jsonb)
+          || ${JSON.stringify(extra)}::jsonb)`
+}
+
+/** One outbox row per work order in `workOrderIds`, in id order: one statement writes every row. */
+function eventRows(type: EventType, workOrderIds: number[], extra: Record<string, unknown>): SQL {
+  return sql`
+    select ${eventColumns(type, extra)}
     from work_orders w
     join departments d on d.id = w.department_id
     join service_requests sr on sr.id = w.request_id
     join services s on s.id = sr.service_id
     left join request_reporters rr on rr.request_id = sr.id
     where w.id in ${workOrderIds}
+    order by w.id`
+}
+
+/**
+ * The `work_order.created` rows for work orders opened in the same statement as their request
+ * (src/domain/requests/submit-request.ts): the same columns as eventRows, read from that
+ * statement's named steps — which a statement must do, since it cannot see the rows its own
+ * steps write in the tables. `workOrders`, `request` and `reporter` name those steps (the
+ * request step returns every service_requests column; the reporter step may return no row).
+ */
+export function newWorkOrderEventRows(steps: { workOrders: SQL; request: SQL; reporter: SQL }): SQL {
+  return sql`
+    select ${eventColumns('work_order.created', {})}
+    from ${steps.workOrders} w
+    join departments d on d.id = w.department_id
+    cross join ${steps.request} sr
+    join services s on s.id = sr.service_id
+    left join ${steps.reporter} rr on true
     order by w.id`
 }
 

@@ -1,17 +1,24 @@
 /**
  * Opening work orders: each starts `pending`, and its department hears of it through a
- * `work_order.created` event written in the same transaction. Used when a request is
- * submitted and when a department passes the work to another.
+ * `work_order.created` event written in the same transaction. A new request's work orders are
+ * steps of its statement (workOrderInsert); a department passing the work to another opens one
+ * with insertWorkOrders and announceWorkOrders.
  */
+import { type SQL, sql } from 'drizzle-orm'
 import type { Db } from '../../db/database.js'
 import { workOrders } from '../../db/schema.js'
 import { enqueueWorkOrderEvents } from './events.js'
 
-/** Opens one work order per department (in the order given) on a request, and announces each; returns their ids. */
-export async function openWorkOrders(tx: Db, requestId: number, departmentIds: number[]): Promise<number[]> {
-  const ids = await insertWorkOrders(tx, requestId, departmentIds)
-  await announceWorkOrders(tx, ids)
-  return ids
+/**
+ * The insert of one pending work order per row of `departments` (with an `id`) on the one request
+ * `request` names, in department order, returning every work_orders column: a step of the
+ * statement that writes a new request (src/domain/requests/submit-request.ts), announced there
+ * with newWorkOrderEventRows.
+ */
+export function workOrderInsert(request: SQL, departments: SQL): SQL {
+  return sql`insert into work_orders (request_id, department_id)
+    select r.id, d.id from ${request} r cross join ${departments} d order by d.id
+    returning *`
 }
 
 /** The pending rows alone; their caller announces them (announceWorkOrders) once the rest of its change is written. */

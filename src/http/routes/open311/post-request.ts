@@ -71,8 +71,8 @@ export default async function postRequestRoutes(app: FastifyInstance) {
       const result = await runIdempotent<PostAnswer[]>(
         app.db,
         idempotencyKey ? { apiKeyId: request.apiKey!.id, key: idempotencyKey, request: content } : undefined,
-        async (tx) => {
-          const created = await submitServiceRequest(tx, { jurisdiction, service, submission, apiKeyId: request.apiKey!.id, channel: 'api' })
+        async (db) => {
+          const created = await submitServiceRequest(db, { jurisdiction, service, submission, apiKeyId: request.apiKey!.id, channel: 'api' })
           const answer = created.token
             ? { token: created.token, service_notice: created.serviceNotice, account_id: created.accountId }
             : { service_request_id: created.serviceRequestId, service_notice: created.serviceNotice, account_id: created.accountId }
