@@ -1,0 +1,54 @@
+/**
+ * Opaque keyset cursors for the open-data feeds. A cursor carries the last row's position in
+ * the feed's fixed order (updated_at in microseconds as text, so no precision is lost through
+ * a JS number, and the row id), the consistency horizon the harvest started under (so later
+ * pages never go past it), and a hash of the filters: a cursor replayed with other filters
+ * would silently skip or repeat rows, so it is refused instead.
+ */
+import { createHash } from 'node:crypto'
+import { invalid } from '../errors.js'
+
+export interface CursorPosition {
+  /** The last row's updated_at, microseconds since the epoch, as decimal text. */
+  updatedAtMicros: string
+  id: number
+  /** The horizon (microseconds, decimal text) the first page was served under. */
+  horizonMicros: string
+}
+
+/** A stable hash of the filters: key order and list order do not matter. */
+export function filterHash(filters: Record<string, string | string[] | undefined>): string {
+  const canonical = Object.keys(filters)
+    .filter((k) => filters[k] !== undefined)
+    .sort()
+    .map((k) => [k, [filters[k]!].flat().slice().sort()])
+  return createHash('sha256').update(JSON.stringify(canonical)).digest('base64url').slice(0, 16)
+}
+
+export function encodeCursor(position: CursorPosition, hash: string): string {
+  return Buffer.from(JSON.stringify([position.updatedAtMicros, position.id, position.horizonMicros, hash])).toString('base64url')
+}
+
+const MICROS = /^\d{1,19}$/
+
+/** Decodes a cursor made for these filters; anything else is a 400 (an `invalid` domain error). */
+export function decodeCursor(cursor: string, hash: string): CursorPosition {
+  let parts: unknown
+  try {
+    parts = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
+  } catch {
+    throw invalid('cursor: not a cursor this server issued')
+  }
+  if (!Array.isArray(parts) || parts.length !== 4) throw invalid('cursor: not a cursor this server issued')
+  const [updatedAtMicros, id, horizonMicros, cursorHash] = parts as unknown[]
+  if (
+    typeof updatedAtMicros !== 'string' || !MICROS.test(updatedAtMicros) ||
+    typeof horizonMicros !== 'string' || !MICROS.test(horizonMicros) ||
+    typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1 ||
+    typeof cursorHash !== 'string'
+  ) {
+    throw invalid('cursor: not a cursor this server issued')
+  }
+  if (cursorHash !== hash) throw invalid('cursor: it was issued for other filters; start again without a cursor')
+  return { updatedAtMicros, id, horizonMicros }
+}
