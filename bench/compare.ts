@@ -80,7 +80,10 @@ async function main() {
     const departmentId = await prepareDepartment(benchUrl, receiver.url, 'pothole')
     const all = scenarios(apiKey, departmentId, receiver)
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [side, root] of [before, process.cwd()].entries()) {
+      // Each round swaps which build goes first, so a drift of the machine within a round
+      // (a cache warming, another process) does not always favour the same side.
+      const sides: [number, string][] = [[0, before], [1, process.cwd()]]
+      for (const [side, root] of round % 2 ? sides.reverse() : sides) {
         const server = await startDeployedServer(root, port, `bench/.results/compare-${side ? 'after' : 'before'}.log`)
         try {
           for (const [name, run] of Object.entries(all)) {

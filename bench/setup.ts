@@ -138,7 +138,12 @@ export async function startDeployedServer(root: string, port: number, logFile: s
   closeSync(log)
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   const base = `http://127.0.0.1:${port}`
-  await Promise.race([waitForHealth(`${base}/healthz`), exited.then(() => Promise.reject(new Error(`server in ${root} exited; see ${logFile}`)))])
+  try {
+    await Promise.race([waitForHealth(`${base}/healthz`), exited.then(() => Promise.reject(new Error(`server in ${root} exited; see ${logFile}`)))])
+  } catch (err) {
+    child.kill('SIGKILL') // a server that never became healthy must not outlive the bench holding the port
+    throw err
+  }
   return {
     base,
     async stop() {

@@ -97,6 +97,8 @@ export async function benchServerDeliveries(databaseUrl: string, departmentId: n
     while (missing() > 0 && Date.now() < deadline) await sleep(50)
     const last = Math.max(...rows.map((r) => receiver.arrivals.get(r.event_id) ?? 0))
     const received = rows.length - missing()
+    // A rate over part of the events (or over none) would read as a figure; it is a failure.
+    if (rows.length !== count || received !== count) throw new Error(`deliveries: ${received} of ${count} events arrived within 300 s`)
     const seconds = (last - started) / 1000
     return { count: rows.length, received, seconds, perSecond: Math.round(received / seconds) }
   } finally {
