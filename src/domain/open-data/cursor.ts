@@ -18,10 +18,11 @@ export interface CursorPosition {
 
 /** A stable hash of the filters: key order and list order do not matter. */
 export function filterHash(filters: Record<string, string | string[] | undefined>): string {
+  // An empty list is no filter, and a value given twice is given once.
   const canonical = Object.keys(filters)
-    .filter((k) => filters[k] !== undefined)
-    .sort()
-    .map((k) => [k, [filters[k]!].flat().slice().sort()])
+    .map((k) => [k, [...new Set([filters[k] ?? []].flat())].sort()] as const)
+    .filter(([, values]) => values.length > 0)
+    .sort(([a], [b]) => (a < b ? -1 : 1))
   return createHash('sha256').update(JSON.stringify(canonical)).digest('base64url').slice(0, 16)
 }
 
@@ -29,7 +30,9 @@ export function encodeCursor(position: CursorPosition, hash: string): string {
   return Buffer.from(JSON.stringify([position.updatedAtMicros, position.id, position.horizonMicros, hash])).toString('base64url')
 }
 
-const MICROS = /^\d{1,19}$/
+// At most 16 digits (until about the year 2286) without leading zeros: anything the database
+// could not hold as a timestamp is refused here, as a 400, not by the database as a 500.
+const MICROS = /^(0|[1-9]\d{0,15})$/
 
 /** Decodes a cursor made for these filters; anything else is a 400 (an `invalid` domain error). */
 export function decodeCursor(cursor: string, hash: string): CursorPosition {
