@@ -9,6 +9,12 @@ export interface AppConfig {
   host: string
   /** PostgreSQL + PostGIS connection string; unset selects the embedded database. */
   databaseUrl?: string
+  /**
+   * A read replica of DATABASE_URL (PostgreSQL only): feeds and other heavy public reads go
+   * there, with the replica's lag; unset, they read from the primary.
+   */
+  databaseReadUrl?: string
+  /** Connections per pool: the primary's, and the replica's when there is one. */
   databasePoolSize: number
   /** Hot statements as named prepared statements (PostgreSQL); off for PgBouncer in transaction mode. */
   databasePreparedStatements: boolean
@@ -58,6 +64,7 @@ const envSchema = {
     PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
     HOST: { type: 'string', minLength: 1, default: '0.0.0.0' },
     DATABASE_URL: { type: 'string', pattern: '^postgres(ql)?://' },
+    DATABASE_READ_URL: { type: 'string', pattern: '^postgres(ql)?://' },
     DATABASE_POOL_SIZE: { type: 'integer', minimum: 1, maximum: 500, default: 10 },
     DATABASE_PREPARED_STATEMENTS: { type: 'boolean', default: true },
     DATA_DIR: { type: 'string', minLength: 1, default: './data' },
@@ -95,10 +102,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const port = values.PORT as number
   const databaseUrl = values.DATABASE_URL as string | undefined
+  const databaseReadUrl = values.DATABASE_READ_URL as string | undefined
+  // The embedded database has no replicas: a read URL without a primary is a mistake, not a
+  // setting to ignore (it would silently serve feeds from a database nobody writes to).
+  if (databaseReadUrl && !databaseUrl) throw new ConfigError('DATABASE_READ_URL', 'needs DATABASE_URL (the primary it replicates)')
   return {
     port,
     host: values.HOST as string,
     ...(databaseUrl ? { databaseUrl } : {}),
+    ...(databaseReadUrl ? { databaseReadUrl } : {}),
     databasePoolSize: values.DATABASE_POOL_SIZE as number,
     databasePreparedStatements: values.DATABASE_PREPARED_STATEMENTS as boolean,
     dataDir: values.DATA_DIR as string,
@@ -131,6 +143,7 @@ const FORMAT_HINTS: Record<string, string> = {
   OUTBOUND_ALLOWLIST: 'must be a comma-separated list of IP networks such as 10.20.0.0/16',
   OUTBOUND_ALLOWED_PORTS: 'must be * or a comma-separated list of ports such as 443,8443',
   DATABASE_URL: 'must be a postgres:// or postgresql:// connection URL',
+  DATABASE_READ_URL: 'must be a postgres:// or postgresql:// connection URL',
   PUBLIC_BASE_URL: 'must be an absolute http:// or https:// URL',
 }
 

@@ -62,11 +62,27 @@ t.test('loadConfig: DATABASE_PREPARED_STATEMENTS is on unless set false', async 
   t.equal(loadConfig({ DATABASE_PREPARED_STATEMENTS: 'true' }).databasePreparedStatements, true)
 })
 
+t.test('loadConfig: DATABASE_READ_URL names a replica of DATABASE_URL, and needs it', async (t) => {
+  const primary = 'postgres://app@db-primary:5432/open311'
+  const replica = 'postgres://app@db-replica:5432/open311'
+  const config = loadConfig({ DATABASE_URL: primary, DATABASE_READ_URL: ` ${replica} ` })
+  t.equal(config.databaseUrl, primary)
+  t.equal(config.databaseReadUrl, replica, 'trimmed like every value')
+  t.notOk('databaseReadUrl' in loadConfig({ DATABASE_URL: primary }), 'unset: reads go to the primary')
+  t.notOk('databaseReadUrl' in loadConfig({ DATABASE_URL: primary, DATABASE_READ_URL: '' }), 'empty counts as unset')
+  t.throws(
+    () => loadConfig({ DATABASE_READ_URL: replica }),
+    { name: 'ConfigError', variable: 'DATABASE_READ_URL', message: /^Invalid configuration: DATABASE_READ_URL needs DATABASE_URL/ },
+    'the embedded database has no replicas: refused, not ignored',
+  )
+})
+
 const BAD_VALUES: [variable: string, value: string, message: RegExp][] = [
   ['PORT', 'abc', /integer/],
   ['PORT', '70000', /65535/],
   ['LOG_LEVEL', 'loud', /must be one of: fatal, error, warn, info, debug, trace, silent/],
   ['DATABASE_URL', 'mysql://x', /postgres:\/\/ or postgresql:\/\//],
+  ['DATABASE_READ_URL', 'mysql://x', /postgres:\/\/ or postgresql:\/\//],
   ['PUBLIC_BASE_URL', 'notaurl', /absolute http:\/\/ or https:\/\/ URL/],
   ['SEED_DEMO', 'maybe', /boolean/],
   ['DATABASE_PREPARED_STATEMENTS', 'sometimes', /boolean/],
