@@ -7,6 +7,7 @@ import compress from '@fastify/compress'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { AppConfig } from './config.js'
 import { type Database, type Db, openDatabase } from './db/database.js'
+import type { DatabaseOutages } from './db/outages.js'
 import { clientErrorHandler } from './http/client-errors.js'
 import { logController, loggerOptions, requestIdOptions } from './http/logging.js'
 import { createWebhookContext, type WebhookContext } from './integrations/webhooks/context.js'
@@ -27,6 +28,12 @@ declare module 'fastify' {
     config: AppConfig
     /** The database handle (a drizzle database); the one name routes and domain calls use. */
     db: Db
+    /**
+     * Where feeds and other heavy public reads go: the read replica (DATABASE_READ_URL) when
+     * there is one, else the same handle as `db`. Never written through; it lags `db` by the
+     * replication delay, so nothing that must see its own write reads here.
+     */
+    readDb: Db
     webhooks: WebhookContext
   }
 }
@@ -35,13 +42,19 @@ export interface BuildAppOptions {
   config: AppConfig
   /** An open, migrated database. When absent, one is opened from the config, migrated, and closed with the app. */
   database?: Database
+  /**
+   * An open read replica of `database` (tests inject a real streaming replica). When absent and
+   * DATABASE_READ_URL is set, one is opened from it — never migrated: a replica is read-only and
+   * gets the primary's schema by replication — and closed with the app; otherwise reads use `database`.
+   */
+  readDatabase?: Database
   /** A pino logger to use instead of one built from the config (tests capture output this way). */
   logger?: FastifyBaseLogger
   /** Run the background workers (token acceptance, and later webhook delivery) in this instance. */
   workers?: boolean
 }
 
-export async function buildApp({ config, database, logger, workers = false }: BuildAppOptions): Promise<FastifyInstance> {
+export async function buildApp({ config, database, readDatabase, logger, workers = false }: BuildAppOptions): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({
     ...(logger ? { loggerInstance: logger } : { logger: loggerOptions(config.logLevel) }),
     ...requestIdOptions,
@@ -74,6 +87,27 @@ export async function buildApp({ config, database, logger, workers = false }: Bu
     app.addHook('onClose', async () => db.close())
     await db.migrate()
   }
+  const replica =
+    readDatabase ??
+    (config.databaseReadUrl
+      ? await openDatabase({
+          databaseUrl: config.databaseReadUrl,
+          poolSize: config.databasePoolSize,
+          preparedStatements: config.databasePreparedStatements,
+          // Its outage warnings must say which database is away.
+          logger: app.log.child({ database: 'read replica' }),
+        })
+      : undefined)
+  if (replica && !readDatabase) app.addHook('onClose', async () => replica.close())
+  // A failed statement does not say which handle it went through: both trackers check theirs,
+  // and only the one that is really unreachable logs an outage.
+  const outages = (): DatabaseOutages =>
+    replica
+      ? {
+          noteFailure: (err) => [db.outages.noteFailure(err), replica.outages.noteFailure(err)].some(Boolean),
+          stop: () => {},
+        }
+      : db.outages
 
   const webhooks = await createWebhookContext(config)
   app.addHook('onClose', async () => webhooks.agent.close())
@@ -81,6 +115,7 @@ export async function buildApp({ config, database, logger, workers = false }: Bu
   app.decorate('webhooks', webhooks)
   // A getter: nothing touches the database until a request does (OpenAPI generation relies on it).
   app.decorate('db', { getter: () => db.db })
+  app.decorate('readDb', { getter: () => (replica ?? db).db })
   app.addSchema(errorList)
   // Set when close() begins: requests arriving on kept-alive connections while in-flight ones
   // finish are told to go elsewhere (Fastify has already set Connection: close on them).
@@ -100,13 +135,13 @@ export async function buildApp({ config, database, logger, workers = false }: Bu
     done()
   })
 
-  await app.register(errorsPlugin, { outages: () => db.outages })
+  await app.register(errorsPlugin, { outages })
   await app.register(inputTextPlugin)
   // Brotli at quality 4: near-gzip CPU cost, smaller output; the default (11) costs ~10x CPU.
   await app.register(compress, { threshold: 1024, brotliOptions: { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 4 } } })
   await app.register(rateLimitsPlugin, { outages: () => db.outages })
   await app.register(openapiPlugin, { serveUi: true })
-  await app.register(healthRoutes, { database: db })
+  await app.register(healthRoutes, { database: db, ...(replica ? { readReplica: replica } : {}) })
   await app.register(open311Routes, { prefix: '/open311/v2' })
   await app.register(adminRoutes, { prefix: '/admin/v1' })
   await app.register(departmentInboundRoutes, { prefix: '/departments/v1' })

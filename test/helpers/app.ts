@@ -31,11 +31,17 @@ export interface TestAppOptions {
    * TCP proxy that a test can cut), with the app's own logger.
    */
   connectThrough?: (databaseUrl: string) => string | Promise<string>
+  /**
+   * PostgreSQL only: the app's DATABASE_READ_URL, given its test database's URL (the same
+   * database on a streaming replica); the app opens and closes it as the server would.
+   */
+  readFrom?: (databaseUrl: string) => string | Promise<string>
 }
 
 export async function buildTestApp(t: TestContext, overrides: Partial<AppConfig> = {}, options: TestAppOptions = {}): Promise<TestApp> {
   const { database, url } = await createTestDatabase(t)
-  const config = {
+  if (options.readFrom && !url) throw new Error('buildTestApp: readFrom needs the PostgreSQL backend (DATABASE_URL)')
+  const config: AppConfig = {
     ...loadConfig({
       LOG_LEVEL: 'info',
       PUBLIC_BASE_URL: 'http://open311.test',
@@ -47,6 +53,7 @@ export async function buildTestApp(t: TestContext, overrides: Partial<AppConfig>
       OUTBOUND_ALLOWED_PORTS: '*',
     }),
     ...overrides,
+    ...(options.readFrom && url ? { databaseReadUrl: await options.readFrom(url) } : {}),
   }
   const chunks: string[] = []
   const stream = new Writable({

@@ -1,0 +1,165 @@
+/**
+ * DATABASE_READ_URL: app.readDb reads from a real streaming replica (pg_basebackup -R, made by
+ * test/setup/streaming-replica.sh; .ci/run exports TEST_REPLICA_URL for both suite runs), and
+ * is app.db itself without one. Replication is asynchronous, so a write through the primary is
+ * awaited on the replica by polling with a generous cap — never by a timed assertion.
+ *
+ * The test databases are created on the primary and reach the replica by replication: a test
+ * database's replica URL is TEST_REPLICA_URL naming the same database.
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+import { sql } from 'drizzle-orm'
+import pg from 'pg'
+import t, { type Test } from 'tap'
+import { type Db, queryRows } from '../../src/db/database.js'
+import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
+import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
+import { buildTestApp } from '../helpers/app.js'
+import { sqlState } from '../helpers/query.js'
+import { testDatabaseUrl, withDatabaseName } from '../helpers/template.js'
+
+const replicaBaseUrl = process.env.TEST_REPLICA_URL || undefined
+/** Replication on a loaded, shared machine can stall for seconds; a minute means it is broken. */
+const REPLICATION_CAP_MS = 60_000
+
+/** Polls `check` until it returns a value (not undefined); fails with `what` and the last error past the cap. */
+async function eventually<T>(what: string, check: () => Promise<T | undefined>): Promise<T> {
+  const started = Date.now()
+  let lastError: unknown
+  for (;;) {
+    try {
+      const value = await check()
+      if (value !== undefined) return value
+    } catch (err) {
+      lastError = err
+    }
+    if (Date.now() - started > REPLICATION_CAP_MS) {
+      throw new Error(`${what}: not seen on the replica within ${REPLICATION_CAP_MS / 1000} s` + (lastError ? ` (last error: ${String(lastError)})` : ''), {
+        cause: lastError,
+      })
+    }
+    await sleep(100)
+  }
+}
+
+const one = async <T>(db: Db, query: ReturnType<typeof sql>): Promise<T> => (await queryRows<T>(db, query))[0]!
+
+async function postRequest(t: Test, app: Awaited<ReturnType<typeof buildTestApp>>['app'], description: string): Promise<string> {
+  const { key } = await createApiKey(app.db, { name: 'replica test client' })
+  const res = await app.inject({
+    method: 'POST',
+    url: '/open311/v2/requests.json',
+    payload: new URLSearchParams({ api_key: key, service_code: 'pothole', lat: '41.8781', long: '-87.6298', description, 'attribute[size]': 'SMALL' }).toString(),
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  })
+  t.equal(res.statusCode, 200, 'the request is created through the primary')
+  const [created] = res.json() as { service_request_id: string }[]
+  return created!.service_request_id
+}
+
+t.test('without DATABASE_READ_URL, readDb is db: reads see their own writes at once', async (t) => {
+  const { app } = await buildTestApp(t)
+  t.equal(app.readDb, app.db, 'the same handle')
+  await loadDemoCatalog(app.db)
+  const id = await postRequest(t, app, 'read back at once')
+  const row = await one<{ public_id: string } | undefined>(app.readDb, sql`select public_id from service_requests where public_id = ${id}`)
+  t.same(row, { public_id: id }, 'no replication delay: the write is there on the next statement')
+  const ready = await app.inject('/readyz')
+  t.same(ready.json(), { status: 'ready' }, '/readyz says nothing of a replica')
+  if (testDatabaseUrl()) {
+    const { in_recovery } = await one<{ in_recovery: boolean }>(app.readDb, sql`select pg_is_in_recovery() as in_recovery`)
+    t.equal(in_recovery, false, 'PostgreSQL: reads go to the primary')
+  }
+})
+
+t.test('an unreachable replica is visible in /readyz, and the primary stays ready', async (t) => {
+  // Port 1 refuses connections: a replica that is down.
+  const { app, logs } = await buildTestApp(t, { databaseReadUrl: 'postgres://postgres@127.0.0.1:1/open311' })
+  t.not(app.readDb, app.db, 'a separate handle')
+  const res = await app.inject('/readyz')
+  t.equal(res.statusCode, 200, 'ready: the primary serves everything but the replica reads')
+  t.same(res.json(), { status: 'ready', read_replica: 'unreachable' })
+  const outage = await eventually('the replica outage warning', async () =>
+    logs().find((l) => l.msg === 'database unreachable: answering 503 until it is back'),
+  )
+  t.match(outage, { level: 40, database: 'read replica', reason: 'ECONNREFUSED' }, 'logged once, as the read replica')
+  await app.inject('/readyz')
+  t.equal(logs().filter((l) => l.msg === 'database unreachable: answering 503 until it is back').length, 1, 'not again on the next probe')
+  const err = await app.readDb.execute(sql`select 1`).then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  t.ok(err, 'a read through readDb fails (it does not fall back to the primary, which would hide the outage)')
+})
+
+if (testDatabaseUrl()) {
+  t.test('with DATABASE_READ_URL on a real streaming replica, readDb reads from the replica', async (t) => {
+    if (!replicaBaseUrl) {
+      t.fail('TEST_REPLICA_URL is not set: run test/setup/streaming-replica.sh (as root) and export TEST_REPLICA_URL=<the URL it prints>')
+      return
+    }
+    let replicaUrl = ''
+    const { app, databaseUrl } = await buildTestApp(
+      t,
+      {},
+      {
+        readFrom: async (url) => {
+          replicaUrl = withDatabaseName(replicaBaseUrl, new URL(url).pathname.slice(1))
+          // The test database was created on the primary a moment ago: wait for it to replicate.
+          await eventually('the test database', async () => {
+            const client = new pg.Client({ connectionString: replicaUrl })
+            await client.connect()
+            await client.end()
+            return true
+          })
+          return replicaUrl
+        },
+      },
+    )
+    t.not(app.readDb, app.db, 'a separate handle')
+
+    const where = async (db: Db) =>
+      one<{ in_recovery: boolean; port: number; database: string }>(
+        db,
+        sql`select pg_is_in_recovery() as in_recovery, inet_server_port() as port, current_database() as database`,
+      )
+    const primary = await where(app.db)
+    const replica = await where(app.readDb)
+    t.match(primary, { in_recovery: false, port: Number(new URL(databaseUrl!).port) }, 'db is the primary')
+    t.match(replica, { in_recovery: true, port: Number(new URL(replicaUrl).port) }, 'readDb is the standby')
+    t.equal(replica.database, primary.database, 'the same database on both')
+
+    await loadDemoCatalog(app.db)
+    const id = await postRequest(t, app, 'replicated to the standby')
+    const row = await eventually(`request ${id}`, async () =>
+      (await queryRows<{ public_id: string; description: string }>(app.readDb, sql`select public_id, description from service_requests where public_id = ${id}`))[0],
+    )
+    t.same(row, { public_id: id, description: 'replicated to the standby' }, 'the request written through the primary is read from the replica')
+
+    const refused = await app.readDb.execute(sql`update service_requests set description = 'changed' where public_id = ${id}`).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    t.equal(sqlState(refused), '25006', 'the replica refuses writes (read_only_sql_transaction): readDb is for reads only')
+
+    const ready = await app.inject('/readyz')
+    t.equal(ready.statusCode, 200)
+    t.same(ready.json(), { status: 'ready', read_replica: 'ready' }, '/readyz reports the replica')
+
+    // Closed with the app: its connections to the replica go away.
+    const admin = new pg.Client({ connectionString: replicaBaseUrl })
+    await admin.connect()
+    t.teardown(() => admin.end())
+    const connections = async () =>
+      (
+        await admin.query<{ n: number }>(
+          "select count(*)::int as n from pg_stat_activity where datname = $1 and application_name = 'open311-server'",
+          [replica.database],
+        )
+      ).rows[0]!.n
+    t.ok((await connections()) > 0, 'the app holds connections to the replica')
+    await app.close()
+    await eventually('the app closing its replica connections', async () => ((await connections()) === 0 ? true : undefined))
+    t.pass('no connection left on the replica after app.close()')
+  })
+}
