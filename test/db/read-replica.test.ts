@@ -7,14 +7,19 @@
  * The test databases are created on the primary and reach the replica by replication: a test
  * database's replica URL is TEST_REPLICA_URL naming the same database.
  */
+import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { sql } from 'drizzle-orm'
 import pg from 'pg'
+import pino from 'pino'
 import t, { type Test } from 'tap'
+import { buildApp } from '../../src/app.js'
+import { loadConfig } from '../../src/config.js'
 import { type Db, queryRows } from '../../src/db/database.js'
 import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
-import { buildTestApp } from '../helpers/app.js'
+import { buildTestApp, TEST_SECRETS_KEY } from '../helpers/app.js'
+import { createTestDatabase } from '../helpers/database.js'
 import { sqlState } from '../helpers/query.js'
 import { testDatabaseUrl, withDatabaseName } from '../helpers/template.js'
 
@@ -90,6 +95,42 @@ t.test('an unreachable replica is visible in /readyz, and the primary stays read
     (e: unknown) => e,
   )
   t.ok(err, 'a read through readDb fails (it does not fall back to the primary, which would hide the outage)')
+})
+
+t.test('a read from a replica that is down is a 503 in the envelope, and the primary keeps serving', async (t) => {
+  // buildApp itself rather than buildTestApp: the route reading readDb (standing for a feed)
+  // must be registered before the app is ready.
+  const { database } = await createTestDatabase(t)
+  const lines: string[] = []
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(...String(chunk).split('\n').filter(Boolean))
+        done()
+      },
+    }),
+  )
+  const config = { ...loadConfig({ SECRETS_KEY: TEST_SECRETS_KEY }), databaseReadUrl: 'postgres://postgres@127.0.0.1:1/open311' }
+  const app = await buildApp({ config, database, logger })
+  t.teardown(() => app.close())
+  app.get('/test/replica-read', async () => queryRows(app.readDb, sql`select 1 as one`))
+  app.get('/test/primary-read', async () => queryRows(app.db, sql`select 1 as one`))
+  await app.ready()
+
+  const res = await app.inject('/test/replica-read')
+  t.equal(res.statusCode, 503, 'unavailable, not a 500: the request can be retried')
+  t.match(res.json(), [{ code: 503, description: /database unreachable/ }], 'in the Open311 error envelope')
+  const primary = await app.inject('/test/primary-read')
+  t.equal(primary.statusCode, 200, 'reads from the primary are unaffected')
+  t.same(primary.json(), [{ one: 1 }])
+  const logs = () => lines.map((l) => JSON.parse(l) as Record<string, unknown>)
+  const outage = await eventually('the replica outage warning', async () =>
+    logs().find((l) => l.msg === 'database unreachable: answering 503 until it is back'),
+  )
+  t.match(outage, { database: 'read replica' }, 'the outage is logged as the read replica')
+  t.equal(logs().filter((l) => l.msg === 'database unreachable: answering 503 until it is back').length, 1, 'only the replica is reported unreachable')
+  t.notOk(logs().some((l) => l.msg === 'request failed'), 'no error with a stack trace per request')
 })
 
 if (testDatabaseUrl()) {
