@@ -7,6 +7,7 @@
  * The test databases are created on the primary and reach the replica by replication: a test
  * database's replica URL is TEST_REPLICA_URL naming the same database.
  */
+import { createServer, type Socket } from 'node:net'
 import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { sql } from 'drizzle-orm'
@@ -95,6 +96,31 @@ t.test('an unreachable replica is visible in /readyz, and the primary stays read
     (e: unknown) => e,
   )
   t.ok(err, 'a read through readDb fails (it does not fall back to the primary, which would hide the outage)')
+})
+
+t.test('a replica host that never answers does not hold up /readyz', async (t) => {
+  // Accepts connections and says nothing: a host dropping packets after the handshake.
+  const sockets = new Set<Socket>()
+  let silentNow = true
+  const silent = createServer((socket) => {
+    if (!silentNow) return socket.destroy()
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+  })
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy()
+    silent.close()
+  })
+  const { port } = silent.address() as { port: number }
+  const { app } = await buildTestApp(t, { databaseReadUrl: `postgres://postgres@127.0.0.1:${port}/open311` })
+  const res = await app.inject('/readyz')
+  t.equal(res.statusCode, 200, 'answered (the replica check gives up; the pool would wait 10 s to connect)')
+  t.same(res.json(), { status: 'ready', read_replica: 'unreachable' })
+  // Refuse from now on and drop what is held: the outage probe's connections then fail at once
+  // instead of holding the app's close for the pool's connect timeout.
+  silentNow = false
+  for (const socket of sockets) socket.destroy()
 })
 
 t.test('a read from a replica that is down is a 503 in the envelope, and the primary keeps serving', async (t) => {
