@@ -20,6 +20,7 @@ import adminRoutes from './http/routes/admin/index.js'
 import departmentInboundRoutes from './http/routes/departments/index.js'
 import healthRoutes from './http/routes/health.js'
 import open311Routes from './http/routes/open311/index.js'
+import openDataRoutes from './http/routes/open-data/index.js'
 import { errorList } from './http/schemas/open311.js'
 import { startWorkers } from './workers/index.js'
 
@@ -143,6 +144,7 @@ export async function buildApp({ config, database, readDatabase, logger, workers
   await app.register(openapiPlugin, { serveUi: true })
   await app.register(healthRoutes, { database: db, ...(replica ? { readReplica: replica } : {}) })
   await app.register(open311Routes, { prefix: '/open311/v2' })
+  await app.register(openDataRoutes, { prefix: '/open-data/v1' })
   await app.register(adminRoutes, { prefix: '/admin/v1' })
   await app.register(departmentInboundRoutes, { prefix: '/departments/v1' })
 

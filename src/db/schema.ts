@@ -37,6 +37,14 @@ const geography = (name: string) =>
 
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow()
 const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull().defaultNow()
+/**
+ * When a row that the open-data feeds page through changed: `open311_change_time()` (migration
+ * 0009) takes the transaction id before it reads the clock, which is what lets a feed tell which
+ * times are settled (src/domain/open-data/horizon.ts). Updates of service requests are stamped
+ * by a trigger, so no code sets these by hand.
+ */
+const changeTime = (name: string) =>
+  timestamp(name, { withTimezone: true }).notNull().default(sql`open311_change_time()`)
 
 export const SERVICE_TYPES = ['realtime', 'batch', 'blackbox'] as const
 export type ServiceType = (typeof SERVICE_TYPES)[number]
@@ -170,7 +178,7 @@ export const serviceRequests = pgTable(
     serviceNotice: text('service_notice'),
     description: text('description'),
     requestedAt: timestamp('requested_at', { withTimezone: true }).notNull().defaultNow(),
-    updatedAt: updatedAt(),
+    updatedAt: changeTime('updated_at'),
     expectedAt: timestamp('expected_at', { withTimezone: true }),
     closedAt: timestamp('closed_at', { withTimezone: true }),
     address: text('address'),
@@ -265,7 +273,7 @@ export const requestUpdates = pgTable(
     externalUpdateId: text('external_update_id'),
     departmentId: bigint('department_id', { mode: 'number' }),
     workOrderId: bigint('work_order_id', { mode: 'number' }),
-    createdAt: createdAt(),
+    createdAt: changeTime('created_at'),
   },
   (t) => [
     uniqueIndex('request_updates_update_id_key').on(t.updateId),
@@ -484,3 +492,28 @@ export const operatorAlerts = pgTable('operator_alerts', {
   createdAt: createdAt(),
   acknowledgedAt: timestamp('acknowledged_at', { withTimezone: true }),
 })
+
+export const REMOVAL_REASONS = ['made_private', 'deleted'] as const
+
+/**
+ * Requests that left public view, so open-data harvesters can delete them (`removed` feed).
+ * Written by triggers (migration 0009); no foreign key, because the entry outlives a deleted
+ * request. An entry goes away when its request becomes public again (it then comes back in
+ * the requests feed with a new updated_at).
+ */
+export const openDataRemovals = pgTable(
+  'open_data_removals',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    requestId: bigint('request_id', { mode: 'number' }).notNull(),
+    jurisdictionId: text('jurisdiction_id').notNull(),
+    serviceRequestId: text('service_request_id').notNull(),
+    reason: text('reason').$type<(typeof REMOVAL_REASONS)[number]>().notNull(),
+    removedAt: changeTime('removed_at'),
+  },
+  (t) => [
+    index('open_data_removals_removed_at_idx').on(t.removedAt, t.id),
+    index('open_data_removals_request_idx').on(t.requestId),
+    check('open_data_removals_reason_check', inList('reason', REMOVAL_REASONS)),
+  ],
+)

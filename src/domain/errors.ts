@@ -3,7 +3,7 @@
  * layer maps kinds to statuses (src/http/plugins/errors.ts); the CLI and workers read the
  * descriptions. Each description names the field or the thing at fault.
  */
-export type DomainErrorKind = 'invalid' | 'forbidden' | 'not_found' | 'conflict'
+export type DomainErrorKind = 'invalid' | 'forbidden' | 'not_found' | 'conflict' | 'unavailable'
 
 export interface DomainProblem {
   description: string
@@ -32,3 +32,5 @@ export const forbidden = (description: string) => new DomainError('forbidden', d
 export const notFound = (description: string) => new DomainError('not_found', description)
 /** The thing exists but its state refuses the change (already closed, open work orders). */
 export const conflict = (description: string | DomainProblem[]) => new DomainError('conflict', description)
+/** Not now: something this depends on is behind or away (a lagging replica); the caller may retry. */
+export const unavailable = (description: string) => new DomainError('unavailable', description)

@@ -131,6 +131,23 @@ export function precisionOfW3c(text: string): number {
 
 /** Parses a lenient W3C datetime; returns null when the text is not one. */
 export function parseW3c(text: string, timeZone: string): Date | null {
+  const parsed = parseW3cParts(text, timeZone, true)
+  return parsed && new Date(parsed.epochMs)
+}
+
+/**
+ * A W3C datetime as microseconds since the epoch, in decimal text: the open-data feeds' times
+ * carry microseconds, and a harvester's `updated_after` must come back exactly (a JS Date would
+ * round it to milliseconds). Digits beyond microseconds are dropped.
+ */
+export function parseW3cMicros(text: string, timeZone: string): string | null {
+  const parsed = parseW3cParts(text, timeZone, false)
+  if (!parsed) return null
+  return (BigInt(parsed.epochMs) * 1000n + BigInt(parsed.fraction.padEnd(6, '0').slice(0, 6))).toString()
+}
+
+/** The instant in whole-second milliseconds (or rounded to the millisecond) and the fraction's digits. */
+function parseW3cParts(text: string, timeZone: string, roundToMs: boolean): { epochMs: number; fraction: string } | null {
   const m = INPUT_PATTERN.exec(text.trim())
   if (!m) return null
   const [, y, mo, d, h = '0', mi = '0', s = '0', fraction = '0', zone] = m
@@ -138,19 +155,19 @@ export function parseW3c(text: string, timeZone: string): Date | null {
   if (fields[1] < 1 || fields[1] > 12 || fields[2] < 1 || fields[2] > 31 || fields[3] > 23 || fields[4] > 59 || fields[5] > 60) {
     return null
   }
-  const ms = Math.round(Number(`0.${fraction}`) * 1000)
+  const ms = roundToMs ? Math.round(Number(`0.${fraction}`) * 1000) : 0
   const wallClockAsUtc = Date.UTC(fields[0], fields[1] - 1, fields[2], fields[3], fields[4], fields[5], ms)
   const check = new Date(wallClockAsUtc)
   if (check.getUTCDate() !== fields[2]) return null // 2024-02-31 and the like
   if (zone) {
-    if (zone === 'Z' || zone === 'z') return new Date(wallClockAsUtc)
+    if (zone === 'Z' || zone === 'z') return { epochMs: wallClockAsUtc, fraction }
     const sign = zone.startsWith('-') ? -1 : 1
     const digits = zone.slice(1).replace(':', '')
     const offset = sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4) || '0'))
-    return new Date(wallClockAsUtc - offset * 60_000)
+    return { epochMs: wallClockAsUtc - offset * 60_000, fraction }
   }
   // No zone: the wall-clock time in the jurisdiction. Two passes settle DST transitions.
   let guess = wallClockAsUtc - offsetMinutes(timeZone, new Date(wallClockAsUtc)) * 60_000
   guess = wallClockAsUtc - offsetMinutes(timeZone, new Date(guess)) * 60_000
-  return new Date(guess)
+  return { epochMs: guess, fraction }
 }

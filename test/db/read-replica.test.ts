@@ -203,6 +203,13 @@ if (testDatabaseUrl()) {
     )
     t.same(row, { public_id: id, description: 'replicated to the standby' }, 'the request written through the primary is read from the replica')
 
+    // The feeds read the replica, with the horizon taken on the primary: a change made through
+    // the primary a moment ago is in the feed at once (the feed waits for the replica to replay it).
+    await app.db.execute(sql`update service_requests set status_notes = 'fresh on the primary' where public_id = ${id}`)
+    const feed = await app.inject('/open-data/v1/requests.json')
+    t.equal(feed.statusCode, 200)
+    t.match(feed.json(), [{ service_request_id: id, status_notes: 'fresh on the primary' }], 'the feed from the replica has the latest change')
+
     const refused = await app.readDb.execute(sql`update service_requests set description = 'changed' where public_id = ${id}`).then(
       () => undefined,
       (e: unknown) => e,
@@ -228,5 +235,18 @@ if (testDatabaseUrl()) {
     await app.close()
     await eventually('the app closing its replica connections', async () => ((await connections()) === 0 ? true : undefined))
     t.pass('no connection left on the replica after app.close()')
+  })
+}
+
+if (testDatabaseUrl()) {
+  t.test('a feed whose read database never replays the primary\'s changes answers 503, with Retry-After', async (t) => {
+    // A second pool on the primary itself stands for a replica stuck behind: it has replayed nothing.
+    const { app } = await buildTestApp(t, {}, { readFrom: (url) => url })
+    t.not(app.readDb, app.db)
+    await loadDemoCatalog(app.db)
+    const res = await app.inject('/open-data/v1/requests.csv')
+    t.equal(res.statusCode, 503, 'not served from a database that may lack settled rows')
+    t.equal(res.headers['retry-after'], '5')
+    t.match(res.json(), [{ code: 503, description: /replica is behind/ }])
   })
 }

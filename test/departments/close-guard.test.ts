@@ -96,16 +96,16 @@ t.test('routing: a service routed to two departments opens two work orders and t
     'one work_order.created per department',
   )
   t.ok(events.every((e) => e.payload.data.service_request.service_request_id === id))
-  // now() is the transaction's start time: equal timestamps mean one transaction.
-  const [times] = await rows<{ requested_at: string; wo_times: string; outbox_times: string; first_update: string }>(sql`
-    select sr.requested_at::text as requested_at,
-           (select string_agg(distinct w.created_at::text, ',') from work_orders w where w.request_id = sr.id) as wo_times,
-           (select string_agg(distinct o.created_at::text, ',') from outbox o join work_orders w on w.id = o.work_order_id where w.request_id = sr.id) as outbox_times,
-           (select min(u.created_at)::text from request_updates u where u.request_id = sr.id) as first_update
+  // xmin is the id of the transaction that wrote a row: one value means one transaction.
+  const [writers] = await rows<{ request: string; work_orders: string; outbox: string; first_update: string }>(sql`
+    select sr.xmin::text as request,
+           (select string_agg(distinct w.xmin::text, ',') from work_orders w where w.request_id = sr.id) as work_orders,
+           (select string_agg(distinct o.xmin::text, ',') from outbox o join work_orders w on w.id = o.work_order_id where w.request_id = sr.id) as outbox,
+           (select string_agg(distinct u.xmin::text, ',') from request_updates u where u.request_id = sr.id) as first_update
     from service_requests sr where sr.public_id = ${id}`)
-  t.equal(times!.wo_times, times!.requested_at, 'work orders were written in the request’s transaction')
-  t.equal(times!.outbox_times, times!.requested_at, 'outbox rows were written in the request’s transaction')
-  t.equal(times!.first_update, times!.requested_at)
+  t.equal(writers!.work_orders, writers!.request, 'work orders were written in the request’s transaction')
+  t.equal(writers!.outbox, writers!.request, 'outbox rows were written in the request’s transaction')
+  t.equal(writers!.first_update, writers!.request, 'and its first history entry')
   t.equal((await h.publicRequest(id)).agency_responsible, 'Streets, Water')
 })
 

@@ -64,12 +64,14 @@ interface Operation {
   method: string
   path: string
   pathParams: string[]
+  /** The format suffixes the route takes (json and xml for GeoReport; csv, json, geojson for feeds). */
+  formats: string[]
   queryParams: string[]
   bodyFields: string[]
 }
 
 interface OpenApiOperation {
-  parameters?: { in: string; name: string }[]
+  parameters?: { in: string; name: string; schema?: { enum?: string[] } }[]
   requestBody?: { content: Record<string, { schema?: { properties?: Record<string, unknown> } }> }
 }
 
@@ -84,6 +86,7 @@ for (const [path, methods] of Object.entries(spec.paths)) {
       method: method.toUpperCase(),
       path,
       pathParams: params.filter((p) => p.in === 'path' && p.name !== 'format').map((p) => p.name),
+      formats: params.find((p) => p.in === 'path' && p.name === 'format')?.schema?.enum ?? [],
       queryParams: params.filter((p) => p.in === 'query').map((p) => p.name),
       bodyFields: Object.keys(content?.schema?.properties ?? {}),
     })
@@ -95,7 +98,7 @@ const headersFor = (op: Operation): Record<string, string> =>
   op.path.startsWith('/admin/') ? { authorization: `Bearer ${admin.key}` } : isOpen311(op) ? { authorization: `Bearer ${client.key}` } : {}
 
 /** The operation's URL with every path parameter filled, one of them (or none) hostile. */
-function urlOf(op: Operation, format: 'json' | 'xml', hostileParam?: string, value = '') {
+function urlOf(op: Operation, format: string, hostileParam?: string, value = '') {
   let url = op.path.replace('{format}', format)
   for (const name of op.pathParams) url = url.replace(`{${name}}`, name === hostileParam ? value : 'x1')
   return url
@@ -107,7 +110,7 @@ function urlOf(op: Operation, format: 'json' | 'xml', hostileParam?: string, val
  */
 const TEXT_REFUSAL = /^(\S+: (must not contain NUL characters|is not valid UTF-8|must not contain unpaired surrogates)|the URL path is not valid)/
 
-function assertEnvelope(t: Test, res: LightMyRequestResponse, format: 'json' | 'xml', label: string) {
+function assertEnvelope(t: Test, res: LightMyRequestResponse, format: string, label: string) {
   t.equal(res.statusCode, 400, `${label}: 400 (${res.body.slice(0, 160)})`)
   if (format === 'xml') {
     t.match(res.headers['content-type'], /^text\/xml/, `${label}: XML`)
@@ -121,7 +124,7 @@ function assertEnvelope(t: Test, res: LightMyRequestResponse, format: 'json' | '
 
 t.test('the walk covers every kind of route', async (t) => {
   const kinds = new Set(operations.map((op) => op.path.split('/')[1]))
-  t.same([...kinds].sort(), ['admin', 'departments', 'healthz', 'open311', 'readyz'], 'Open311, admin, department and health routes are all documented')
+  t.same([...kinds].sort(), ['admin', 'departments', 'healthz', 'open-data', 'open311', 'readyz'], 'Open311, open-data, admin, department and health routes are all documented')
   t.ok(operations.length >= 25, `${operations.length} operations`)
   t.ok(operations.some((op) => op.bodyFields.length > 0 && isOpen311(op)), 'form bodies are among them')
 })
@@ -129,7 +132,7 @@ t.test('the walk covers every kind of route', async (t) => {
 t.test('every route refuses NUL, invalid UTF-8 and unpaired surrogates wherever it takes text, and stores nothing', async (t) => {
   const before = await fingerprint()
   for (const op of operations) {
-    const formats = op.path.includes('{format}') ? (['json', 'xml'] as const) : (['json'] as const)
+    const formats = op.formats.length > 0 ? op.formats : ['json']
     for (const h of HOSTILE) {
       for (const format of formats) {
         const label = `${op.method} ${op.path} (${format}, ${h.name}`

@@ -169,7 +169,12 @@ async function publicUrls(): Promise<string[]> {
       : path === '/servicerequestupdates'
         ? ['', `?start_date=${encodeURIComponent(new Date(Date.now() - 3_600_000).toISOString())}`]
         : ['']
-  return paths.flatMap((path) => queries(path).flatMap((q) => [`/open311/v2${path}.json${q}`, `/open311/v2${path}.xml${q}`]))
+  const open311 = paths.flatMap((path) => queries(path).flatMap((q) => [`/open311/v2${path}.json${q}`, `/open311/v2${path}.xml${q}`]))
+  // The open-data feeds: whole, and page by page (each page's own query).
+  const feeds = ['csv', 'json', 'geojson'].flatMap((format) =>
+    ['', '?limit=2', '?status=open', '?service_code=abandoned-vehicle'].map((q) => `/open-data/v1/requests.${format}${q}`),
+  )
+  return [...open311, ...feeds]
 }
 
 t.test('no public GET shows any personal value or non-public answer', async (t) => {
@@ -215,6 +220,18 @@ t.test('extensions=true shows public attribute answers but never a public: false
     t.ok(res.body.includes('Green van'), `${format}: the public make_model answer is shown`)
     t.notOk(res.body.includes(PRIVATE_PLATE), `${format}: the license_plate answer is not`)
     t.notOk(res.body.includes('license_plate'), `${format}: not even its code`)
+  }
+})
+
+t.test('the open-data feeds show the requests and their public answers, never a public: false one', async (t) => {
+  const [batch] = (await app.inject(`/open311/v2/tokens/${created.batchTokens[0]}.json`)).json()
+  for (const format of ['csv', 'json', 'geojson']) {
+    const res = await app.inject(`/open-data/v1/requests.${format}`)
+    t.equal(res.statusCode, 200)
+    for (const id of [...created.realtime, batch.service_request_id]) t.ok(res.body.includes(`"${id}"`), `requests.${format} lists ${id}`)
+    t.ok(res.body.includes('Green van'), `requests.${format}: the public make_model answer is shown`)
+    t.notOk(res.body.includes('license_plate'), `requests.${format}: the license_plate answer is not, nor its code`)
+    t.notOk(res.body.includes('Big hole'), `requests.${format}: descriptions (free text) are not published`)
   }
 })
 
@@ -276,5 +293,11 @@ t.test('a request marked non-public disappears from every public read', async (t
     t.ok(updateIds.length > 0, `servicerequestupdates.${format} still lists the public requests`)
     t.notOk(updateIds.includes(id), `servicerequestupdates.${format} has none of its history`)
     t.notOk(idPattern.test(updates.body.replace(/<update_id>\d+<\/update_id>|"update_id":"\d+"/g, '')), 'its id appears nowhere')
+  }
+  for (const format of ['csv', 'json', 'geojson']) {
+    const feed = await app.inject(`/open-data/v1/requests.${format}`)
+    t.equal(feed.statusCode, 200)
+    t.ok(feed.body.includes(created.realtime[0]!), `requests.${format} lists the public requests`)
+    t.notOk(idPattern.test(feed.body), `requests.${format} does not list it`)
   }
 })

@@ -63,7 +63,7 @@ export interface ExtendedRequestRow extends PublicRequestRow {
 }
 
 /** A batch request is public once its token is accepted: until then it has no id to give out. */
-const TOKEN_ACCEPTED = sql`not exists (select 1 from request_tokens t where t.request_id = sr.id and t.state <> 'accepted')`
+export const TOKEN_ACCEPTED = sql`not exists (select 1 from request_tokens t where t.request_id = sr.id and t.state <> 'accepted')`
 
 /**
  * One page of public requests. `core` reads only what the core Open311 shape shows: the page's
@@ -94,13 +94,7 @@ export async function findPublicRequests(db: Db, filter: RequestFilter, columns:
         sql`ST_DWithin(sr.location, ST_SetSRID(ST_MakePoint(${long}, ${lat}), 4326)::geography, ${radiusMeters})`,
       )
     }
-    if (filter.bbox) {
-      const { minLong, minLat, maxLong, maxLat } = filter.bbox
-      const envelope = sql`ST_MakeEnvelope(${minLong}, ${minLat}, ${maxLong}, ${maxLat}, 4326)`
-      // Geography's && compares boxes around the globe (index-friendly but loose); the geometry
-      // test then keeps exactly the points inside the longitude/latitude rectangle.
-      conditions.push(sql`sr.location && ${envelope}::geography and ST_Intersects(sr.location::geometry, ${envelope})`)
-    }
+    if (filter.bbox) conditions.push(insideBbox(filter.bbox))
   }
   // Spelled exactly as the indexes are (DESC NULLS LAST), or the planner cannot walk the index
   // in order and stop at the page: at 1M rows that is 1.4 ms instead of 280 ms.
@@ -145,6 +139,14 @@ export async function findPublicRequests(db: Db, filter: RequestFilter, columns:
       order by ${orderBy('page')}`,
   )
   return rows
+}
+
+/** `sr.location` inside a longitude/latitude rectangle. */
+export function insideBbox({ minLong, minLat, maxLong, maxLat }: NonNullable<RequestFilter['bbox']>): SQL {
+  const envelope = sql`ST_MakeEnvelope(${minLong}, ${minLat}, ${maxLong}, ${maxLat}, 4326)`
+  // Geography's && compares boxes around the globe (index-friendly but loose); the geometry
+  // test then keeps exactly the points inside the longitude/latitude rectangle.
+  return sql`sr.location && ${envelope}::geography and ST_Intersects(sr.location::geometry, ${envelope})`
 }
 
 /**

@@ -32,7 +32,7 @@ export interface RequestSearchParams {
 }
 
 /** Comma-separated list; empty items dropped; an empty list counts as absent. */
-function list(text: string | undefined): string[] | undefined {
+export function parseList(text: string | undefined): string[] | undefined {
   const items = text
     ?.split(',')
     .map((s) => s.trim())
@@ -83,21 +83,17 @@ export function parseRequestSearch(
   const paging = parsePaging(params)
   const base = { jurisdictionId, limit: paging.pageSize + 1, offset: (paging.page - 1) * paging.pageSize }
 
-  const ids = list(params.service_request_id)
+  const ids = parseList(params.service_request_id)
   if (ids) {
     if (ids.length > MAX_IDS) throw invalid(`service_request_id: at most ${MAX_IDS} ids`)
     return { filter: { ...base, serviceRequestIds: ids, order: 'requested_desc' }, paging }
   }
 
   const filter: RequestFilter = { ...base, order: 'requested_desc' }
-  const codes = list(params.service_code)
+  const codes = parseList(params.service_code)
   if (codes) filter.serviceCodes = codes
-  const statuses = list(params.status)
-  if (statuses) {
-    const unknown = statuses.filter((s) => s !== 'open' && s !== 'closed')
-    if (unknown.length) throw invalid(`status: "${unknown[0]}" is not open or closed`)
-    filter.statuses = statuses as Open311Status[]
-  }
+  const statuses = parseStatuses(params.status)
+  if (statuses) filter.statuses = statuses
 
   const updatedAfter = datetime('updated_after', params.updated_after, timeZone)
   const updatedBefore = datetime('updated_before', params.updated_before, timeZone)
@@ -136,17 +132,31 @@ export function parseRequestSearch(
       radiusMeters: decimal('radius', radius!, 0, MAX_RADIUS_METERS),
     }
   }
-  if (params.bbox !== undefined && params.bbox.trim() !== '') {
-    const parts = params.bbox.split(',')
-    if (parts.length !== 4) throw invalid('bbox: must be min_long,min_lat,max_long,max_lat')
-    const [minLong, minLat, maxLong, maxLat] = parts.map((p, i) =>
-      decimal('bbox', p, i % 2 === 0 ? -180 : -90, i % 2 === 0 ? 180 : 90),
-    ) as [number, number, number, number]
-    if (minLong >= maxLong || minLat >= maxLat) throw invalid('bbox: min values must be below max values')
-    if (maxLong - minLong > MAX_BBOX_DEGREES || maxLat - minLat > MAX_BBOX_DEGREES) {
-      throw invalid(`bbox: at most ${MAX_BBOX_DEGREES} degrees on a side`)
-    }
-    filter.bbox = { minLong, minLat, maxLong, maxLat }
-  }
+  const bbox = parseBbox(params.bbox)
+  if (bbox) filter.bbox = bbox
   return { filter, paging }
+}
+
+/** `status`: a list of open and closed. */
+export function parseStatuses(text: string | undefined): Open311Status[] | undefined {
+  const statuses = parseList(text)
+  if (!statuses) return undefined
+  const unknown = statuses.filter((s) => s !== 'open' && s !== 'closed')
+  if (unknown.length) throw invalid(`status: "${unknown[0]}" is not open or closed`)
+  return statuses as Open311Status[]
+}
+
+/** `bbox`: min_long,min_lat,max_long,max_lat, at most MAX_BBOX_DEGREES on a side. */
+export function parseBbox(text: string | undefined): RequestFilter['bbox'] {
+  if (text === undefined || text.trim() === '') return undefined
+  const parts = text.split(',')
+  if (parts.length !== 4) throw invalid('bbox: must be min_long,min_lat,max_long,max_lat')
+  const [minLong, minLat, maxLong, maxLat] = parts.map((p, i) =>
+    decimal('bbox', p, i % 2 === 0 ? -180 : -90, i % 2 === 0 ? 180 : 90),
+  ) as [number, number, number, number]
+  if (minLong >= maxLong || minLat >= maxLat) throw invalid('bbox: min values must be below max values')
+  if (maxLong - minLong > MAX_BBOX_DEGREES || maxLat - minLat > MAX_BBOX_DEGREES) {
+    throw invalid(`bbox: at most ${MAX_BBOX_DEGREES} degrees on a side`)
+  }
+  return { minLong, minLat, maxLong, maxLat }
 }

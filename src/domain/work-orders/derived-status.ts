@@ -61,7 +61,6 @@ export async function recomputeRequest(tx: Db, requestId: number, source: Update
       detailedStatus: request.status === 'closed' ? sql`${serviceRequests.detailedStatus}` : detailed,
       statusNotes: source.note,
       expectedAt: expected ?? null,
-      updatedAt: sql`now()`,
       ...(close ? { status: 'closed' as const, closedAt: sql`now()` } : {}),
     })
     .where(eq(serviceRequests.id, requestId))

@@ -29,7 +29,7 @@ export async function markDuplicate(tx: Db, jurisdictionId: string, publicId: st
   await cancelOpenWorkOrders(tx, child.id, `duplicate of ${parentPublicId}`)
   await tx
     .update(serviceRequests)
-    .set({ parentRequestId: originalId, detailedStatus: 'duplicate', statusNotes: `Duplicate of ${parentPublicId}`, updatedAt: sql`now()` })
+    .set({ parentRequestId: originalId, detailedStatus: 'duplicate', statusNotes: `Duplicate of ${parentPublicId}` })
     .where(eq(serviceRequests.id, child.id))
   // The child's own duplicates follow it to the same original.
   await tx.update(serviceRequests).set({ parentRequestId: originalId }).where(eq(serviceRequests.parentRequestId, child.id))

@@ -31,7 +31,7 @@ export async function markWorkOrdersSent(db: Db, outboxIds: number[]) {
     const requestIds = [...new Set(sent.map((s) => Number(s.request_id)))]
     const moved = await queryRows<{ id: number }>(
       tx,
-      sql`update service_requests set detailed_status = 'sent_to_department', updated_at = now()
+      sql`update service_requests set detailed_status = 'sent_to_department'
           where id in ${requestIds} and status = 'open' and detailed_status = 'submitted' returning id`,
     )
     if (moved.length === 0) return

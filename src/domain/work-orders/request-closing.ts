@@ -13,7 +13,7 @@ export type UpdateSourceName = (typeof UPDATE_SOURCES)[number]
 export async function closeRequestRow(tx: Db, requestId: number, note: string, detailed: string, source: UpdateSourceName): Promise<string> {
   await tx
     .update(serviceRequests)
-    .set({ status: 'closed', closedAt: sql`now()`, detailedStatus: detailed, statusNotes: note, updatedAt: sql`now()` })
+    .set({ status: 'closed', closedAt: sql`now()`, detailedStatus: detailed, statusNotes: note })
     .where(eq(serviceRequests.id, requestId))
   const [row] = await tx
     .insert(requestUpdates)

@@ -41,7 +41,9 @@ export async function addRequestNote(tx: Db, jurisdictionId: string, publicId: s
       externalUpdateId: note.externalUpdateId ?? null,
     })
     .returning({ updateId: requestUpdates.updateId })
-  await tx.update(serviceRequests).set({ updatedAt: sql`now()` }).where(eq(serviceRequests.id, request.id))
+  // A note is a change of the request although none of its columns moves: the stamp trigger
+  // (migration 0009) gives it a new updated_at.
+  await tx.update(serviceRequests).set({ updatedAt: sql`default` }).where(eq(serviceRequests.id, request.id))
   const open = await tx
     .select({ id: workOrders.id })
     .from(workOrders)

@@ -50,11 +50,12 @@ export const frameworkErrors: NonNullable<FastifyServerOptions['frameworkErrors'
 
 function describeValidation(error: FastifyError): { status: number; description: string } {
   const first = error.validation?.[0]
-  const params = first?.params as { missingProperty?: string; additionalProperty?: string } | undefined
+  const params = first?.params as { missingProperty?: string; additionalProperty?: string; allowedValues?: string[] } | undefined
   const field = toFieldPath(first?.instancePath ?? '', params?.missingProperty ?? params?.additionalProperty)
   // An unknown format suffix is an unknown resource, not a bad parameter.
   if (error.validationContext === 'params' && field === 'format') {
-    return { status: 404, description: 'unknown format: use .json or .xml' }
+    const formats = params?.allowedValues ?? ['json', 'xml']
+    return { status: 404, description: `unknown format: use ${formats.map((f) => `.${f}`).join(' or ')}` }
   }
   const what = params?.missingProperty
     ? 'is required'
@@ -65,13 +66,14 @@ function describeValidation(error: FastifyError): { status: number; description:
 }
 
 /** The HTTP status of each kind of domain refusal. */
-const STATUS_OF_KIND: Record<DomainErrorKind, number> = { invalid: 400, forbidden: 403, not_found: 404, conflict: 409 }
+const STATUS_OF_KIND: Record<DomainErrorKind, number> = { invalid: 400, forbidden: 403, not_found: 404, conflict: 409, unavailable: 503 }
 
 /** `outages` is read when a request fails, never at start (OpenAPI generation builds the app without a database). */
 async function errorsPlugin(app: FastifyInstance, { outages }: { outages: () => DatabaseOutages }) {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof Open311Error) return sendErrors(request, reply, error.statusCode, error.errors)
     if (error instanceof DomainError) {
+      if (error.kind === 'unavailable') return sendUnavailable(request, reply, error.message)
       const status = STATUS_OF_KIND[error.kind]
       return sendErrors(request, reply, status, error.problems.map((p) => ({ code: p.code ?? status, description: p.description })))
     }

@@ -1,19 +1,14 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Paging } from '../../../domain/requests/search-params.js'
+import { publicUrlWith } from '../../public-url.js'
 
 /**
  * Paging metadata travels in headers (6Aika style) so the body stays exactly spec-shaped.
- * URLs are built from PUBLIC_BASE_URL, never from the Host header.
  */
 export function setPagingHeaders(request: FastifyRequest, reply: FastifyReply, paging: Paging, hasMore: boolean) {
   reply.header('x-page', String(paging.page))
   reply.header('x-page-size', String(paging.pageSize))
-  const pageUrl = (page: number) => {
-    const url = new URL(request.url, `${request.server.config.publicBaseUrl}/`)
-    url.searchParams.set('page', String(page))
-    url.searchParams.set('page_size', String(paging.pageSize))
-    return `${request.server.config.publicBaseUrl}${url.pathname}${url.search}`
-  }
+  const pageUrl = (page: number) => publicUrlWith(request, { page: String(page), page_size: String(paging.pageSize) })
   const links: string[] = []
   if (hasMore) {
     reply.header('x-next-page-url', pageUrl(paging.page + 1))

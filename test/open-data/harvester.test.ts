@@ -1,0 +1,101 @@
+/**
+ * A harvester as docs/open-data.md tells one to work: pull the whole feed page by page through
+ * Link rel="next" while another task creates and updates requests, then stay current with
+ * `updated_after` = the largest updated_datetime received. It must see every version at most
+ * once, and end with exactly the server's public set, each request at its latest version.
+ * CSV is read with a real parser (csv-parse).
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+import { parse as parseCsv } from 'csv-parse/sync'
+import { sql } from 'drizzle-orm'
+import t from 'tap'
+import { queryRows } from '../../src/db/database.js'
+import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
+import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
+import { buildTestApp } from '../helpers/app.js'
+
+const { app, logs } = await buildTestApp(t)
+const db = app.db
+await loadDemoCatalog(db)
+const { key } = await createApiKey(db, { name: 'harvest writer' })
+
+async function createRequest(n: number): Promise<string> {
+  const res = await app.inject({
+    method: 'POST',
+    url: '/open311/v2/requests.json',
+    payload: new URLSearchParams({ api_key: key, service_code: 'graffiti', lat: String(41.87 + n / 10_000), long: '-87.63', 'attribute[surface][]': 'WALL', 'attribute[offensive]': 'NO' }).toString(),
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  })
+  if (res.statusCode !== 200) throw new Error(`POST: ${res.statusCode} ${res.body} ${JSON.stringify(logs().filter((l) => Number(l.level) >= 50))}`)
+  return (res.json() as { service_request_id: string }[])[0]!.service_request_id
+}
+
+const created: string[] = []
+for (let n = 0; n < 25; n++) created.push(await createRequest(n))
+
+/** What the harvester keeps: each request's latest version, and every version it was sent. */
+const store = new Map<string, Record<string, string>>()
+const versionsSeen: string[] = []
+
+/** Pulls pages from `url` to the end; returns how many rows came. */
+async function harvest(url: string): Promise<number> {
+  let rows = 0
+  for (let next: string | undefined = url; next; ) {
+    const res = await app.inject(next)
+    if (res.statusCode !== 200) throw new Error(`${next}: ${res.statusCode} ${res.body}`)
+    for (const record of parseCsv(res.body, { columns: true }) as Record<string, string>[]) {
+      versionsSeen.push(`${record.service_request_id}@${record.updated_datetime}`)
+      store.set(record.service_request_id!, record)
+      rows++
+    }
+    const link = res.headers.link as string | undefined
+    next = link ? /^<http:\/\/open311\.test([^>]+)>; rel="next"$/.exec(link)![1] : undefined
+  }
+  return rows
+}
+
+const newest = () => [...store.values()].map((r) => r.updated_datetime!).sort().at(-1)!
+
+t.test('a harvest by cursor while requests are created and updated, then incremental pulls, ends with the server\'s public set', async (t) => {
+  let writing = true
+  const writer = (async () => {
+    for (let n = 100; n < 130; n++) {
+      created.push(await createRequest(n))
+      const target = created[(n * 7) % created.length]!
+      await db.execute(sql`update service_requests set status_notes = ${`visit ${n}`} where public_id = ${target}`)
+      if (n % 5 === 0) await db.execute(sql`update service_requests set status = 'closed', closed_at = now(), detailed_status = 'resolved' where public_id = ${created[n % 20]!} and status = 'open'`)
+    }
+    writing = false
+  })()
+
+  const first = await harvest('/open-data/v1/requests.csv?limit=4')
+  t.ok(first > 0, `the first harvest got ${first} rows (those changed meanwhile come in the incremental pulls)`)
+  let pulls = 0
+  // Incremental pulls until the writer is done and a pull brings nothing new.
+  for (;;) {
+    const stillWriting = writing
+    const rows = await harvest(`/open-data/v1/requests.csv?limit=6&updated_after=${encodeURIComponent(newest())}`)
+    pulls++
+    if (!stillWriting && rows === 0) break
+    // Caught up while the writer is still busy: poll again shortly, as a harvester would.
+    if (rows === 0) await sleep(10)
+    if (pulls > 10_000) throw new Error('the incremental pulls never caught up')
+  }
+  await writer
+
+  t.equal(new Set(versionsSeen).size, versionsSeen.length, `no version was sent twice (${versionsSeen.length} versions in ${pulls} incremental pulls)`)
+  const server = await queryRows<{ public_id: string; updated: string; status: string; status_notes: string | null }>(
+    db,
+    sql`select public_id, to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as updated, status, status_notes
+        from service_requests where is_public order by public_id`,
+  )
+  t.equal(server.length, created.length, 'every created request is public')
+  t.same([...store.keys()].sort(), server.map((r) => r.public_id), 'the harvester holds exactly the server\'s public requests')
+  for (const row of server) {
+    const held = store.get(row.public_id)!
+    if (held.updated_datetime !== row.updated || held.status !== row.status || held.status_notes !== (row.status_notes ?? '')) {
+      t.fail(`${row.public_id}: harvested ${held.updated_datetime} ${held.status}, server ${row.updated} ${row.status}`)
+    }
+  }
+  t.ok(versionsSeen.length > server.length, 'rows changed during the harvest came again, at their new version')
+})
