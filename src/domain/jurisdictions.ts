@@ -6,7 +6,6 @@ import { asc } from 'drizzle-orm'
 import { type Db, expiringCache } from '../db/database.js'
 import { jurisdictions } from '../db/schema.js'
 import { invalid, notFound } from './errors.js'
-import { whenReady } from '../shared/maybe-promise.js'
 
 export type Jurisdiction = typeof jurisdictions.$inferSelect
 
@@ -28,13 +27,9 @@ export function forgetJurisdictions(db: Db) {
   cached.forget(db)
 }
 
-/**
- * The jurisdiction a request names, or the only one. Callers await it; while this instance's
- * copy is fresh it answers without a promise (and may then throw at once), which lets the
- * catalog routes answer synchronously: the most requested documents skip several promise hops.
- */
-export function resolveJurisdiction(db: Db, requestedId: string | undefined): Jurisdiction | Promise<Jurisdiction> {
-  return whenReady(cached.get(db, ''), (all) => choose(all, requestedId))
+/** The jurisdiction a request names, or the only one. */
+export async function resolveJurisdiction(db: Db, requestedId: string | undefined): Promise<Jurisdiction> {
+  return choose(await cached.get(db, ''), requestedId)
 }
 
 function choose(all: Jurisdiction[], requestedId: string | undefined): Jurisdiction {
