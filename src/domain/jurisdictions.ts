@@ -3,7 +3,8 @@
  * given it must match), required once it holds several; unknown ids are 404.
  */
 import { asc } from 'drizzle-orm'
-import { type Db, expiringCache } from '../db/database.js'
+import { expiringCache } from '../db/caches.js'
+import type { Db } from '../db/database.js'
 import { jurisdictions } from '../db/schema.js'
 import { invalid, notFound } from './errors.js'
 
@@ -19,6 +20,8 @@ export const JURISDICTION_TTL_MS = 1_000
 
 const cached = expiringCache<Jurisdiction[]>({
   ttlMs: JURISDICTION_TTL_MS,
+  // One entry, the whole list.
+  max: 1,
   load: (db) => db.select().from(jurisdictions).orderBy(asc(jurisdictions.id)),
 })
 
