@@ -3,10 +3,10 @@
  * given it must match), required once it holds several; unknown ids are 404.
  */
 import { asc } from 'drizzle-orm'
-import { type Db, expiringCache } from '../db/database.js'
+import { expiringCache } from '../db/caches.js'
+import type { Db } from '../db/database.js'
 import { jurisdictions } from '../db/schema.js'
 import { invalid, notFound } from './errors.js'
-import { whenReady } from '../shared/maybe-promise.js'
 
 export type Jurisdiction = typeof jurisdictions.$inferSelect
 
@@ -20,6 +20,8 @@ export const JURISDICTION_TTL_MS = 1_000
 
 const cached = expiringCache<Jurisdiction[]>({
   ttlMs: JURISDICTION_TTL_MS,
+  // One entry, the whole list.
+  max: 1,
   load: (db) => db.select().from(jurisdictions).orderBy(asc(jurisdictions.id)),
 })
 
@@ -28,13 +30,9 @@ export function forgetJurisdictions(db: Db) {
   cached.forget(db)
 }
 
-/**
- * The jurisdiction a request names, or the only one. Callers await it; while this instance's
- * copy is fresh it answers without a promise (and may then throw at once), which lets the
- * catalog routes answer synchronously: the most requested documents skip several promise hops.
- */
-export function resolveJurisdiction(db: Db, requestedId: string | undefined): Jurisdiction | Promise<Jurisdiction> {
-  return whenReady(cached.get(db, ''), (all) => choose(all, requestedId))
+/** The jurisdiction a request names, or the only one. */
+export async function resolveJurisdiction(db: Db, requestedId: string | undefined): Promise<Jurisdiction> {
+  return choose(await cached.get(db, ''), requestedId)
 }
 
 function choose(all: Jurisdiction[], requestedId: string | undefined): Jurisdiction {

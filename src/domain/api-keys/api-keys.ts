@@ -6,7 +6,8 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { and, asc, eq, isNull, lt, or, sql } from 'drizzle-orm'
-import { type Db, expiringCache } from '../../db/database.js'
+import { expiringCache } from '../../db/caches.js'
+import type { Db } from '../../db/database.js'
 import { apiKeys, departments } from '../../db/schema.js'
 import { invalid } from '../errors.js'
 
@@ -70,11 +71,12 @@ export async function revokeApiKey(db: Db, id: number): Promise<ApiKeySummary | 
  */
 export const API_KEY_CACHE_TTL_MS = 2_000
 type ApiKeyRow = typeof apiKeys.$inferSelect
-/** Only ids that exist are remembered, so guessing keys cannot grow the cache. */
+/** Only ids that exist are remembered (a read that finds no row keeps nothing), so guessing keys cannot grow the cache. */
 const keyRows = expiringCache<ApiKeyRow | undefined>({
   ttlMs: API_KEY_CACHE_TTL_MS,
+  // Far more keys than a deployment uses within two seconds; past it the least recently used row is read again.
+  max: 10_000,
   load: async (db, keyId) => (await db.select().from(apiKeys).where(eq(apiKeys.keyId, keyId)))[0],
-  keep: (row) => row !== undefined,
 })
 
 /** How many key rows this instance holds for `db`, reads under way included (tests check that guessed ids leave none). */

@@ -5,7 +5,8 @@
  * made through any instance is seen by the next request on every instance: the cache can
  * never serve a catalog older than the database's.
  */
-import { cachePerDatabase, type Db } from '../../db/database.js'
+import { cachePerDatabase } from '../../db/caches.js'
+import type { Db } from '../../db/database.js'
 import type { Jurisdiction } from '../jurisdictions.js'
 import { loadCatalogServices, type StoredService } from './catalog.js'
 

@@ -2,6 +2,11 @@
  * Standard Webhooks v1 (symmetric): `webhook-signature: v1,<base64 HMAC-SHA256>` over
  * `<webhook-id>.<webhook-timestamp>.<raw body>`, secrets serialised as `whsec_<base64>`.
  * Used both to sign what we send to departments and to verify what they send us.
+ *
+ * Not the `standardwebhooks` package (1.1.1): its verify reads `Date.now()` itself, so a delivery
+ * cannot be checked at a given time as the tests' fake clocks need, and it reads the timestamp with
+ * `parseInt`, so a current time followed by `.5`, `e3` or any text passes where the spec's integer
+ * seconds (and our tests) refuse it; its errors' messages also differ from the ones tests match.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 

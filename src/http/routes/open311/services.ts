@@ -4,7 +4,6 @@ import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { notFound } from '../../../open311/errors.js'
 import { toServiceDefinition, toServiceListItem } from '../../../open311/representations.js'
 import type { Format } from '../../../open311/spark.js'
-import { whenReady } from '../../../shared/maybe-promise.js'
 import { CATALOG_ROUTE_OPTIONS, sendCatalogAnswer } from '../../catalog-answers.js'
 import { errorResponses, formatParams, jurisdictionQuery, serviceDefinition, serviceListItem } from '../../schemas/open311.js'
 
@@ -22,17 +21,17 @@ export default async function serviceRoutes(app: FastifyInstance) {
         response: { 200: { type: 'array', items: serviceListItem }, ...errorResponses },
       },
     },
-    (request, reply) =>
-      whenReady(resolveJurisdiction(app.db, request.query.jurisdiction_id), (jurisdiction) =>
-        sendCatalogAnswer(request, reply, {
-          db: app.db,
-          jurisdiction,
-          document: 'services',
-          format: request.params.format,
-          root: 'services',
-          build: async () => (await activeServices(app.db, jurisdiction)).map(toServiceListItem),
-        }),
-      ),
+    async (request, reply) => {
+      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      return sendCatalogAnswer(request, reply, {
+        db: app.db,
+        jurisdiction,
+        document: 'services',
+        format: request.params.format,
+        root: 'services',
+        build: async () => (await activeServices(app.db, jurisdiction)).map(toServiceListItem),
+      })
+    },
   )
 
   app.get<{ Params: { format: Format; service_code: string }; Querystring: { jurisdiction_id?: string } }>(
@@ -52,21 +51,21 @@ export default async function serviceRoutes(app: FastifyInstance) {
         response: { 200: serviceDefinition, ...errorResponses },
       },
     },
-    (request, reply) =>
-      whenReady(resolveJurisdiction(app.db, request.query.jurisdiction_id), (jurisdiction) => {
-        const serviceCode = request.params.service_code
-        return sendCatalogAnswer(request, reply, {
-          db: app.db,
-          jurisdiction,
-          document: `services/${serviceCode}`,
-          format: request.params.format,
-          root: 'service_definition',
-          build: async () => {
-            const service = await activeService(app.db, jurisdiction, serviceCode)
-            if (!service) throw notFound(`service_code "${serviceCode}" does not exist`)
-            return toServiceDefinition(service)
-          },
-        })
-      }),
+    async (request, reply) => {
+      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const serviceCode = request.params.service_code
+      return sendCatalogAnswer(request, reply, {
+        db: app.db,
+        jurisdiction,
+        document: `services/${serviceCode}`,
+        format: request.params.format,
+        root: 'service_definition',
+        build: async () => {
+          const service = await activeService(app.db, jurisdiction, serviceCode)
+          if (!service) throw notFound(`service_code "${serviceCode}" does not exist`)
+          return toServiceDefinition(service)
+        },
+      })
+    },
   )
 }
