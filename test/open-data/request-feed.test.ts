@@ -14,7 +14,9 @@ import pg from 'pg'
 import t from 'tap'
 import { queryRows } from '../../src/db/database.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
+import { REMOVAL_FIELDS } from '../../src/domain/open-data/removal-feed.js'
 import { REQUEST_FIELDS } from '../../src/domain/open-data/request-fields.js'
+import { UPDATE_FIELDS } from '../../src/domain/open-data/update-feed.js'
 import { buildTestApp } from '../helpers/app.js'
 import { CENTER, DEMO_JURISDICTION, demoFixtures, insertFixtures } from '../open311/fixtures.js'
 
@@ -267,7 +269,7 @@ t.test('the horizon: rows stamped while an earlier writer is still running wait 
   t.same(released.slice(-2).map((r) => r.status_notes), ['slow writer', 'quick writer'], 'both, in the order they were stamped')
 })
 
-t.test('docs/open-data.md describes every column', async (t) => {
+t.test('docs/open-data.md describes every column of every feed', async (t) => {
   const doc = await readFile(new URL('../../docs/open-data.md', import.meta.url), 'utf8')
-  for (const field of REQUEST_FIELDS) t.match(doc, new RegExp(`^\\| \`${field.name}\` \\| ${field.type} \\| \\S`, 'm'), field.name)
+  for (const field of [...REQUEST_FIELDS, ...UPDATE_FIELDS, ...REMOVAL_FIELDS]) t.match(doc, new RegExp(`^\\| \`${field.name}\` \\| ${field.type} \\| \\S`, 'm'), field.name)
 })

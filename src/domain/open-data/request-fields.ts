@@ -6,20 +6,9 @@
  * faces and plates), and only the answers to attributes marked public.
  *
  * Each value is SQL over `sr` (the request), `s` (its service) and `parent` (the request it
- * duplicates). The rows are rendered into CSV lines and JSON text by PostgreSQL, in C: Node
- * then only joins strings, which is what lets the feed keep pace with COPY.
+ * duplicates), rendered by PostgreSQL (feed-fields.ts).
  */
-export type FieldType = 'string' | 'number' | 'datetime' | 'boolean' | 'list' | 'object'
-
-export interface FeedField {
-  name: string
-  type: FieldType
-  description: string
-  /** SQL for the value (constant text; never built from input). */
-  value: string
-}
-
-const LIST_SEPARATOR = '; '
+import { type FeedField, jsonObject, LIST_SEPARATOR } from './feed-fields.js'
 
 export const REQUEST_FIELDS: readonly FeedField[] = [
   { name: 'service_request_id', type: 'string', description: 'The request\'s id, as in GeoReport v2; stable for good. The primary key.', value: 'sr.public_id' },
@@ -62,51 +51,6 @@ export const REQUEST_FIELDS: readonly FeedField[] = [
               where a.service_id = sr.service_id and a.is_public and a.variable and sr.attributes ? a.code)`,
   },
 ]
-
-/** Datetimes in UTC with microseconds: exact, so a harvester's `updated_after` round-trips. */
-const isoText = (value: string) => `to_char(${value} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
-const quoted = (text: string) => `'"' || replace(${text}, '"', '""') || '"'`
-
-/**
- * One RFC 4180 cell: text is always quoted (so an empty string and a missing value differ:
- * `""` and nothing), numbers, datetimes and booleans are not.
- */
-function csvCell(field: FeedField): string {
-  switch (field.type) {
-    case 'string':
-      return `coalesce(${quoted(field.value)}, '')`
-    case 'number':
-      return `coalesce((${field.value})::text, '')`
-    case 'datetime':
-      return `coalesce(${isoText(field.value)}, '')`
-    case 'boolean':
-      return `case when ${field.value} then 'true' else 'false' end`
-    case 'list':
-      return `coalesce(${quoted(`array_to_string(${field.value}, '${LIST_SEPARATOR}')`)}, '')`
-    case 'object':
-      return quoted(`(${field.value})::text`)
-  }
-}
-
-function jsonValue(field: FeedField): string {
-  switch (field.type) {
-    case 'datetime':
-      return isoText(field.value)
-    case 'list':
-      return `coalesce(to_json(${field.value}), '[]'::json)`
-    default:
-      return field.value
-  }
-}
-
-export const csvHeader = (fields: readonly FeedField[]) => `${fields.map((f) => f.name).join(',')}\r\n`
-
-/** SQL for one CRLF-terminated CSV line. */
-export const csvLine = (fields: readonly FeedField[]) => `${fields.map(csvCell).join(` || ',' || `)} || E'\\r\\n'`
-
-/** SQL for one JSON object, as text. */
-export const jsonObject = (fields: readonly FeedField[]) =>
-  `json_build_object(${fields.map((f) => `'${f.name}', ${jsonValue(f)}`).join(', ')})`
 
 const POINT_FIELDS = new Set(['lat', 'long'])
 

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { acknowledgeAlert, listAlerts, listDeliveries, replayDeliveries } from '../../../domain/departments/deliveries.js'
 import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
+import { setPublicView } from '../../../domain/requests/public-view.js'
 import { workOrderPublicId } from '../../../domain/work-orders/events.js'
 import { closeRequestByOperator } from '../../../domain/work-orders/close-request.js'
 import { markDuplicate } from '../../../domain/work-orders/duplicates.js'
@@ -233,6 +234,33 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
         markDuplicate(tx, jurisdiction.id, request.params.id, request.body.parent_service_request_id, 'operator'),
       )
       return { update_id: updateId }
+    },
+  )
+
+  app.post<{ Params: { id: string }; Body: { public: boolean; reason: string }; Querystring: { jurisdiction_id?: string } }>(
+    '/requests/:id/public-view',
+    {
+      schema: {
+        tags: ['Admin'],
+        summary: 'Take a request out of public view, or put it back (open-data harvesters learn of it from the removed feed)',
+        params: requestParams,
+        querystring: jurisdictionQuery,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['public', 'reason'],
+          properties: { public: { type: 'boolean' }, reason: { type: 'string', minLength: 1, maxLength: 2000 } },
+        },
+        response: { 200: { type: 'object', properties: { public: { type: 'boolean' }, changed: { type: 'boolean' } } }, ...conflictErrors },
+      },
+    },
+    async (request) => {
+      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const { changed } = await app.db.transaction((tx) =>
+        setPublicView(tx, jurisdiction.id, request.params.id, { isPublic: request.body.public, reason: request.body.reason }),
+      )
+      request.log.info({ serviceRequestId: request.params.id, public: request.body.public, changed }, 'request public view set by operator')
+      return { public: request.body.public, changed }
     },
   )
 

@@ -3,7 +3,7 @@
  * (planRequestFeed), so it is known before the body is read and a 304 costs one index scan.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { FeedFormat } from '../../../domain/open-data/request-feed.js'
+import type { FeedFormat } from '../../../domain/open-data/keyset-feed.js'
 
 export const FEED_CONTENT_TYPES: Record<FeedFormat, string> = {
   csv: 'text/csv; charset=utf-8; header=present',

@@ -1,0 +1,70 @@
+import { Readable } from 'node:stream'
+import type { FastifyInstance } from 'fastify'
+import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
+import { type FeedFormat, type FeedQuery, type FeedSource, feedChunks, planFeed } from '../../../domain/open-data/keyset-feed.js'
+import { publicUrlWith } from '../../public-url.js'
+import { errorResponses } from '../../schemas/open311.js'
+import { feedFormatParams } from '../../schemas/open-data.js'
+import { FEED_CONTENT_TYPES, isNotModified, setPageValidators } from './conditional.js'
+
+/** The parameters every feed takes (feedParams in the schemas); each feed adds its filters. */
+interface FeedCommonQuery {
+  jurisdiction_id?: string
+  limit?: number
+  cursor?: string
+  bom?: boolean
+  trailer?: boolean
+}
+
+export interface FeedRouteOptions<Filter, Query> {
+  url: string
+  source: FeedSource<Filter>
+  formats: readonly FeedFormat[]
+  summary: string
+  description: string
+  querystring: object
+  parse: (query: Query, jurisdiction: { id: string; timeZone: string }) => FeedQuery<Filter>
+}
+
+/**
+ * One feed's GET: parse (a 400 before any byte), plan (Link, validators, a 304 if they match),
+ * then stream the chunks from the read database, compressed by @fastify/compress when asked.
+ */
+export function feedRoute<Filter, Query>(app: FastifyInstance, options: FeedRouteOptions<Filter, Query>) {
+  app.get<{ Params: { format: FeedFormat }; Querystring: FeedCommonQuery }>(
+    options.url,
+    {
+      schema: {
+        tags: ['Open data'],
+        summary: options.summary,
+        description: `${options.description} With \`limit\`: one page, the next in \`Link: <…>; rel="next"\`. Columns and harvesting: docs/open-data.md.`,
+        params: feedFormatParams(options.formats),
+        querystring: options.querystring,
+        response: {
+          200: { description: `The feed (${options.formats.map((f) => FEED_CONTENT_TYPES[f].split(';')[0]).join(', ')})`, type: 'string' },
+          304: { description: 'Not modified', type: 'null' },
+          ...errorResponses,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { format } = request.params
+      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      // The schema (options.querystring) has checked the query against Query's fields.
+      const query = options.parse(request.query as Query, jurisdiction)
+      const plan = await planFeed(app.readDb, options.source, query, app.db)
+      reply.type(FEED_CONTENT_TYPES[format])
+      if (plan.next) reply.header('link', `<${publicUrlWith(request, { cursor: plan.next })}>; rel="next"`)
+      if (plan.etag) {
+        setPageValidators(reply, `${format}.${request.query.bom ? 1 : 0}${request.query.trailer ? 1 : 0}.${plan.etag}`, plan.lastModifiedMicros)
+        if (isNotModified(request, reply)) return reply.code(304).send()
+      } else {
+        // A whole feed changes all the time; an hour's staleness is fine for a bulk download.
+        reply.header('cache-control', 'public, max-age=3600')
+      }
+      if (request.method === 'HEAD') return reply.send()
+      const rendering = { bom: request.query.bom === true, trailer: request.query.trailer === true }
+      return reply.send(Readable.from(feedChunks(app.readDb, options.source, plan, format, rendering)))
+    },
+  )
+}
