@@ -18,17 +18,29 @@ END $$;
 -- running can stamp another. The clock is read before the writers are looked at: a writer
 -- that takes its transaction id after that look stamps times later than the clock reading.
 -- Writers are transactions holding a transaction id in this database; their xact_start
--- precedes every time they stamp. pg_stat_activity shows other roles' transactions only to
--- superusers and pg_read_all_stats members (docs/open-data.md). Call it as a statement of
--- its own, before the statement that reads the feed: that statement's snapshot then holds
--- every change stamped before the horizon.
+-- precedes every time they stamp. Call it as a statement of its own, before the statement that
+-- reads the feed: that statement's snapshot then holds every change stamped before the horizon.
+-- Where the writers cannot all be seen it refuses (SQLSTATE 55000, the feeds answer 503) rather
+-- than guess: pg_stat_activity hides other roles' transaction starts from a role that is neither
+-- superuser nor in pg_read_all_stats, and prepared transactions are not in it at all.
 CREATE FUNCTION open311_feed_horizon() RETURNS timestamptz LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
   asked_at timestamptz := clock_timestamp();
   oldest_writer timestamptz;
+  hidden_writers boolean;
 BEGIN
-  SELECT min(xact_start) INTO oldest_writer FROM pg_stat_activity
-  WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid();
+  SELECT min(xact_start), bool_or(xact_start IS NULL OR state IS NULL) INTO oldest_writer, hidden_writers
+  FROM pg_stat_activity
+  WHERE datname = current_database() AND pid <> pg_backend_pid()
+    AND (backend_xid IS NOT NULL OR state IS NULL);
+  IF hidden_writers THEN
+    RAISE EXCEPTION 'open-data horizon: another role''s transactions are hidden from this role; grant it pg_read_all_stats'
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF EXISTS (SELECT 1 FROM pg_prepared_xacts WHERE database = current_database()) THEN
+    RAISE EXCEPTION 'open-data horizon: prepared transactions are pending'
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
   RETURN least(asked_at, oldest_writer);
 END $$;
 --> statement-breakpoint
@@ -44,8 +56,15 @@ CREATE TABLE "open_data_removals" (
 --> statement-breakpoint
 ALTER TABLE "request_updates" ALTER COLUMN "created_at" SET DEFAULT open311_change_time();--> statement-breakpoint
 ALTER TABLE "service_requests" ALTER COLUMN "updated_at" SET DEFAULT open311_change_time();--> statement-breakpoint
+-- Edited by hand: existing entries entered the public history when they were made (a volatile
+-- default would give each a time of the migration instead).
+ALTER TABLE "request_updates" ADD COLUMN "changed_at" timestamp with time zone;--> statement-breakpoint
+UPDATE "request_updates" SET "changed_at" = "created_at";--> statement-breakpoint
+ALTER TABLE "request_updates" ALTER COLUMN "changed_at" SET DEFAULT open311_change_time();--> statement-breakpoint
+ALTER TABLE "request_updates" ALTER COLUMN "changed_at" SET NOT NULL;--> statement-breakpoint
 CREATE INDEX "open_data_removals_removed_at_idx" ON "open_data_removals" USING btree ("removed_at","id");--> statement-breakpoint
-CREATE INDEX "open_data_removals_request_idx" ON "open_data_removals" USING btree ("request_id");
+CREATE INDEX "open_data_removals_request_idx" ON "open_data_removals" USING btree ("request_id");--> statement-breakpoint
+CREATE INDEX "request_updates_changed_at_idx" ON "request_updates" USING btree ("changed_at","id");
 --> statement-breakpoint
 
 -- Every change to a request moves its updated_at, whoever makes it: the feeds' incremental
@@ -62,10 +81,11 @@ CREATE TRIGGER service_requests_stamp_change
 --> statement-breakpoint
 
 -- A batch request becomes public when its token is accepted: that is a change harvesters must
--- see, though no column of the request moved.
+-- see, though no column of the request moved; so is its history's entering the updates feed.
 CREATE FUNCTION open311_stamp_accepted_request() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   UPDATE service_requests SET updated_at = DEFAULT WHERE id = NEW.request_id;
+  UPDATE request_updates SET changed_at = DEFAULT WHERE request_id = NEW.request_id;
   RETURN NULL;
 END $$;
 --> statement-breakpoint
@@ -75,20 +95,26 @@ CREATE TRIGGER request_tokens_stamp_accepted
   EXECUTE FUNCTION open311_stamp_accepted_request();
 --> statement-breakpoint
 
--- Requests leaving public view are recorded for the `removed` feed; one coming back drops its
--- entries, since it reappears in the requests feed with a later updated_at.
+-- Requests leaving public view are recorded for the `removed` feed (not batch requests whose
+-- token is not accepted yet: they never were public). One coming back drops its entries, since
+-- it reappears in the requests feed with a later updated_at, and its history re-enters the
+-- updates feed with a later changed_at.
 CREATE FUNCTION open311_track_public_view() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP = 'DELETE' THEN
+    -- Its tokens may already be gone (the cascade runs first): a never-public id may be listed.
     IF OLD.is_public THEN
       INSERT INTO open_data_removals (request_id, jurisdiction_id, service_request_id, reason)
       VALUES (OLD.id, OLD.jurisdiction_id, OLD.public_id, 'deleted');
     END IF;
   ELSIF OLD.is_public AND NOT NEW.is_public THEN
-    INSERT INTO open_data_removals (request_id, jurisdiction_id, service_request_id, reason)
-    VALUES (NEW.id, NEW.jurisdiction_id, NEW.public_id, 'made_private');
+    IF NOT EXISTS (SELECT 1 FROM request_tokens t WHERE t.request_id = NEW.id AND t.state <> 'accepted') THEN
+      INSERT INTO open_data_removals (request_id, jurisdiction_id, service_request_id, reason)
+      VALUES (NEW.id, NEW.jurisdiction_id, NEW.public_id, 'made_private');
+    END IF;
   ELSIF NEW.is_public AND NOT OLD.is_public THEN
     DELETE FROM open_data_removals WHERE request_id = NEW.id;
+    UPDATE request_updates SET changed_at = DEFAULT WHERE request_id = NEW.id;
   END IF;
   RETURN NULL;
 END $$;

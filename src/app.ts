@@ -30,7 +30,7 @@ declare module 'fastify' {
     /** The database handle (a drizzle database); the one name routes and domain calls use. */
     db: Db
     /**
-     * Where feeds and other heavy public reads go: the read replica (DATABASE_READ_URL) when
+     * Where the open-data feeds read: the read replica (DATABASE_READ_URL) when
      * there is one, else the same handle as `db`. Never written through; it lags `db` by the
      * replication delay, so nothing that must see its own write reads here.
      */

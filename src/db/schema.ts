@@ -274,6 +274,11 @@ export const requestUpdates = pgTable(
     departmentId: bigint('department_id', { mode: 'number' }),
     workOrderId: bigint('work_order_id', { mode: 'number' }),
     createdAt: changeTime('created_at'),
+    /**
+     * When the entry last entered the public history: its creation, or later, when its request
+     * came (back) into public view. The updates feed's order; created_at stays the entry's time.
+     */
+    changedAt: changeTime('changed_at'),
   },
   (t) => [
     uniqueIndex('request_updates_update_id_key').on(t.updateId),
@@ -281,6 +286,7 @@ export const requestUpdates = pgTable(
     uniqueIndex('request_updates_external_key').on(t.departmentId, t.externalUpdateId).where(sql`${t.externalUpdateId} is not null`),
     index('request_updates_request_idx').on(t.requestId, t.createdAt),
     index('request_updates_created_at_idx').on(t.createdAt, t.id),
+    index('request_updates_changed_at_idx').on(t.changedAt, t.id),
     check('request_updates_status_check', inList('status', OPEN311_STATUSES)),
     check('request_updates_source_check', inList('source', UPDATE_SOURCES)),
   ],

@@ -3,7 +3,7 @@ import t from 'tap'
 import { DomainError } from '../../src/domain/errors.js'
 import { decodeCursor, encodeCursor, filterHash } from '../../src/domain/open-data/cursor.js'
 
-const position = { updatedAtMicros: '1764700000123456', id: 42, horizonMicros: '1764700001000000' }
+const position = { timeMicros: '1764700000123456', id: 42, horizonMicros: '1764700001000000' }
 
 t.test('a cursor decodes to the position it was made from, with the same filters', async (t) => {
   const hash = filterHash({ service_code: ['pothole', 'graffiti'], status: 'open' })

@@ -36,7 +36,7 @@ const publicUpdates = [...fixtures.values()]
   .flatMap((f) => f.updates.filter((u) => u.isPublic).map((u) => ({ ...u, publicId: f.publicId })))
   .sort((a, b) => a.at.getTime() - b.at.getTime() || Number(a.updateId) - Number(b.updateId))
 
-t.test('updates: every public entry of every public request, in (datetime, id) order, golden', async (t) => {
+t.test('updates: every public entry of every public request, in (updated_datetime, id) order, golden', async (t) => {
   for (const format of ['csv', 'json']) {
     const res = await get(`/open-data/v1/updates.${format}`)
     t.equal(res.statusCode, 200)
@@ -123,4 +123,12 @@ t.test('an operator takes a request out of public view and puts it back; harvest
   t.same(csv((await get('/open-data/v1/removed.csv')).body), [], 'back in view: no longer listed as removed')
   const last = csv((await get('/open-data/v1/requests.csv')).body).at(-1)
   t.equal(last?.service_request_id, c2.publicId, 'back in the requests feed, at the end: a harvester pulling updated_after sees it')
+  const history = csv((await get('/open-data/v1/updates.csv')).body)
+  const c2Entries = c2.updates.filter((u) => u.isPublic).length
+  t.same(
+    history.slice(-c2Entries).map((r) => r.service_request_id),
+    Array(c2Entries).fill(c2.publicId),
+    'its history re-enters the updates feed at the end, for harvesters already past its old times',
+  )
+  t.equal(history.at(-1)!.datetime, c2.updates.filter((u) => u.isPublic).at(-1)!.at.toISOString().replace('Z', '000Z'), 'each entry keeps its own datetime')
 })

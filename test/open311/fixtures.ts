@@ -340,10 +340,10 @@ export async function insertFixtures(
       const [written] = await queryRows<{ update_id: string }>(
         db,
         sql`insert into request_updates
-              (request_id, status, detailed_status, description, is_public, media_urls, external_status_code, source, created_at)
+              (request_id, status, detailed_status, description, is_public, media_urls, external_status_code, source, created_at, changed_at)
             values (${id}, ${u.status}, ${u.detailedStatus}, ${u.description}, ${u.isPublic},
                     array(select jsonb_array_elements_text(${JSON.stringify(u.mediaUrls)}::jsonb)),
-                    ${u.externalStatusCode}, ${u.source}, ${ts(u.at)})
+                    ${u.externalStatusCode}, ${u.source}, ${ts(u.at)}, ${ts(u.at)})
             returning update_id`,
       )
       updates.push({ ...u, updateId: written!.update_id })

@@ -170,11 +170,24 @@ async function publicUrls(): Promise<string[]> {
         ? ['', `?start_date=${encodeURIComponent(new Date(Date.now() - 3_600_000).toISOString())}`]
         : ['']
   const open311 = paths.flatMap((path) => queries(path).flatMap((q) => [`/open311/v2${path}.json${q}`, `/open311/v2${path}.xml${q}`]))
-  // The open-data feeds: whole, and page by page (each page's own query).
-  const feeds = ['csv', 'json', 'geojson'].flatMap((format) =>
-    ['', '?limit=2', '?status=open', '?service_code=abandoned-vehicle'].map((q) => `/open-data/v1/requests.${format}${q}`),
-  )
-  return [...open311, ...feeds]
+  return [...open311, ...(await feedPages())]
+}
+
+/** Every open-data feed in every format, whole and filtered, and each of its pages. */
+async function feedPages(): Promise<string[]> {
+  const feeds = [
+    ...['csv', 'json', 'geojson'].flatMap((f) => ['', '?status=open', '?service_code=abandoned-vehicle'].map((q) => `/open-data/v1/requests.${f}${q}`)),
+    ...['csv', 'json'].flatMap((f) => [`/open-data/v1/updates.${f}`, `/open-data/v1/removed.${f}`]),
+  ]
+  const urls = [...feeds]
+  for (const feed of feeds) {
+    for (let next: string | undefined = `${feed}${feed.includes('?') ? '&' : '?'}limit=2`; next; ) {
+      urls.push(next)
+      const link = (await app.inject(next)).headers.link as string | undefined
+      next = link ? /^<http:\/\/open311\.test([^>]+)>/.exec(link)![1] : undefined
+    }
+  }
+  return urls
 }
 
 t.test('no public GET shows any personal value or non-public answer', async (t) => {
@@ -294,10 +307,10 @@ t.test('a request marked non-public disappears from every public read', async (t
     t.notOk(updateIds.includes(id), `servicerequestupdates.${format} has none of its history`)
     t.notOk(idPattern.test(updates.body.replace(/<update_id>\d+<\/update_id>|"update_id":"\d+"/g, '')), 'its id appears nowhere')
   }
-  for (const format of ['csv', 'json', 'geojson']) {
-    const feed = await app.inject(`/open-data/v1/requests.${format}`)
-    t.equal(feed.statusCode, 200)
-    t.ok(feed.body.includes(created.realtime[0]!), `requests.${format} lists the public requests`)
-    t.notOk(idPattern.test(feed.body), `requests.${format} does not list it`)
+  for (const feed of ['requests.csv', 'requests.json', 'requests.geojson', 'updates.csv', 'updates.json']) {
+    const res = await app.inject(`/open-data/v1/${feed}`)
+    t.equal(res.statusCode, 200)
+    t.ok(res.body.includes(created.realtime[0]!), `${feed} lists the public requests`)
+    t.notOk(idPattern.test(res.body.replace(/"update_id" : "\d+"|^"\d+",/gm, '')), `${feed} does not list it`)
   }
 })

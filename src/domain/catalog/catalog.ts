@@ -59,6 +59,24 @@ export async function importCatalog(db: Db, catalog: Catalog): Promise<ImportSum
   return result
 }
 
+/**
+ * An attribute made non-public (or public) changes what the open-data feeds show of every
+ * request that answered it, though no request row moves: those requests get a new updated_at,
+ * so harvesters replace their copy — a withdrawn answer must not stay published downstream.
+ */
+async function restampRequestsWhosePublicAnswersChange(tx: Db, serviceId: number, service: CatalogService) {
+  const before = await tx
+    .select({ code: serviceAttributes.code })
+    .from(serviceAttributes)
+    .where(and(eq(serviceAttributes.serviceId, serviceId), eq(serviceAttributes.isPublic, true), eq(serviceAttributes.variable, true)))
+  const wasPublic = new Set(before.map((a) => a.code))
+  const isPublic = new Set(service.attributes.filter((a) => a.public && a.variable).map((a) => a.code))
+  const changed = [...wasPublic].filter((c) => !isPublic.has(c)).concat([...isPublic].filter((c) => !wasPublic.has(c)))
+  if (changed.length === 0) return
+  await tx.execute(sql`update service_requests set updated_at = default
+                       where service_id = ${serviceId} and attributes ?| ${sql.param(changed)}::text[]`)
+}
+
 async function writeService(tx: Db, jurisdictionId: string, service: CatalogService, id: number | undefined) {
   const fields = {
     serviceName: service.service_name,
@@ -79,6 +97,7 @@ async function writeService(tx: Db, jurisdictionId: string, service: CatalogServ
     serviceId = row!.id
   } else {
     await tx.update(services).set({ ...fields, updatedAt: sql`now()` }).where(eq(services.id, serviceId))
+    await restampRequestsWhosePublicAnswersChange(tx, serviceId, service)
     await tx.delete(serviceAttributes).where(eq(serviceAttributes.serviceId, serviceId))
   }
   if (service.attributes.length > 0) {

@@ -1,6 +1,6 @@
 /**
  * Opaque keyset cursors for the open-data feeds. A cursor carries the last row's position in
- * the feed's fixed order (updated_at in microseconds as text, so no precision is lost through
+ * the feed's fixed order (its change time in microseconds as text, so no precision is lost through
  * a JS number, and the row id), the consistency horizon the harvest started under (so later
  * pages never go past it), and a hash of the filters: a cursor replayed with other filters
  * would silently skip or repeat rows, so it is refused instead.
@@ -9,8 +9,8 @@ import { createHash } from 'node:crypto'
 import { invalid } from '../errors.js'
 
 export interface CursorPosition {
-  /** The last row's updated_at, microseconds since the epoch, as decimal text. */
-  updatedAtMicros: string
+  /** The last row's change time (the feed's order), microseconds since the epoch, as decimal text. */
+  timeMicros: string
   id: number
   /** The horizon (microseconds, decimal text) the first page was served under. */
   horizonMicros: string
@@ -27,7 +27,7 @@ export function filterHash(filters: Record<string, string | string[] | undefined
 }
 
 export function encodeCursor(position: CursorPosition, hash: string): string {
-  return Buffer.from(JSON.stringify([position.updatedAtMicros, position.id, position.horizonMicros, hash])).toString('base64url')
+  return Buffer.from(JSON.stringify([position.timeMicros, position.id, position.horizonMicros, hash])).toString('base64url')
 }
 
 // At most 16 digits (until about the year 2286) without leading zeros: anything the database
@@ -43,9 +43,9 @@ export function decodeCursor(cursor: string, hash: string): CursorPosition {
     throw invalid('cursor: not a cursor this server issued')
   }
   if (!Array.isArray(parts) || parts.length !== 4) throw invalid('cursor: not a cursor this server issued')
-  const [updatedAtMicros, id, horizonMicros, cursorHash] = parts as unknown[]
+  const [timeMicros, id, horizonMicros, cursorHash] = parts as unknown[]
   if (
-    typeof updatedAtMicros !== 'string' || !MICROS.test(updatedAtMicros) ||
+    typeof timeMicros !== 'string' || !MICROS.test(timeMicros) ||
     typeof horizonMicros !== 'string' || !MICROS.test(horizonMicros) ||
     typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1 ||
     typeof cursorHash !== 'string'
@@ -53,5 +53,5 @@ export function decodeCursor(cursor: string, hash: string): CursorPosition {
     throw invalid('cursor: not a cursor this server issued')
   }
   if (cursorHash !== hash) throw invalid('cursor: it was issued for other filters; start again without a cursor')
-  return { updatedAtMicros, id, horizonMicros }
+  return { timeMicros, id, horizonMicros }
 }

@@ -14,6 +14,8 @@ import { unavailable } from '../errors.js'
 /** How long a feed waits for a lagging replica before answering 503. */
 const REPLICA_WAIT_MS = 5000
 const REPLICA_POLL_MS = 20
+/** SQLSTATE 55000 object_not_in_prerequisite_state, raised by open311_feed_horizon(). */
+const HORIZON_REFUSED = '55000'
 
 /**
  * The horizon for reading the feed from `reader`, in microseconds since the epoch (decimal
@@ -24,11 +26,18 @@ const REPLICA_POLL_MS = 20
  * primary's WAL as far as it reached after the horizon was taken: every change stamped before
  * the horizon committed before that point, so the replica's snapshots then hold all of them.
  */
-export async function feedHorizon(primary: Db, reader: Db = primary): Promise<string> {
-  const [row] = await queryRows<{ micros: string }>(primary, sql`select ${microsOf(sql`open311_feed_horizon()`)} as micros`)
+export async function feedHorizon(primary: Db, reader: Db): Promise<string> {
+  const [row] = await queryRows<{ micros: string }>(primary, sql`select ${microsOf(sql`open311_feed_horizon()`)} as micros`).catch((err: unknown) => {
+    // The horizon function refuses when it cannot see every writer (migration 0009).
+    if ((err as { code?: string }).code === HORIZON_REFUSED) throw unavailable(`the open-data feeds cannot be served: ${(err as Error).message}`)
+    throw err
+  })
   if (reader === primary) return row!.micros
-  // A statement of its own, so it runs after the horizon's look at the writers.
-  const [wal] = await queryRows<{ lsn: string }>(primary, sql`select pg_current_wal_insert_lsn()::text as lsn`)
+  // A statement of its own, so it runs after the horizon's look at the writers. The flush
+  // position, not the insert position: a replica replays flushed WAL, and an idle primary's
+  // insert position can sit past a page header the replica never reaches. Commits are
+  // flushed before they are visible unless synchronous_commit is off (docs/open-data.md).
+  const [wal] = await queryRows<{ lsn: string }>(primary, sql`select pg_current_wal_flush_lsn()::text as lsn`)
   for (const started = Date.now(); ; ) {
     const [replica] = await queryRows<{ caught_up: boolean }>(reader, sql`select coalesce(pg_last_wal_replay_lsn() >= ${wal!.lsn}::pg_lsn, false) as caught_up`)
     if (replica!.caught_up) return row!.micros

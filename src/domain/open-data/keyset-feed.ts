@@ -37,6 +37,8 @@ export interface FeedSource<Filter> {
 
 export interface FeedQuery<Filter> {
   filter: Filter
+  /** No filter but the jurisdiction and no cursor: the whole dump, which caches may keep a while. */
+  whole: boolean
   limit?: number
   cursor?: CursorPosition
   /** What a cursor must have been issued for. */
@@ -58,9 +60,8 @@ export interface FeedPlan<Filter> {
   end: FeedKey | null
   /** The cursor of the next page; null on the last page and for a whole feed. */
   next: string | null
-  /** For pages: a validator of the page's rows and versions, and its newest change (µs). */
+  /** For pages: a validator of the page's rows and their versions. */
   etag: string | null
-  lastModifiedMicros: string | null
 }
 
 export interface FeedRendering {
@@ -96,7 +97,8 @@ export function feedQuery<Filter>(
   params: { limit?: number; cursor?: string },
 ): FeedQuery<Filter> {
   const hash = filterHash({ feed: source.name, ...canonical })
-  const query: FeedQuery<Filter> = { filter, hash }
+  const filtered = Object.entries(canonical).some(([name, value]) => name !== 'jurisdiction' && value !== undefined && [value].flat().length > 0)
+  const query: FeedQuery<Filter> = { filter, hash, whole: !filtered && !params.cursor && params.limit === undefined }
   if (params.limit !== undefined) query.limit = params.limit
   if (params.cursor !== undefined && params.cursor !== '') query.cursor = decodeCursor(params.cursor, hash)
   return query
@@ -117,15 +119,16 @@ function feedRows<Filter>(source: FeedSource<Filter>, filter: Filter, horizonMic
  * Decides what a response holds. A page (with `limit`) reads its rows' positions first — two
  * numbers a row — so the Link to the next page, the ETag and Last-Modified are known before
  * the first byte is sent; a whole feed needs none of them and starts streaming at once.
- * `db` is where the rows are read (a read replica, or the primary itself).
+ * `db` is where the rows are read (a read replica, or the primary itself); the horizon is
+ * always the primary's (horizon.ts).
  */
-export async function planFeed<Filter>(db: Db, source: FeedSource<Filter>, query: FeedQuery<Filter>, primary: Db = db): Promise<FeedPlan<Filter>> {
+export async function planFeed<Filter>(db: Db, primary: Db, source: FeedSource<Filter>, query: FeedQuery<Filter>): Promise<FeedPlan<Filter>> {
   const now = await feedHorizon(primary, db)
   // A cursor keeps the horizon its harvest started under, so later pages never go past it; a
   // forged or stale one never moves it beyond what is settled now.
   const horizonMicros = query.cursor ? earlierMicros(query.cursor.horizonMicros, now) : now
-  const after = query.cursor ? { micros: query.cursor.updatedAtMicros, id: query.cursor.id } : null
-  const plan: FeedPlan<Filter> = { filter: query.filter, horizonMicros, after, end: null, next: null, etag: null, lastModifiedMicros: null }
+  const after = query.cursor ? { micros: query.cursor.timeMicros, id: query.cursor.id } : null
+  const plan: FeedPlan<Filter> = { filter: query.filter, horizonMicros, after, end: null, next: null, etag: null }
   if (query.limit === undefined) return plan
 
   const keys = await queryRows<{ id: string | number; micros: string }>(
@@ -138,18 +141,20 @@ export async function planFeed<Filter>(db: Db, source: FeedSource<Filter>, query
   // An empty page ends where it started: nothing to read, not "everything".
   plan.end = last ?? after ?? { micros: '0', id: 0 }
   if (keys.length > query.limit && last) {
-    plan.next = encodeCursor({ updatedAtMicros: last.micros, id: last.id, horizonMicros }, query.hash)
+    plan.next = encodeCursor({ timeMicros: last.micros, id: last.id, horizonMicros }, query.hash)
   }
   // Not the next cursor: it carries the horizon, which moves with every request.
   const digest = createHash('sha256').update(query.hash).update(plan.next ? 'more;' : 'last;')
   for (const key of page) digest.update(`${key.id}@${key.micros};`)
   plan.etag = digest.digest('base64url').slice(0, 27)
-  // The page is in order: its last row changed last.
-  plan.lastModifiedMicros = last?.micros ?? null
   return plan
 }
 
-/** The response body as text chunks: the head, one chunk per batch of rows, the tail. */
+/**
+ * The response body as text chunks: the head with the first batch of rows, one chunk per
+ * further batch, the tail. The first chunk needs the database, so awaiting it before sending
+ * anything turns a failing database into an error answer instead of a cut-off body.
+ */
 export async function* feedChunks<Filter>(
   db: Db,
   source: FeedSource<Filter>,
@@ -160,8 +165,7 @@ export async function* feedChunks<Filter>(
   if (format === 'geojson' && !source.geojsonFeature) throw new Error(`the ${source.name} feed has no GeoJSON form`)
   const line = sql.raw(format === 'csv' ? csvLine(source.fields) : `(${format === 'json' ? jsonObject(source.fields) : source.geojsonFeature})::text`)
   const separator = format === 'csv' ? '' : ','
-  if (format === 'csv') yield `${rendering.bom ? '\uFEFF' : ''}${csvHeader(source.fields)}`
-  else yield format === 'json' ? '[' : '{"type":"FeatureCollection","features":['
+  let head = format === 'csv' ? `${rendering.bom ? '\uFEFF' : ''}${csvHeader(source.fields)}` : format === 'json' ? '[' : '{"type":"FeatureCollection","features":['
 
   let after = plan.after
   let rows = 0
@@ -173,14 +177,14 @@ export async function* feedChunks<Filter>(
     )
     if (batch.length === 0) break
     const text = batch.map((r) => r.line).join(separator)
-    yield rows > 0 && separator ? separator + text : text
+    yield head + (rows > 0 && separator ? separator + text : text)
+    head = ''
     rows += batch.length
     const last = batch.at(-1)!
     after = { micros: last.micros, id: Number(last.id) }
     if (batch.length < BATCH_ROWS) break
   }
 
-  if (format === 'csv') {
-    if (rendering.trailer) yield `# complete: ${rows} rows\r\n`
-  } else yield format === 'json' ? ']' : ']}'
+  const tail = format === 'csv' ? (rendering.trailer ? `# complete: ${rows} rows\r\n` : '') : format === 'json' ? ']' : ']}'
+  yield head + tail
 }

@@ -1,7 +1,9 @@
 /**
  * The updates feed: the public status history of public requests — what GeoReport's
- * servicerequestupdates shows, without its 90-day window, paged by cursor. History entries are
- * written once and stamped by open311_change_time(), so the order is (created_at, id).
+ * servicerequestupdates shows, without its 90-day window, paged by cursor. The order is when an
+ * entry entered the public history (changed_at: its creation, or its request's return to
+ * public view, or its batch token's acceptance), not when it happened: an entry that becomes
+ * public late must come after what a harvester has already read.
  */
 import { type SQL, sql } from 'drizzle-orm'
 import { TOKEN_ACCEPTED } from '../requests/find-requests.js'
@@ -16,7 +18,8 @@ export const UPDATE_FIELDS: readonly FeedField[] = [
   { name: 'status', type: 'string', description: 'The request\'s status after this entry: `open` or `closed`.', value: 'u.status' },
   { name: 'detailed_status', type: 'string', description: 'The request\'s detailed status after this entry.', value: 'u.detailed_status' },
   { name: 'public_note', type: 'string', description: 'The public note of the entry (what servicerequestupdates calls `description`).', value: 'u.description' },
-  { name: 'datetime', type: 'datetime', description: 'When it happened: the feed\'s order and the incremental harvest\'s `updated_after`.', value: 'u.created_at' },
+  { name: 'datetime', type: 'datetime', description: 'When it happened.', value: 'u.created_at' },
+  { name: 'updated_datetime', type: 'datetime', description: 'When it entered the public history (usually `datetime`; later when its request came back into public view): the feed\'s order and the incremental harvest\'s `updated_after`.', value: 'u.changed_at' },
 ]
 
 export interface UpdateFeedParams {
@@ -32,7 +35,7 @@ export interface UpdateFeedFilter {
   jurisdictionId: string
   serviceRequestIds?: string[]
   serviceCodes?: string[]
-  /** The entry's time, microseconds (decimal text): after exclusive, before inclusive. */
+  /** The entry's updated_datetime, microseconds (decimal text): after exclusive, before inclusive. */
   after?: string
   before?: string
 }
@@ -43,14 +46,14 @@ export const UPDATE_FEED: FeedSource<UpdateFeedFilter> = {
   from: `request_updates u
          join service_requests sr on sr.id = u.request_id
          join services s on s.id = sr.service_id`,
-  time: 'u.created_at',
+  time: 'u.changed_at',
   id: 'u.id',
   conditions(filter) {
     const conditions: SQL[] = [sql`sr.jurisdiction_id = ${filter.jurisdictionId}`, sql`sr.is_public`, sql`u.is_public`, TOKEN_ACCEPTED]
     if (filter.serviceRequestIds) conditions.push(sql`sr.public_id = any(${sql.param(filter.serviceRequestIds)}::text[])`)
     if (filter.serviceCodes) conditions.push(sql`s.service_code = any(${sql.param(filter.serviceCodes)}::text[])`)
-    if (filter.after) conditions.push(sql`u.created_at > ${timestampOf(filter.after)}`)
-    if (filter.before) conditions.push(sql`u.created_at <= ${timestampOf(filter.before)}`)
+    if (filter.after) conditions.push(sql`u.changed_at > ${timestampOf(filter.after)}`)
+    if (filter.before) conditions.push(sql`u.changed_at <= ${timestampOf(filter.before)}`)
     return conditions
   },
 }

@@ -28,7 +28,8 @@ export interface FeedRouteOptions<Filter, Query> {
 
 /**
  * One feed's GET: parse (a 400 before any byte), plan (Link, validators, a 304 if they match),
- * then stream the chunks from the read database, compressed by @fastify/compress when asked.
+ * read the first batch — so a failing database is still an error envelope, not a cut-off 200 —
+ * then stream the rest from the read database, compressed by @fastify/compress when asked.
  */
 export function feedRoute<Filter, Query>(app: FastifyInstance, options: FeedRouteOptions<Filter, Query>) {
   app.get<{ Params: { format: FeedFormat }; Querystring: FeedCommonQuery }>(
@@ -52,19 +53,29 @@ export function feedRoute<Filter, Query>(app: FastifyInstance, options: FeedRout
       const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
       // The schema (options.querystring) has checked the query against Query's fields.
       const query = options.parse(request.query as Query, jurisdiction)
-      const plan = await planFeed(app.readDb, options.source, query, app.db)
+      const plan = await planFeed(app.readDb, app.db, options.source, query)
       reply.type(FEED_CONTENT_TYPES[format])
       if (plan.next) reply.header('link', `<${publicUrlWith(request, { cursor: plan.next })}>; rel="next"`)
       if (plan.etag) {
-        setPageValidators(reply, `${format}.${request.query.bom ? 1 : 0}${request.query.trailer ? 1 : 0}.${plan.etag}`, plan.lastModifiedMicros)
-        if (isNotModified(request, reply)) return reply.code(304).send()
+        setPageValidators(reply, `${format}.${request.query.bom ? 1 : 0}${request.query.trailer ? 1 : 0}.${plan.etag}`, plan.horizonMicros)
+        if (isNotModified(request, reply, plan.horizonMicros)) return reply.code(304).send()
       } else {
-        // A whole feed changes all the time; an hour's staleness is fine for a bulk download.
-        reply.header('cache-control', 'public, max-age=3600')
+        // The whole dump changes all the time; an hour's staleness is fine for a bulk download.
+        // A filtered pull (updated_after=…) keeps its URL until new data comes: never from a cache.
+        reply.header('cache-control', query.whole ? 'public, max-age=3600' : 'no-cache')
       }
       if (request.method === 'HEAD') return reply.send()
       const rendering = { bom: request.query.bom === true, trailer: request.query.trailer === true }
-      return reply.send(Readable.from(feedChunks(app.readDb, options.source, plan, format, rendering)))
+      const chunks = feedChunks(app.readDb, options.source, plan, format, rendering)
+      const first = await chunks.next()
+      return reply.send(Readable.from(continuing(first, chunks)))
     },
   )
+}
+
+/** The chunk already read, then the rest. */
+async function* continuing(first: IteratorResult<string>, rest: AsyncGenerator<string>): AsyncGenerator<string> {
+  if (first.done) return
+  yield first.value
+  yield* rest
 }

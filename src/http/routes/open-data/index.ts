@@ -8,7 +8,7 @@ import { feedRoute } from './feed-route.js'
 
 /** The open-data feeds under /open-data/v1: public data, read by portals, harvesters and browsers. */
 export default async function openDataRoutes(app: FastifyInstance) {
-  await app.register(cors, { origin: '*', methods: ['GET', 'HEAD'], exposedHeaders: 'link, etag, last-modified' })
+  await app.register(cors, { origin: '*', methods: ['GET', 'HEAD'], exposedHeaders: 'link, etag, last-modified, retry-after' })
   feedRoute(app, {
     url: '/requests.:format',
     source: REQUEST_FEED,
