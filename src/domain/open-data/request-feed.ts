@@ -124,14 +124,12 @@ export function parseRequestFeed(params: RequestFeedParams, jurisdiction: { id: 
   return query
 }
 
+/** The requests (`sr`) the feed holds at all, before filters and horizon; the catalog's extent reads the same. */
+export const inRequestFeed = (jurisdictionId: string): SQL[] => [sql`sr.jurisdiction_id = ${jurisdictionId}`, sql`sr.is_public`, TOKEN_ACCEPTED]
+
 /** The feed's rows from `after` (exclusive) to `end` (inclusive), below the horizon, in order. */
 function feedRows(filter: RequestFeedFilter, horizonMicros: string, after: FeedKey | null, end: FeedKey | null): SQL {
-  const conditions: SQL[] = [
-    sql`sr.jurisdiction_id = ${filter.jurisdictionId}`,
-    sql`sr.is_public`,
-    TOKEN_ACCEPTED,
-    sql`sr.updated_at < ${timestampOf(horizonMicros)}`,
-  ]
+  const conditions: SQL[] = [...inRequestFeed(filter.jurisdictionId), sql`sr.updated_at < ${timestampOf(horizonMicros)}`]
   // Row comparisons on (updated_at, id): an index range scan on service_requests_updated_at_idx.
   if (after) conditions.push(sql`(sr.updated_at, sr.id) > (${timestampOf(after.micros)}, ${after.id}::bigint)`)
   if (end) conditions.push(sql`(sr.updated_at, sr.id) <= (${timestampOf(end.micros)}, ${end.id}::bigint)`)

@@ -19,7 +19,8 @@ export interface FeedField {
   value: string
 }
 
-const LIST_SEPARATOR = '; '
+/** Lists in CSV cells (the Data Package describes it). */
+export const LIST_SEPARATOR = '; '
 
 export const REQUEST_FIELDS: readonly FeedField[] = [
   { name: 'service_request_id', type: 'string', description: 'The request\'s id, as in GeoReport v2; stable for good. The primary key.', value: 'sr.public_id' },
@@ -64,7 +65,7 @@ export const REQUEST_FIELDS: readonly FeedField[] = [
 ]
 
 /** Datetimes in UTC with microseconds: exact, so a harvester's `updated_after` round-trips. */
-const isoText = (value: string) => `to_char(${value} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
+export const isoText = (value: string) => `to_char(${value} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
 const quoted = (text: string) => `'"' || replace(${text}, '"', '""') || '"'`
 
 /**
