@@ -155,7 +155,6 @@ export function dataPackage(context: CatalogContext) {
     // The spec's name pattern: lower case, digits and -._/ only.
     name: `${jurisdiction.id}-open-data`.toLowerCase().replace(/[^-a-z0-9._/]+/g, '-'),
     title: `${jurisdiction.name}: open 311 data`,
-    homepage: urlOf(DATA_JSON),
     licenses: [{ path: settings.license }],
     contributors: [{ title: settings.publisher, email: settings.contactEmail, role: 'publisher' }],
     resources: FEEDS.filter((feed) => feed.formats.includes('csv')).map((feed) => tabularResource(feed, urlOf)),

@@ -141,7 +141,6 @@ export const dataPackageResponse = {
     profile: { type: 'string', enum: ['tabular-data-package'] },
     name: text,
     title: text,
-    homepage: text,
     licenses: { type: 'array', items: { type: 'object', properties: { path: text, name: text, title: text } } },
     contributors: { type: 'array', items: { type: 'object', properties: { title: text, email: text, role: text } } },
     resources: { type: 'array', items: tabularResource },
