@@ -167,7 +167,7 @@ const FORMAT_HINTS: Record<string, string> = {
   DATABASE_READ_URL: 'must be a postgres:// or postgresql:// connection URL',
   PUBLIC_BASE_URL: 'must be an absolute http:// or https:// URL',
   OPEN_DATA_LICENSE: 'must be the licence\'s absolute http:// or https:// URL',
-  OPEN_DATA_CONTACT_EMAIL: 'must be an email address of letters, digits, dots, hyphens and underscores (what DCAT-US hasEmail accepts), such as opendata@city.example',
+  OPEN_DATA_CONTACT_EMAIL: 'must be a plain email address (letters, digits and . _ + - before the @; DCAT-US hasEmail has no room for a name), such as opendata@city.example',
 }
 
 function describeEnvError(variable: string, message: string | undefined, params: unknown): string {

@@ -8,10 +8,11 @@ import type { AppConfig } from '../../config.js'
 import { notFound } from '../errors.js'
 
 /**
- * An email address as DCAT-US 1.1's `hasEmail` accepts it (`mailto:[\w.-]+@[\w.-]+\.[\w.-]+`),
- * narrowed so that, found in free text, it stops before a trailing full stop or comma.
+ * An email address that DCAT-US 1.1's `hasEmail` pattern accepts, narrowed so that, found in
+ * free text, it stops before a trailing full stop or comma and never takes the `:` of "email:"
+ * (the schema's local part also allows `~!$&'()*,;=:`, which no one puts in a public address).
  */
-export const CONTACT_EMAIL = /[\w.-]+@[\w-]+(?:\.[\w-]+)+/
+export const CONTACT_EMAIL = /[\w.+-]+@[\w-]+(?:\.[\w-]+)+/
 
 export interface CatalogSettings {
   license: string
