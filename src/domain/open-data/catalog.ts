@@ -77,7 +77,7 @@ export function dcatCatalog(context: CatalogContext, extents: Map<string, FeedEx
         title: `${jurisdiction.name}: ${feed.title}`,
         description: feed.description,
         keyword: [...feed.keywords],
-        // An empty feed has not changed since… ever; the catalog's own time is the spec's fallback.
+        // An empty feed has no change to date, and DCAT-US requires `modified`: the catalog's own time stands in.
         modified: extent?.newest ?? now.toISOString(),
         publisher: { '@type': 'org:Organization', name: settings.publisher },
         contactPoint: { '@type': 'vcard:Contact', fn: settings.publisher, hasEmail: `mailto:${settings.contactEmail}` },
