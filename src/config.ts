@@ -3,6 +3,7 @@
  * stops the process with a message naming the variable; nothing else reads process.env.
  */
 import { Ajv } from 'ajv'
+import { CONTACT_EMAIL } from './domain/open-data/catalog-settings.js'
 
 export interface AppConfig {
   port: number
@@ -44,6 +45,15 @@ export interface AppConfig {
     /** Continuous delivery failure for this long disables a department's endpoint. */
     disableAfterDays: number
   }
+  /** What the open-data catalogs (data.json, datapackage.json) say about the data's terms and owner. */
+  openData: {
+    /** The licence's URL. */
+    license: string
+    /** The publisher's name; unset: the jurisdiction's name. */
+    publisher?: string
+    /** The contact address; unset: the first address in the jurisdiction's `contact`. */
+    contactEmail?: string
+  }
 }
 
 export class ConfigError extends Error {
@@ -81,6 +91,12 @@ const envSchema = {
     OUTBOUND_ALLOWED_PORTS: { type: 'string', pattern: '^(\\*|\\d{1,5}(,\\s*\\d{1,5})*)$', default: '443' },
     WEBHOOK_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 60000, default: 10000 },
     WEBHOOK_DISABLE_AFTER_DAYS: { type: 'number', exclusiveMinimum: 0, default: 5 },
+    // PDDL: a public-domain dedication written for databases (it also waives the EU's database
+    // right, which CC0 leaves to interpretation), listed among Project Open Data's open licences,
+    // so portals and researchers may republish and combine 311 data with no attribution chain.
+    OPEN_DATA_LICENSE: { type: 'string', pattern: '^https?://\\S+$', default: 'https://opendatacommons.org/licenses/pddl/1-0/' },
+    OPEN_DATA_PUBLISHER: { type: 'string', minLength: 1, maxLength: 200 },
+    OPEN_DATA_CONTACT_EMAIL: { type: 'string', pattern: `^${CONTACT_EMAIL.source}$` },
   },
 } as const
 
@@ -135,6 +151,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       timeoutMs: values.WEBHOOK_TIMEOUT_MS as number,
       disableAfterDays: values.WEBHOOK_DISABLE_AFTER_DAYS as number,
     },
+    openData: {
+      license: values.OPEN_DATA_LICENSE as string,
+      ...(values.OPEN_DATA_PUBLISHER ? { publisher: values.OPEN_DATA_PUBLISHER as string } : {}),
+      ...(values.OPEN_DATA_CONTACT_EMAIL ? { contactEmail: values.OPEN_DATA_CONTACT_EMAIL as string } : {}),
+    },
   }
 }
 
@@ -145,6 +166,8 @@ const FORMAT_HINTS: Record<string, string> = {
   DATABASE_URL: 'must be a postgres:// or postgresql:// connection URL',
   DATABASE_READ_URL: 'must be a postgres:// or postgresql:// connection URL',
   PUBLIC_BASE_URL: 'must be an absolute http:// or https:// URL',
+  OPEN_DATA_LICENSE: 'must be the licence\'s absolute http:// or https:// URL',
+  OPEN_DATA_CONTACT_EMAIL: 'must be a plain email address (letters, digits and . _ + - before the @; DCAT-US hasEmail has no room for a name), such as opendata@city.example',
 }
 
 function describeEnvError(variable: string, message: string | undefined, params: unknown): string {

@@ -10,3 +10,9 @@ export function publicUrlWith(request: FastifyRequest, params: Record<string, st
   for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value)
   return `${base}${url.pathname}${url.search}`
 }
+
+/** The public URL of `path` (a path on this server) with these query parameters. */
+export function publicUrl(request: FastifyRequest, path: string, params: Record<string, string> = {}): string {
+  const query = new URLSearchParams(params).toString()
+  return `${request.server.config.publicBaseUrl}${path}${query ? `?${query}` : ''}`
+}

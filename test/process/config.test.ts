@@ -77,6 +77,23 @@ t.test('loadConfig: DATABASE_READ_URL names a replica of DATABASE_URL, and needs
   )
 })
 
+t.test('loadConfig: OPEN_DATA_* say what the data catalogs publish, with open defaults', async (t) => {
+  t.same(loadConfig({}).openData, { license: 'https://opendatacommons.org/licenses/pddl/1-0/' }, 'PDDL; publisher and contact from the jurisdiction')
+  t.same(
+    loadConfig({
+      OPEN_DATA_LICENSE: ' https://creativecommons.org/licenses/by/4.0/ ',
+      OPEN_DATA_PUBLISHER: 'Riverton Department of Innovation',
+      OPEN_DATA_CONTACT_EMAIL: 'open-data_team+311@riverton.example.gov',
+    }).openData,
+    {
+      license: 'https://creativecommons.org/licenses/by/4.0/',
+      publisher: 'Riverton Department of Innovation',
+      contactEmail: 'open-data_team+311@riverton.example.gov',
+    },
+  )
+  t.same(loadConfig({ OPEN_DATA_PUBLISHER: '', OPEN_DATA_CONTACT_EMAIL: ' ' }).openData, { license: 'https://opendatacommons.org/licenses/pddl/1-0/' }, 'empty counts as unset')
+})
+
 const BAD_VALUES: [variable: string, value: string, message: RegExp][] = [
   ['PORT', 'abc', /integer/],
   ['PORT', '70000', /65535/],
@@ -86,6 +103,12 @@ const BAD_VALUES: [variable: string, value: string, message: RegExp][] = [
   ['PUBLIC_BASE_URL', 'notaurl', /absolute http:\/\/ or https:\/\/ URL/],
   ['SEED_DEMO', 'maybe', /boolean/],
   ['DATABASE_PREPARED_STATEMENTS', 'sometimes', /boolean/],
+  ['OPEN_DATA_LICENSE', 'PDDL', /licence's absolute http:\/\/ or https:\/\/ URL/],
+  ['OPEN_DATA_PUBLISHER', 'x'.repeat(201), /must NOT have more than 200 characters/],
+  ['OPEN_DATA_CONTACT_EMAIL', 'Open Data <data@city.example>', /must be a plain email address .*DCAT-US hasEmail/],
+  // DCAT-US's hasEmail wants a dot in the domain: refused here rather than by every harvester.
+  ['OPEN_DATA_CONTACT_EMAIL', 'data@localhost', /must be a plain email address/],
+  ['OPEN_DATA_CONTACT_EMAIL', 'mailto:data@city.example', /must be a plain email address/],
 ]
 
 for (const [variable, value, message] of BAD_VALUES) {

@@ -13,11 +13,11 @@ export interface FeedField {
   value: string
 }
 
-/** Lists in CSV cells. */
+/** Lists in CSV cells (the Data Package describes it). */
 export const LIST_SEPARATOR = '; '
 
 /** Datetimes in UTC with microseconds: exact, so a harvester's `updated_after` round-trips. */
-const isoText = (value: string) => `to_char(${value} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
+export const isoText = (value: string) => `to_char(${value} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
 const quoted = (text: string) => `'"' || replace(${text}, '"', '""') || '"'`
 
 /**

@@ -71,6 +71,9 @@ export interface FeedRendering {
   trailer?: boolean
 }
 
+/** The formats a feed is served in: GeoJSON where its rows have a location. */
+export const feedFormats = (source: FeedSource<never>): FeedFormat[] => (source.geojsonFeature ? ['csv', 'json', 'geojson'] : ['csv', 'json'])
+
 /** A datetime parameter as microseconds (decimal text), or a 400 naming it. */
 export function datetimeParam(name: string, text: string | undefined, timeZone: string): string | undefined {
   if (text === undefined || text.trim() === '') return undefined

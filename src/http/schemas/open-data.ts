@@ -60,3 +60,116 @@ export const removalFeedQuery = {
     since: datetimeParam('Only requests removed after this time (exclusive).'),
   },
 } as const
+
+// The catalogs (data.json, datapackage.json). Response schemas also decide what is sent: every
+// property the documents carry is listed here, or the serialiser would drop it.
+const text = { type: 'string' } as const
+const texts = { type: 'array', items: text } as const
+
+const dcatDistribution = {
+  type: 'object',
+  required: ['@type', 'title', 'downloadURL', 'mediaType', 'format', 'describedBy'],
+  properties: {
+    '@type': { type: 'string', enum: ['dcat:Distribution'] },
+    title: text,
+    downloadURL: { type: 'string', format: 'uri', description: 'The whole feed in this format' },
+    mediaType: text,
+    format: text,
+    describedBy: { type: 'string', format: 'uri', description: 'The data dictionary: datapackage.json' },
+    describedByType: text,
+  },
+} as const
+
+const dcatDataset = {
+  type: 'object',
+  required: ['@type', 'title', 'description', 'keyword', 'modified', 'publisher', 'contactPoint', 'identifier', 'accessLevel', 'license', 'accrualPeriodicity', 'distribution'],
+  properties: {
+    '@type': { type: 'string', enum: ['dcat:Dataset'] },
+    title: text,
+    description: text,
+    keyword: texts,
+    modified: { type: 'string', description: 'The newest updated_datetime in the feed (ISO 8601, UTC), or the catalog\'s time when the feed is empty' },
+    publisher: { type: 'object', required: ['@type', 'name'], properties: { '@type': { type: 'string', enum: ['org:Organization'] }, name: text } },
+    contactPoint: {
+      type: 'object',
+      required: ['@type', 'fn', 'hasEmail'],
+      properties: { '@type': { type: 'string', enum: ['vcard:Contact'] }, fn: text, hasEmail: { type: 'string', description: 'mailto:…' } },
+    },
+    identifier: text,
+    accessLevel: { type: 'string', enum: ['public'] },
+    license: { type: 'string', format: 'uri' },
+    spatial: { type: 'string', description: 'The jurisdiction\'s bounding box: min_long,min_lat,max_long,max_lat (WGS 84), when it has a boundary' },
+    temporal: { type: 'string', description: 'ISO 8601 interval: the first request\'s requested_datetime / the newest updated_datetime' },
+    accrualPeriodicity: { type: 'string', description: 'ISO 8601 repeating duration' },
+    describedBy: { type: 'string', format: 'uri' },
+    describedByType: text,
+    distribution: { type: 'array', items: dcatDistribution },
+  },
+} as const
+
+export const dcatCatalogResponse = {
+  description: 'A DCAT-US 1.1 (Project Open Data) catalog: one dataset per feed',
+  type: 'object',
+  required: ['@context', '@type', 'conformsTo', 'describedBy', 'dataset'],
+  properties: {
+    '@context': text,
+    '@id': text,
+    '@type': { type: 'string', enum: ['dcat:Catalog'] },
+    conformsTo: text,
+    describedBy: text,
+    dataset: { type: 'array', items: dcatDataset },
+  },
+} as const
+
+const tableSchemaField = {
+  type: 'object',
+  required: ['name', 'type', 'description'],
+  properties: {
+    name: text,
+    type: { type: 'string', enum: ['string', 'number', 'datetime', 'boolean', 'object'] },
+    format: { type: 'string', description: 'datetime: a strptime pattern' },
+    description: text,
+  },
+} as const
+
+const tabularResource = {
+  type: 'object',
+  required: ['profile', 'name', 'path', 'format', 'mediatype', 'encoding', 'dialect', 'schema'],
+  properties: {
+    profile: { type: 'string', enum: ['tabular-data-resource'] },
+    name: text,
+    title: text,
+    description: text,
+    path: { type: 'string', format: 'uri', description: 'The whole CSV feed' },
+    format: { type: 'string', enum: ['csv'] },
+    mediatype: { type: 'string', enum: ['text/csv'] },
+    encoding: { type: 'string', enum: ['utf-8'] },
+    dialect: {
+      type: 'object',
+      properties: { delimiter: text, lineTerminator: text, quoteChar: text, doubleQuote: { type: 'boolean' }, header: { type: 'boolean' } },
+    },
+    schema: {
+      type: 'object',
+      required: ['fields'],
+      properties: {
+        fields: { type: 'array', items: tableSchemaField },
+        missingValues: texts,
+        primaryKey: { anyOf: [text, texts] },
+      },
+    },
+  },
+} as const
+
+export const dataPackageResponse = {
+  description: 'A Frictionless Tabular Data Package (v1): one resource per CSV feed, with its Table Schema',
+  type: 'object',
+  required: ['profile', 'name', 'resources'],
+  properties: {
+    profile: { type: 'string', enum: ['tabular-data-package'] },
+    name: text,
+    title: text,
+    licenses: { type: 'array', items: { type: 'object', properties: { path: text, name: text, title: text } } },
+    contributors: { type: 'array', items: { type: 'object', properties: { title: text, email: text, role: text } } },
+    resources: { type: 'array', items: tabularResource },
+  },
+} as const

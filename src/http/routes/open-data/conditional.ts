@@ -6,12 +6,13 @@
  * could say when the page last changed.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { FEED_MEDIA } from '../../../domain/open-data/feeds.js'
 import type { FeedFormat } from '../../../domain/open-data/keyset-feed.js'
 
 export const FEED_CONTENT_TYPES: Record<FeedFormat, string> = {
-  csv: 'text/csv; charset=utf-8; header=present',
-  json: 'application/json; charset=utf-8',
-  geojson: 'application/geo+json; charset=utf-8',
+  csv: `${FEED_MEDIA.csv.mediaType}; charset=utf-8; header=present`,
+  json: `${FEED_MEDIA.json.mediaType}; charset=utf-8`,
+  geojson: `${FEED_MEDIA.geojson.mediaType}; charset=utf-8`,
 }
 
 export function setPageValidators(reply: FastifyReply, tag: string, horizonMicros: string) {

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
-import { type FeedFormat, type FeedQuery, type FeedSource, feedChunks, planFeed } from '../../../domain/open-data/keyset-feed.js'
+import { type FeedFormat, type FeedQuery, type FeedSource, feedChunks, feedFormats, planFeed } from '../../../domain/open-data/keyset-feed.js'
 import { publicUrlWith } from '../../public-url.js'
 import { errorResponses } from '../../schemas/open311.js'
 import { feedFormatParams } from '../../schemas/open-data.js'
@@ -19,7 +19,6 @@ interface FeedCommonQuery {
 export interface FeedRouteOptions<Filter, Query> {
   url: string
   source: FeedSource<Filter>
-  formats: readonly FeedFormat[]
   summary: string
   description: string
   querystring: object
@@ -32,6 +31,7 @@ export interface FeedRouteOptions<Filter, Query> {
  * then stream the rest from the read database, compressed by @fastify/compress when asked.
  */
 export function feedRoute<Filter, Query>(app: FastifyInstance, options: FeedRouteOptions<Filter, Query>) {
+  const formats = feedFormats(options.source as FeedSource<never>)
   app.get<{ Params: { format: FeedFormat }; Querystring: FeedCommonQuery }>(
     options.url,
     {
@@ -39,10 +39,10 @@ export function feedRoute<Filter, Query>(app: FastifyInstance, options: FeedRout
         tags: ['Open data'],
         summary: options.summary,
         description: `${options.description} With \`limit\`: one page, the next in \`Link: <…>; rel="next"\`. Columns and harvesting: docs/open-data.md.`,
-        params: feedFormatParams(options.formats),
+        params: feedFormatParams(formats),
         querystring: options.querystring,
         response: {
-          200: { description: `The feed (${options.formats.map((f) => FEED_CONTENT_TYPES[f].split(';')[0]).join(', ')})`, type: 'string' },
+          200: { description: `The feed (${formats.map((f) => FEED_CONTENT_TYPES[f].split(';')[0]).join(', ')})`, type: 'string' },
           304: { description: 'Not modified', type: 'null' },
           ...errorResponses,
         },
