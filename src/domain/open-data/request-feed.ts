@@ -10,7 +10,7 @@ import { type Db, queryRows } from '../../db/database.js'
 import type { Open311Status } from '../../db/schema.js'
 import { parseW3cMicros } from '../../open311/datetime.js'
 import { invalid } from '../errors.js'
-import { insideBbox, type RequestFilter, TOKEN_ACCEPTED } from '../requests/find-requests.js'
+import { insideBbox, type RequestFilter, spatialMatch, TOKEN_ACCEPTED } from '../requests/find-requests.js'
 import { parseBbox, parseList, parseStatuses } from '../requests/search-params.js'
 import { type CursorPosition, decodeCursor, encodeCursor, filterHash } from './cursor.js'
 import { earlierMicros, feedHorizon, microsOf, timestampOf } from './horizon.js'
@@ -141,7 +141,9 @@ function feedRows(filter: RequestFeedFilter, horizonMicros: string, after: FeedK
   if (filter.updatedBefore) conditions.push(sql`sr.updated_at <= ${timestampOf(filter.updatedBefore)}`)
   if (filter.requestedAfter) conditions.push(sql`sr.requested_at > ${timestampOf(filter.requestedAfter)}`)
   if (filter.requestedBefore) conditions.push(sql`sr.requested_at <= ${timestampOf(filter.requestedBefore)}`)
-  if (filter.bbox) conditions.push(insideBbox(filter.bbox))
+  // By the point published, for the same reason as GeoReport's public searches. The wider
+  // pre-check costs a walk in (updated_at, id) order nothing, so it is not made conditional.
+  if (filter.bbox) conditions.push(insideBbox(filter.bbox, spatialMatch('public', true)))
   return sql`from service_requests sr
              join services s on s.id = sr.service_id
              left join service_requests parent on parent.id = sr.parent_request_id
