@@ -116,6 +116,9 @@ export const services = pgTable(
     check('services_type_check', inList('type', SERVICE_TYPES)),
     check('services_code_url_safe', sql`service_code ~ '^[A-Za-z0-9_-]{1,64}$'`),
     check('services_privacy_check', inList('privacy', SERVICE_PRIVACY)),
+    // Public reads ask "which services are sensitive?" once per statement and column they
+    // generalise (sensitive-location.ts): a few entries, whatever the catalog's size.
+    index('services_sensitive_idx').on(t.id).where(sql`privacy = 'sensitive'`),
   ],
 )
 
