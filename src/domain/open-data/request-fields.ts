@@ -7,8 +7,9 @@
  *
  * Each value is SQL over `sr` (the request), `s` (its service) and `parent` (the request it
  * duplicates). Requests of sensitive services are generalised (sensitive-location.ts): the
- * feeds are public, so always as the public sees them. The rows are rendered into CSV lines and JSON text by PostgreSQL, in C: Node
- * then only joins strings, which is what lets the feed keep pace with COPY.
+ * feeds are public, so always as the public sees them. The rows are rendered into CSV lines
+ * and JSON text by PostgreSQL, in C: Node then only joins strings, which is what lets the feed
+ * keep pace with COPY.
  */
 import { FREE_TEXT_SQL, generalised, shownLocation, unlessGeneralised } from '../requests/sensitive-location.js'
 

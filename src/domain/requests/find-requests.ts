@@ -35,7 +35,10 @@ export interface RequestFilter {
   /**
    * Whether the jurisdiction may hold sensitive services (default: yes). Only when it does do
    * the public's spatial filters need the wider pre-check (spatialMatch); without any, the
-   * search is the one it always was.
+   * search is the one it always was. Callers take it from the catalog cache, so a service made
+   * sensitive through another instance is matched by its cell here within a second (the
+   * jurisdiction cache's lifetime), as every catalog change arrives; what is shown of its
+   * requests is read from the database in the same statement, so that is generalised at once.
    */
   maySensitive?: boolean
   /** Newest requested first (default) or oldest updated first (incremental sync). */
