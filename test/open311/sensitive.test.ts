@@ -187,11 +187,11 @@ const georeportReads = (id: string) =>
 t.test('anonymous GeoReport reads show the cell centre and none of the text, in JSON and XML, with and without extensions', async (t) => {
   const updatesWindow = `?start_date=${encodeURIComponent(new Date(Date.now() - 3_600_000).toISOString())}`
   const urls = [...georeportReads(ids.noise), ...['json', 'xml'].map((f) => `/open311/v2/servicerequestupdates.${f}${updatesWindow}`)]
-  const client_ = { authorization: `Bearer ${client.key}` }
+  const writeKey = { authorization: `Bearer ${client.key}` }
   for (const url of urls) {
-    for (const headers of [{}, client_, { authorization: `Bearer o311_notakey00000_${'x'.repeat(43)}` }]) {
+    for (const headers of [{}, writeKey, { authorization: `Bearer o311_notakey00000_${'x'.repeat(43)}` }]) {
       const res = await app.inject({ url, headers })
-      const who = Object.keys(headers).length ? `${url} (${headers === client_ ? 'a requests:write key' : 'an invalid key'})` : url
+      const who = Object.keys(headers).length ? `${url} (${headers === writeKey ? 'a requests:write key' : 'an invalid key'})` : url
       t.equal(res.statusCode, 200, who)
       t.same(SECRET_TEXT.filter((s) => res.body.includes(s)), [], `${who}: none of the text`)
       t.notOk(TRUE_POINT.test(res.body), `${who}: not the true coordinates`)
