@@ -59,6 +59,14 @@ export const ATTRIBUTE_DATATYPES = [
 ] as const
 export type AttributeDatatype = (typeof ATTRIBUTE_DATATYPES)[number]
 
+/**
+ * `standard`: requests are published as they are. `sensitive` (e.g. noise at a home, an
+ * abandoned vehicle with its plate): the public sees the location generalised to a ~111 m grid
+ * cell and no free text (src/domain/requests/sensitive-location.ts, docs/open-data.md).
+ */
+export const SERVICE_PRIVACY = ['standard', 'sensitive'] as const
+export type ServicePrivacy = (typeof SERVICE_PRIVACY)[number]
+
 export const OPEN311_STATUSES = ['open', 'closed'] as const
 export type Open311Status = (typeof OPEN311_STATUSES)[number]
 
@@ -98,6 +106,8 @@ export const services = pgTable(
     closeRule: text('close_rule').$type<'auto' | 'manual'>().notNull().default('auto'),
     /** Tokens resolve only when the department acknowledges the work order (it issues the reference). */
     departmentIssuesReference: boolean('department_issues_reference').notNull().default(false),
+    /** What the public sees of its requests: SERVICE_PRIVACY. */
+    privacy: text('privacy').$type<ServicePrivacy>().notNull().default('standard'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -105,6 +115,10 @@ export const services = pgTable(
     uniqueIndex('services_jurisdiction_code_key').on(t.jurisdictionId, t.serviceCode),
     check('services_type_check', inList('type', SERVICE_TYPES)),
     check('services_code_url_safe', sql`service_code ~ '^[A-Za-z0-9_-]{1,64}$'`),
+    check('services_privacy_check', inList('privacy', SERVICE_PRIVACY)),
+    // Public reads ask "which services are sensitive?" once per statement and column they
+    // generalise (sensitive-location.ts): a few entries, whatever the catalog's size.
+    index('services_sensitive_idx').on(t.id).where(sql`privacy = 'sensitive'`),
   ],
 )
 

@@ -1,5 +1,6 @@
-import type { FastifyRequest, onRequestAsyncHookHandler, preValidationAsyncHookHandler } from 'fastify'
+import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler, preValidationAsyncHookHandler } from 'fastify'
 import { type ApiKeyScope, type ApiKeySummary, verifyApiKey, verifyDepartmentOrClientKey } from '../domain/api-keys/api-keys.js'
+import type { Reader } from '../domain/requests/sensitive-location.js'
 import { forbidden } from '../open311/errors.js'
 
 declare module 'fastify' {
@@ -21,6 +22,20 @@ export function requireBearerScope(scope: ApiKeyScope): onRequestAsyncHookHandle
     if (!key) throw forbidden(`a bearer API key with the "${scope}" scope is required`)
     request.apiKey = key
   }
+}
+
+/**
+ * Who reads a GeoReport GET: an operator when it carries `Authorization: Bearer` with a valid
+ * admin key, and sees sensitive services' requests as they are; otherwise the public, who sees
+ * them generalised. GETs need no key, so a missing, invalid or revoked one is not refused: it
+ * reads as the public. Only the header counts: a key in a URL ends up in logs and histories.
+ */
+export async function readerOf(request: FastifyRequest, reply: FastifyReply): Promise<Reader> {
+  const token = bearerToken(request)
+  if (!token || !(await verifyApiKey(request.server.db, token, 'admin'))) return 'public'
+  // An operator's answer holds what the public must not see: no cache may keep it for another.
+  reply.header('cache-control', 'private, no-store')
+  return 'operator'
 }
 
 /**

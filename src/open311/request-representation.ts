@@ -5,6 +5,7 @@
  */
 import type { CatalogAttribute } from '../domain/catalog/catalog-schema.js'
 import type { ExtendedRequestRow, PublicRequestRow, PublicUpdateRow } from '../domain/requests/find-requests.js'
+import { isFreeText } from '../domain/requests/sensitive-location.js'
 import { formatOptionalW3c, formatW3c } from './datetime.js'
 
 export interface RequestNote {
@@ -56,14 +57,15 @@ export function toExtendedRequest(row: ExtendedRequestRow, timeZone: string, ext
       closed_datetime: formatOptionalW3c(row.closed_at, timeZone),
       media_urls: row.media_urls,
     },
-    attributes: publicAnswers(row.attributes, extensions.attributeDefinitions),
+    attributes: publicAnswers(row, extensions.attributeDefinitions),
     notes: extensions.notes.map((u) => toNote(u, timeZone)),
   }
 }
 
-function publicAnswers(answers: ExtendedRequestRow['attributes'], definitions: CatalogAttribute[]) {
+function publicAnswers({ attributes: answers, generalised }: ExtendedRequestRow, definitions: CatalogAttribute[]) {
   return definitions
-    .filter((d) => d.public && d.variable && answers[d.code] !== undefined)
+    // A generalised request keeps its list, number and datetime answers; free text is withheld.
+    .filter((d) => d.public && d.variable && answers[d.code] !== undefined && !(generalised && isFreeText(d.datatype)))
     .map((d) => {
       const answer = answers[d.code]!
       const keys = Array.isArray(answer) ? answer : [answer]

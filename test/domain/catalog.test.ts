@@ -310,6 +310,18 @@ const invalid: { name: string; field: string; detail: RegExp; mutate: (c: RawCat
     mutate: (c) => delete (c.services[2] as Partial<RawService>).service_name,
   },
   {
+    name: 'unknown privacy',
+    field: 'services[1].privacy',
+    detail: /must be equal to one of the allowed values \(standard, sensitive\)$/,
+    mutate: (c) => Object.assign(c.services[1]!, { privacy: 'secret' }),
+  },
+  {
+    name: 'privacy as a boolean',
+    field: 'services[0].privacy',
+    detail: /must be string$/,
+    mutate: (c) => Object.assign(c.services[0]!, { privacy: true }),
+  },
+  {
     name: 'order of zero',
     field: 'services[0].attributes[0].order',
     detail: /must be >= 1/,
@@ -350,7 +362,7 @@ t.test('validateCatalog fills defaults and returns the same object', async (t) =
   const catalog = validateCatalog(data, 'test')
   t.equal(catalog, data as unknown, 'validated in place')
   t.match(catalog.jurisdiction, { contact: '', key_service: '' })
-  t.match(catalog.services[2], { type: 'blackbox', active: true, keywords: [], group: '', description: '', attributes: [] })
+  t.match(catalog.services[2], { type: 'blackbox', active: true, keywords: [], group: '', description: '', attributes: [], privacy: 'standard' })
   t.match(catalog.services[1]?.attributes[1], { order: 2, required: false, variable: true, datatype_description: '' })
   t.throws(() => validateCatalog(null, 'empty.json'), CatalogError)
   t.throws(() => validateCatalog({ jurisdiction: fixture().jurisdiction }, 'x.json'), { name: 'CatalogError', message: /^x\.json: / })

@@ -5,8 +5,10 @@
  * made through any instance is seen by the next request on every instance: the cache can
  * never serve a catalog older than the database's.
  */
+import { and, eq } from 'drizzle-orm'
 import { cachePerDatabase } from '../../db/caches.js'
 import type { Db } from '../../db/database.js'
+import { services } from '../../db/schema.js'
 import type { Jurisdiction } from '../jurisdictions.js'
 import { loadCatalogServices, type StoredService } from './catalog.js'
 
@@ -25,4 +27,25 @@ export async function activeServices(db: Db, jurisdiction: Jurisdiction): Promis
 
 export async function activeService(db: Db, jurisdiction: Jurisdiction, serviceCode: string): Promise<StoredService | undefined> {
   return (await activeServices(db, jurisdiction)).find((s) => s.service_code === serviceCode)
+}
+
+const sensitive = cachePerDatabase<{ version: number; any: boolean }>()
+
+/**
+ * Whether any service of the jurisdiction, active or not (withdrawn services' requests are still
+ * shown), is sensitive: public spatial searches need a wider pre-check only then
+ * (find-requests.ts). Kept like the catalog, by its version.
+ */
+export async function maySensitive(db: Db, jurisdiction: Jurisdiction): Promise<boolean> {
+  const version = jurisdiction.catalogChangedAt.getTime()
+  const cache = sensitive.of(db)
+  const cached = cache.get(jurisdiction.id)
+  if (cached?.version === version) return cached.any
+  const [row] = await db
+    .select({ id: services.id })
+    .from(services)
+    .where(and(eq(services.jurisdictionId, jurisdiction.id), eq(services.privacy, 'sensitive')))
+    .limit(1)
+  cache.set(jurisdiction.id, { version, any: row !== undefined })
+  return row !== undefined
 }

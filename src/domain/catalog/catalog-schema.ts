@@ -2,7 +2,7 @@
  * The catalog file format (`services import`, admin `PUT /admin/v1/catalog`): a jurisdiction and
  * its services with their attribute definitions. Documented in README.md ("Catalog format").
  */
-import { ATTRIBUTE_DATATYPES, SERVICE_TYPES } from '../../db/schema.js'
+import { ATTRIBUTE_DATATYPES, SERVICE_PRIVACY, SERVICE_TYPES } from '../../db/schema.js'
 
 const attributeValue = {
   type: 'object',
@@ -54,6 +54,14 @@ export const catalogServiceSchema = {
       default: false,
       description: 'Tokens resolve only once the department acknowledges the work order',
     },
+    privacy: {
+      type: 'string',
+      enum: SERVICE_PRIVACY,
+      default: 'standard',
+      description:
+        'sensitive: the public (open-data feeds, GeoReport reads without an admin key) sees the location generalised to a ~111 m grid cell, ' +
+        'no address and no free text (docs/open-data.md, "Sensitive categories")',
+    },
     attributes: { type: 'array', maxItems: 200, items: catalogAttributeSchema, default: [] },
   },
 } as const
@@ -102,6 +110,7 @@ export interface CatalogService {
   active: boolean
   close_rule: 'auto' | 'manual'
   department_issues_reference: boolean
+  privacy: (typeof SERVICE_PRIVACY)[number]
   attributes: CatalogAttribute[]
 }
 

@@ -4,7 +4,7 @@
  */
 import { and, asc, eq, inArray, sql } from 'drizzle-orm'
 import type { Db } from '../../db/database.js'
-import { jurisdictions, serviceAttributes, services } from '../../db/schema.js'
+import { jurisdictions, serviceAttributes, serviceRequests, services } from '../../db/schema.js'
 import { forgetJurisdictions } from '../jurisdictions.js'
 import type { Catalog, CatalogAttribute, CatalogService } from './catalog-schema.js'
 
@@ -44,6 +44,12 @@ export async function importCatalog(db: Db, catalog: Catalog): Promise<ImportSum
         continue
       }
       await writeService(tx, j.id, service, current?.id)
+      if (current && current.privacy !== service.privacy) {
+        // What the public sees of these requests changed: moving their updated_at (the trigger
+        // of migration 0009 stamps every update) makes harvesters fetch them again, so a copy
+        // taken before a service became sensitive is replaced by the generalised one.
+        await tx.update(serviceRequests).set({ updatedAt: sql`default` }).where(eq(serviceRequests.serviceId, current.id))
+      }
       ;(current ? summary.updated : summary.created).push(service.service_code)
     }
     if (summary.created.length + summary.updated.length > 0) {
@@ -87,6 +93,7 @@ async function writeService(tx: Db, jurisdictionId: string, service: CatalogServ
     active: service.active,
     closeRule: service.close_rule,
     departmentIssuesReference: service.department_issues_reference,
+    privacy: service.privacy,
   }
   let serviceId = id
   if (serviceId === undefined) {
@@ -171,6 +178,7 @@ export async function loadCatalogServices(
     active: r.active,
     close_rule: r.closeRule,
     department_issues_reference: r.departmentIssuesReference,
+    privacy: r.privacy,
     attributes: attributesByService.get(r.id) ?? [],
   }))
 }

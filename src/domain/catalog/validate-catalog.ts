@@ -28,7 +28,10 @@ export function validateCatalog(data: unknown, source: string): Catalog {
     const error = validateSchema.errors?.[0]
     const extra = (error?.params as { additionalProperty?: string } | undefined)?.additionalProperty
     const field = toFieldPath(error?.instancePath ?? '', extra)
-    throw new CatalogError(source, field || '(root)', extra ? 'is not a known field' : (error?.message ?? 'is invalid'))
+    // Say what an enum takes (e.g. `privacy`), so the fix is in the message.
+    const allowed = (error?.params as { allowedValues?: unknown[] } | undefined)?.allowedValues
+    const detail = extra ? 'is not a known field' : `${error?.message ?? 'is invalid'}${allowed ? ` (${allowed.join(', ')})` : ''}`
+    throw new CatalogError(source, field || '(root)', detail)
   }
   const unsafe = findUnsafeText(data)
   if (unsafe) throw new CatalogError(source, unsafe.path || '(root)', unsafeTextRule(unsafe.problem))

@@ -4,7 +4,7 @@
  */
 import { type SQL, sql } from 'drizzle-orm'
 import type { Open311Status } from '../../db/schema.js'
-import { insideBbox, type RequestFilter, TOKEN_ACCEPTED } from '../requests/find-requests.js'
+import { insideBbox, type RequestFilter, spatialMatch, TOKEN_ACCEPTED } from '../requests/find-requests.js'
 import { parseBbox, parseList, parseStatuses } from '../requests/search-params.js'
 import { checkRange, datetimeParam, type FeedQuery, type FeedSource, feedQuery } from './keyset-feed.js'
 import { timestampOf } from './horizon.js'
@@ -51,7 +51,9 @@ export const REQUEST_FEED: FeedSource<RequestFeedFilter> = {
     if (filter.updatedBefore) conditions.push(sql`sr.updated_at <= ${timestampOf(filter.updatedBefore)}`)
     if (filter.requestedAfter) conditions.push(sql`sr.requested_at > ${timestampOf(filter.requestedAfter)}`)
     if (filter.requestedBefore) conditions.push(sql`sr.requested_at <= ${timestampOf(filter.requestedBefore)}`)
-    if (filter.bbox) conditions.push(insideBbox(filter.bbox))
+    // By the point published, for the same reason as GeoReport's public searches. The wider
+    // pre-check costs a walk in (updated_at, id) order nothing, so it is not made conditional.
+    if (filter.bbox) conditions.push(insideBbox(filter.bbox, spatialMatch('public', true)))
     return conditions
   },
 }

@@ -8,6 +8,7 @@
 import { type SQL, sql } from 'drizzle-orm'
 import { TOKEN_ACCEPTED } from '../requests/find-requests.js'
 import { parseList } from '../requests/search-params.js'
+import { unlessGeneralised } from '../requests/sensitive-location.js'
 import type { FeedField } from './feed-fields.js'
 import { timestampOf } from './horizon.js'
 import { checkRange, datetimeParam, type FeedQuery, type FeedSource, feedQuery } from './keyset-feed.js'
@@ -17,7 +18,8 @@ export const UPDATE_FIELDS: readonly FeedField[] = [
   { name: 'service_request_id', type: 'string', description: 'The request it belongs to (a row of the requests feed).', value: 'sr.public_id' },
   { name: 'status', type: 'string', description: 'The request\'s status after this entry: `open` or `closed`.', value: 'u.status' },
   { name: 'detailed_status', type: 'string', description: 'The request\'s detailed status after this entry.', value: 'u.detailed_status' },
-  { name: 'public_note', type: 'string', description: 'The public note of the entry (what servicerequestupdates calls `description`).', value: 'u.description' },
+  // Free text about the request: withheld for sensitive services, as GeoReport's notes are.
+  { name: 'public_note', type: 'string', description: 'The public note of the entry (what servicerequestupdates calls `description`); empty for sensitive request types.', value: unlessGeneralised('public', 'sr', 'u.description') },
   { name: 'datetime', type: 'datetime', description: 'When it happened.', value: 'u.created_at' },
   { name: 'updated_datetime', type: 'datetime', description: 'When it entered the public history (usually `datetime`; later when its request came back into public view): the feed\'s order and the incremental harvest\'s `updated_after`.', value: 'u.changed_at' },
 ]

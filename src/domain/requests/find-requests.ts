@@ -1,11 +1,20 @@
 /**
  * Public reads of service requests (GET requests, GET request, feeds). Selects public columns
  * only — reporter data lives in another table this module never reads — and only requests
- * marked public.
+ * marked public. Requests of sensitive services are generalised for the public reader
+ * (sensitive-location.ts).
  */
 import { type SQL, sql } from 'drizzle-orm'
 import { type Db, preparedRows, queryRows, toDate } from '../../db/database.js'
 import type { Open311Status } from '../../db/schema.js'
+import {
+  CELL_REACH_METRES,
+  cellReachDegrees,
+  generalised,
+  type Reader,
+  shownLocation,
+  unlessGeneralised,
+} from './sensitive-location.js'
 
 export interface RequestFilter {
   jurisdictionId: string
@@ -21,6 +30,17 @@ export interface RequestFilter {
   updatedBefore?: Date
   near?: { lat: number; long: number; radiusMeters: number }
   bbox?: { minLong: number; minLat: number; maxLong: number; maxLat: number }
+  /** Who reads (default: the public, who sees sensitive services' requests generalised). */
+  reader?: Reader
+  /**
+   * Whether the jurisdiction may hold sensitive services (default: yes). Only when it does do
+   * the public's spatial filters need the wider pre-check (spatialMatch); without any, the
+   * search is the one it always was. Callers take it from the catalog cache, so a service made
+   * sensitive through another instance is matched by its cell here within a second (the
+   * jurisdiction cache's lifetime), as every catalog change arrives; what is shown of its
+   * requests is read from the database in the same statement, so that is generalised at once.
+   */
+  maySensitive?: boolean
   /** Newest requested first (default) or oldest updated first (incremental sync). */
   order: 'requested_desc' | 'updated_asc'
   limit: number
@@ -60,6 +80,8 @@ export interface ExtendedRequestRow extends PublicRequestRow {
   channel: string | null
   parent_service_request_id: string | null
   attributes: Record<string, string | string[]>
+  /** Shown generalised to this reader: free-text answers are withheld too. */
+  generalised: boolean
 }
 
 /** A batch request is public once its token is accepted: until then it has no id to give out. */
@@ -88,19 +110,18 @@ export async function findPublicRequests(db: Db, filter: RequestFilter, columns:
     if (filter.requestedBefore) conditions.push(sql`sr.requested_at < ${filter.requestedBefore.toISOString()}`)
     if (filter.updatedAfter) conditions.push(sql`sr.updated_at > ${filter.updatedAfter.toISOString()}`)
     if (filter.updatedBefore) conditions.push(sql`sr.updated_at <= ${filter.updatedBefore.toISOString()}`)
-    if (filter.near) {
-      const { lat, long, radiusMeters } = filter.near
-      conditions.push(
-        sql`ST_DWithin(sr.location, ST_SetSRID(ST_MakePoint(${long}, ${lat}), 4326)::geography, ${radiusMeters})`,
-      )
-    }
-    if (filter.bbox) conditions.push(insideBbox(filter.bbox))
+    const match = spatialMatch(filter.reader ?? 'public', filter.maySensitive ?? true)
+    if (filter.near) conditions.push(nearPoint(filter.near, match))
+    if (filter.bbox) conditions.push(insideBbox(filter.bbox, match))
   }
   // Spelled exactly as the indexes are (DESC NULLS LAST), or the planner cannot walk the index
   // in order and stop at the page: at 1M rows that is 1.4 ms instead of 280 ms.
   const [column, direction] = filter.order === 'updated_asc' ? ['updated_at', 'asc'] : ['requested_at', 'desc nulls last']
   const orderBy = (alias: string) => sql.raw(`${alias}.${column} ${direction}, ${alias}.id ${direction}`)
   const extended = columns === 'extended'
+  const reader = filter.reader ?? 'public'
+  const shown = (value: string, hidden?: string) => sql.raw(unlessGeneralised(reader, 'page', value, hidden))
+  const location = sql.raw(shownLocation(reader, 'page'))
   // Filter, order and cut the page first; only the page's rows are then joined and decorated,
   // so the cost does not grow with the table. A named prepared statement: which filters are
   // present decides the text (lists are single array parameters), so the shapes are few, and
@@ -120,17 +141,17 @@ export async function findPublicRequests(db: Db, filter: RequestFilter, columns:
         where ${sql.join(conditions, sql` and `)}
         order by ${orderBy('sr')}
         limit ${filter.limit} offset ${filter.offset})
-      select page.id, page.public_id as service_request_id, page.status, page.status_notes,
-             s.service_name, s.service_code, page.description, page.agency_responsible, page.service_notice,
+      select page.id, page.public_id as service_request_id, page.status, ${shown('page.status_notes')} as status_notes,
+             s.service_name, s.service_code, ${shown('page.description')} as description, page.agency_responsible, page.service_notice,
              ${epochMs('page.requested_at')} as requested_at, ${epochMs('page.updated_at')} as updated_at,
              ${epochMs('page.expected_at')} as expected_at,
-             page.address, page.address_id, page.zipcode,
-             ST_Y(page.location::geometry) as lat, ST_X(page.location::geometry) as long,
-             page.media_urls[1] as media_url, page.service_id
+             ${shown('page.address')} as address, ${shown('page.address_id')} as address_id, page.zipcode,
+             ST_Y((${location})::geometry) as lat, ST_X((${location})::geometry) as long,
+             ${shown('page.media_urls[1]')} as media_url, page.service_id
              ${
                extended
-                 ? sql`, page.media_urls, ${epochMs('page.closed_at')} as closed_at, page.detailed_status, page.channel,
-                       parent.public_id as parent_service_request_id, page.attributes`
+                 ? sql`, ${shown('page.media_urls', "'{}'::text[]")} as media_urls, ${epochMs('page.closed_at')} as closed_at, page.detailed_status, page.channel,
+                       parent.public_id as parent_service_request_id, page.attributes, ${sql.raw(generalised(reader, 'page'))} as generalised`
                  : sql``
              }
       from page
@@ -141,12 +162,38 @@ export async function findPublicRequests(db: Db, filter: RequestFilter, columns:
   return rows
 }
 
-/** `sr.location` inside a longitude/latitude rectangle. */
-export function insideBbox({ minLong, minLat, maxLong, maxLat }: NonNullable<RequestFilter['bbox']>): SQL {
+/**
+ * Which point of `sr` a spatial filter matches: the one the reader is shown, so a search with a
+ * tiny radius around a home singles out no more than the grid cell it is shown in. `widen`:
+ * some shown points may lie up to a cell away from the stored ones the index holds.
+ */
+export interface SpatialMatch {
+  point: SQL
+  widen: boolean
+}
+
+export function spatialMatch(reader: Reader, maySensitive: boolean): SpatialMatch {
+  return { point: sql.raw(shownLocation(reader, 'sr')), widen: reader === 'public' && maySensitive }
+}
+
+/** `sr` within `radiusMeters` of a point. */
+function nearPoint({ lat, long, radiusMeters }: NonNullable<RequestFilter['near']>, match: SpatialMatch): SQL {
+  const center = sql`ST_SetSRID(ST_MakePoint(${long}, ${lat}), 4326)::geography`
+  if (!match.widen) return sql`ST_DWithin(sr.location, ${center}, ${radiusMeters})`
+  return sql`ST_DWithin(sr.location, ${center}, ${radiusMeters + CELL_REACH_METRES}) and ST_DWithin(${match.point}, ${center}, ${radiusMeters})`
+}
+
+/** `sr` inside a longitude/latitude rectangle. */
+export function insideBbox(bbox: NonNullable<RequestFilter['bbox']>, match: SpatialMatch): SQL {
+  const { minLong, minLat, maxLong, maxLat } = bbox
   const envelope = sql`ST_MakeEnvelope(${minLong}, ${minLat}, ${maxLong}, ${maxLat}, 4326)`
   // Geography's && compares boxes around the globe (index-friendly but loose); the geometry
   // test then keeps exactly the points inside the longitude/latitude rectangle.
-  return sql`sr.location && ${envelope}::geography and ST_Intersects(sr.location::geometry, ${envelope})`
+  if (!match.widen) return sql`sr.location && ${envelope}::geography and ST_Intersects(sr.location::geometry, ${envelope})`
+  const reach = cellReachDegrees(Math.max(Math.abs(minLat), Math.abs(maxLat)))
+  const wider = sql`ST_MakeEnvelope(${Math.max(-180, minLong - reach.long)}, ${Math.max(-90, minLat - reach.lat)},
+                                    ${Math.min(180, maxLong + reach.long)}, ${Math.min(90, maxLat + reach.lat)}, 4326)`
+  return sql`sr.location && ${wider}::geography and ST_Intersects((${match.point})::geometry, ${envelope})`
 }
 
 /**
@@ -171,8 +218,10 @@ export interface PublicUpdateRow {
 /** Public history entries, for the given requests or for a time window (servicerequestupdates). */
 export async function findPublicUpdates(
   db: Db,
-  filter: { jurisdictionId: string; requestIds?: number[]; from?: Date; before?: Date; limit?: number; offset?: number },
+  filter: { jurisdictionId: string; requestIds?: number[]; from?: Date; before?: Date; limit?: number; offset?: number; reader?: Reader },
 ): Promise<PublicUpdateRow[]> {
+  // A public note on a sensitive request is free text like its description ("towed from 12 Elm St").
+  const shown = (value: string, hidden: string) => sql.raw(unlessGeneralised(filter.reader ?? 'public', 'sr', value, hidden))
   const conditions: SQL[] = [sql`sr.jurisdiction_id = ${filter.jurisdictionId}`, sql`sr.is_public`, sql`u.is_public`, TOKEN_ACCEPTED]
   if (filter.requestIds) {
     if (filter.requestIds.length === 0) return []
@@ -184,7 +233,8 @@ export async function findPublicUpdates(
     db,
     sql`
       select u.update_id, u.request_id, sr.public_id as service_request_id, u.status, u.detailed_status,
-             u.description, u.media_urls, u.external_status_code, u.created_at
+             ${shown('u.description', "''")} as description, ${shown('u.media_urls', "'{}'::text[]")} as media_urls,
+             u.external_status_code, u.created_at
       from request_updates u
       join service_requests sr on sr.id = u.request_id
       where ${sql.join(conditions, sql` and `)}

@@ -1,14 +1,22 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { loadCatalogServices } from '../../../domain/catalog/catalog.js'
+import { maySensitive } from '../../../domain/catalog/catalog-cache.js'
 import { type Jurisdiction, resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { findPublicRequests, findPublicUpdates, type RequestFilter } from '../../../domain/requests/find-requests.js'
 import { parseRequestSearch, type RequestSearchParams } from '../../../domain/requests/search-params.js'
 import { notFound } from '../../../open311/errors.js'
 import { toExtendedRequest, toRequest } from '../../../open311/request-representation.js'
 import type { Format } from '../../../open311/spark.js'
+import { readerOf } from '../../auth.js'
 import { sendOpen311 } from '../../reply.js'
 import { errorResponses, formatParams, jurisdictionQuery, requestSearchQuery, serviceRequest } from '../../schemas/open311.js'
 import { setPagingHeaders } from './paging.js'
+
+/** What the OpenAPI document says of sensitive services (docs/open311.md, decision 23). */
+const SENSITIVE_NOTE =
+  'Requests of sensitive services (catalog privacy: sensitive) show a ~111 m grid cell centre for lat/long, no address, address_id, ' +
+  'description, status_notes, media or free-text answers, and match lat/long/radius and bbox by that centre — unless the request ' +
+  'carries Authorization: Bearer with an admin key.'
 
 type SearchQuery = RequestSearchParams & { jurisdiction_id?: string; extensions?: boolean }
 
@@ -17,7 +25,9 @@ export default async function requestReadRoutes(app: FastifyInstance) {
    * Up to `pageSize` requests in their wire shape, and whether the filter's limit found more.
    * With extensions, one extra query each for notes and attribute labels.
    */
-  async function findPage(jurisdiction: Jurisdiction, filter: RequestFilter, pageSize: number, extensions: boolean) {
+  async function findPage(request: FastifyRequest, reply: FastifyReply, jurisdiction: Jurisdiction, search: RequestFilter, pageSize: number, extensions: boolean) {
+    const reader = await readerOf(request, reply)
+    const filter: RequestFilter = { ...search, reader, maySensitive: reader === 'public' && (await maySensitive(app.db, jurisdiction)) }
     if (!extensions) {
       const rows = await findPublicRequests(app.db, filter, 'core')
       return { more: rows.length > pageSize, page: rows.slice(0, pageSize).map((row) => toRequest(row, jurisdiction.timeZone)) }
@@ -25,7 +35,7 @@ export default async function requestReadRoutes(app: FastifyInstance) {
     const rows = await findPublicRequests(app.db, filter, 'extended')
     const page = rows.slice(0, pageSize)
     const [updates, services] = await Promise.all([
-      findPublicUpdates(app.db, { jurisdictionId: jurisdiction.id, requestIds: page.map((r) => r.id) }),
+      findPublicUpdates(app.db, { jurisdictionId: jurisdiction.id, requestIds: page.map((r) => r.id), reader }),
       loadCatalogServices(app.db, jurisdiction.id, { includeInactive: true, serviceCodes: [...new Set(page.map((r) => r.service_code))] }),
     ])
     return {
@@ -47,7 +57,8 @@ export default async function requestReadRoutes(app: FastifyInstance) {
         summary: 'GET Service Requests',
         description:
           'Public requests, newest first (oldest-updated first with updated_after/updated_before). Without dates: the last 90 days. ' +
-          'Paging metadata is in the X-Page, X-Page-Size, X-Next-Page-URL and Link headers; the body stays spec-shaped.',
+          'Paging metadata is in the X-Page, X-Page-Size, X-Next-Page-URL and Link headers; the body stays spec-shaped. ' +
+          SENSITIVE_NOTE,
         params: formatParams,
         querystring: requestSearchQuery,
         response: { 200: { type: 'array', items: serviceRequest }, ...errorResponses },
@@ -56,7 +67,7 @@ export default async function requestReadRoutes(app: FastifyInstance) {
     async (request, reply) => {
       const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
       const { filter, paging } = parseRequestSearch(request.query, jurisdiction.id, jurisdiction.timeZone, new Date())
-      const { page, more } = await findPage(jurisdiction, filter, paging.pageSize, request.query.extensions === true)
+      const { page, more } = await findPage(request, reply, jurisdiction, filter, paging.pageSize, request.query.extensions === true)
       setPagingHeaders(request as FastifyRequest, reply, paging, more)
       return sendOpen311(reply, request.params.format, 'service_requests', page)
     },
@@ -68,7 +79,7 @@ export default async function requestReadRoutes(app: FastifyInstance) {
       schema: {
         tags: ['Open311'],
         summary: 'GET Service Request',
-        description: 'One request, as a one-element list (Spark).',
+        description: `One request, as a one-element list (Spark). ${SENSITIVE_NOTE}`,
         params: {
           type: 'object',
           required: ['service_request_id', 'format'],
@@ -90,7 +101,7 @@ export default async function requestReadRoutes(app: FastifyInstance) {
         limit: 1,
         offset: 0,
       }
-      const { page } = await findPage(jurisdiction, filter, 1, request.query.extensions === true)
+      const { page } = await findPage(request, reply, jurisdiction, filter, 1, request.query.extensions === true)
       if (page.length === 0) throw notFound(`service_request_id "${request.params.service_request_id}" does not exist`)
       return sendOpen311(reply, request.params.format, 'service_requests', page)
     },

@@ -6,6 +6,7 @@ import { parseW3c } from '../../../open311/datetime.js'
 import { badRequest } from '../../../open311/errors.js'
 import { toRequestUpdate } from '../../../open311/request-representation.js'
 import type { Format } from '../../../open311/spark.js'
+import { readerOf } from '../../auth.js'
 import { sendOpen311 } from '../../reply.js'
 import { errorResponses, formatParams, jurisdictionQuery, pagingQuery, requestUpdate } from '../../schemas/open311.js'
 import { setPagingHeaders } from './paging.js'
@@ -25,7 +26,9 @@ export default async function updateReadRoutes(app: FastifyInstance) {
         description:
           'Public history entries in a window on their time: start_date inclusive, end_date exclusive, oldest first. ' +
           'Default: the last 24 hours; at most 90 days. Paged like GET requests: page and page_size (at most 1000), and when more ' +
-          'updates follow, X-Next-Page-URL and Link rel="next" headers; the body stays spec-shaped.',
+          'updates follow, X-Next-Page-URL and Link rel="next" headers; the body stays spec-shaped. ' +
+          'Updates of requests of sensitive services have an empty description and no media, unless the request carries ' +
+          'Authorization: Bearer with an admin key.',
         params: formatParams,
         querystring: {
           type: 'object',
@@ -56,6 +59,7 @@ export default async function updateReadRoutes(app: FastifyInstance) {
         throw badRequest(`end_date: a window may span at most ${MAX_WINDOW_DAYS} days`)
       }
       const paging = parsePaging(request.query)
+      const reader = await readerOf(request, reply)
       // One more than the page: whether another page follows, without counting.
       const rows = await findPublicUpdates(app.db, {
         jurisdictionId: jurisdiction.id,
@@ -63,6 +67,7 @@ export default async function updateReadRoutes(app: FastifyInstance) {
         ...(end ? { before: end } : {}),
         limit: paging.pageSize + 1,
         offset: (paging.page - 1) * paging.pageSize,
+        reader,
       })
       const updates = rows.slice(0, paging.pageSize)
       setPagingHeaders(request as FastifyRequest, reply, paging, rows.length > updates.length)
