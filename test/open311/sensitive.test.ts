@@ -284,7 +284,13 @@ t.test('changing a service\'s privacy moves its requests\' updated_datetime, so 
   t.match(json.at(-1), { service_request_id: String, service_code: 'noise-complaint' }, 'the noise requests come last in the feed now')
   t.match(json.find((r) => r.service_request_id === ids.noise), { lat: 41.87912, long: -87.63588, address: ADDRESS }, 'and are exact while the service is standard')
 
+  const history = parseCsv((await app.inject('/open-data/v1/updates.csv')).body, { columns: true }) as Record<string, string>[]
+  t.equal(history.at(-1)?.service_request_id, ids.noise, 'its history comes again at the end of the updates feed')
+  t.ok(history.some((u) => u.public_note === UPDATE_NOTE), 'with its notes, now the service is standard')
+
   t.equal((await importNoisePrivacy('sensitive')).statusCode, 200)
   const feed = await app.inject('/open-data/v1/requests.json')
   t.notOk(TRUE_POINT.test(feed.body), 'sensitive again: generalised again')
+  const withheld = parseCsv((await app.inject('/open-data/v1/updates.csv')).body, { columns: true }) as Record<string, string>[]
+  t.ok(withheld.at(-1)?.service_request_id === ids.noise && withheld.at(-1)?.public_note === '', 'and its history again, its notes withheld')
 })

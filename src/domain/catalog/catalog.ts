@@ -47,8 +47,11 @@ export async function importCatalog(db: Db, catalog: Catalog): Promise<ImportSum
       if (current && current.privacy !== service.privacy) {
         // What the public sees of these requests changed: moving their updated_at (the trigger
         // of migration 0009 stamps every update) makes harvesters fetch them again, so a copy
-        // taken before a service became sensitive is replaced by the generalised one.
+        // taken before a service became sensitive is replaced by the generalised one. Their
+        // history's notes are withheld or shown with them: the updates feed sends it again too.
         await tx.update(serviceRequests).set({ updatedAt: sql`default` }).where(eq(serviceRequests.serviceId, current.id))
+        await tx.execute(sql`update request_updates set changed_at = default
+                             where request_id in (select id from service_requests where service_id = ${current.id})`)
       }
       ;(current ? summary.updated : summary.created).push(service.service_code)
     }
