@@ -55,7 +55,7 @@ export interface RequestFeedQuery {
 }
 
 /** A position in the feed's order. */
-interface FeedKey {
+export interface FeedKey {
   micros: string
   id: number
 }
@@ -124,8 +124,11 @@ export function parseRequestFeed(params: RequestFeedParams, jurisdiction: { id: 
   return query
 }
 
-/** The feed's rows from `after` (exclusive) to `end` (inclusive), below the horizon, in order. */
-function feedRows(filter: RequestFeedFilter, horizonMicros: string, after: FeedKey | null, end: FeedKey | null): SQL {
+/**
+ * The feed's rows from `after` (exclusive) to `end` (inclusive), below the horizon, in order.
+ * Exported for the benchmark's COPY baseline (bench/open-data.ts), which reads the same rows.
+ */
+export function feedRows(filter: RequestFeedFilter, horizonMicros: string, after: FeedKey | null, end: FeedKey | null): SQL {
   const conditions: SQL[] = [
     sql`sr.jurisdiction_id = ${filter.jurisdictionId}`,
     sql`sr.is_public`,
