@@ -194,6 +194,21 @@ export interface FeedRendering {
   trailer?: boolean
 }
 
+/**
+ * Runs one batch's read with JIT compilation off. The per-row subqueries (departments, areas,
+ * attributes) put a 2000-row batch's estimated cost above jit_above_cost (100,000 by default),
+ * so PostgreSQL compiled the same expressions again for every batch: ~130 ms of JIT in a
+ * ~600 ms batch (bench/open-data.ts, docs/benchmarks.md "Open data"), where COPY of the whole
+ * feed pays it once. Invariant: the transaction holds one read-only statement and exists only
+ * to scope SET LOCAL, which ends with it; PGlite has no JIT and accepts the setting.
+ */
+function withoutJit<T>(db: Db, read: (tx: Db) => Promise<T>): Promise<T> {
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`set local jit = off`)
+    return read(tx)
+  })
+}
+
 /** The response body as text chunks: the head, one chunk per batch of rows, the tail. */
 export async function* requestFeedChunks(db: Db, plan: FeedPlan, format: FeedFormat, rendering: FeedRendering = {}): AsyncGenerator<string> {
   const line = sql.raw(format === 'csv' ? csvLine(REQUEST_FIELDS) : `(${format === 'json' ? jsonObject(REQUEST_FIELDS) : geojsonFeature(REQUEST_FIELDS)})::text`)
@@ -204,10 +219,12 @@ export async function* requestFeedChunks(db: Db, plan: FeedPlan, format: FeedFor
   let after = plan.after
   let rows = 0
   for (;;) {
-    const batch = await queryRows<{ id: string | number; micros: string; line: string }>(
-      db,
-      sql`select sr.id, ${microsOf(sql`sr.updated_at`)} as micros, ${line} as line
-          ${feedRows(plan.filter, plan.horizonMicros, after, plan.end)} limit ${BATCH_ROWS}`,
+    const batch = await withoutJit(db, (tx) =>
+      queryRows<{ id: string | number; micros: string; line: string }>(
+        tx,
+        sql`select sr.id, ${microsOf(sql`sr.updated_at`)} as micros, ${line} as line
+            ${feedRows(plan.filter, plan.horizonMicros, after, plan.end)} limit ${BATCH_ROWS}`,
+      ),
     )
     if (batch.length === 0) break
     const text = batch.map((r) => r.line).join(separator)
