@@ -28,7 +28,7 @@ import { decodeCursor, encodeCursor } from '../src/domain/open-data/cursor.js'
 import { microsOf } from '../src/domain/open-data/horizon.js'
 import { type FeedPlan, feedRows, parseRequestFeed, planRequestFeed, requestFeedChunks } from '../src/domain/open-data/request-feed.js'
 import { csvLine, REQUEST_FIELDS } from '../src/domain/open-data/request-fields.js'
-import { benchUrl, embeddedEnv, loadSyntheticRequests, quiet, startDeployedServer } from './setup.js'
+import { benchUrl, embeddedEnv, loadSyntheticRequests, median, quiet, startDeployedServer } from './setup.js'
 
 /** One line of run.ts's table (a rate in the req/s column, named in the scenario). */
 export interface OpenDataFigure {
@@ -174,7 +174,6 @@ const inlined = (query: SQL) => new PgDialect().sqlToQuery(query.inlineParams())
 
 const mb = (bytes: number) => Math.round(bytes / 1048576)
 const perSecond = (t: Transfer) => Math.round(t.rows / t.seconds)
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 const describe = (t: Transfer) => `${t.rows.toLocaleString('en-US')} rows, ${mb(t.bytes)} MB in ${t.seconds.toFixed(1)} s, first byte ${Math.round(t.firstByteMs)} ms`
 
 /** The feed as a whole, its horizon taken now, as the server plans a download without `limit`. */
