@@ -6,6 +6,8 @@
  * bench/.results/latest.json.
  *
  *   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench -- --rows 1000000
+ *
+ * The open-data feed's scenarios (issue 14) are in open-data.ts: `--only open-data`.
  */
 import { execFileSync } from 'node:child_process'
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -19,6 +21,7 @@ import { resolveJurisdiction } from '../src/domain/jurisdictions.js'
 import { submitServiceRequest } from '../src/domain/requests/submit-request.js'
 import { validateSubmission } from '../src/domain/requests/submission.js'
 import { benchUrl, CENTRE, measure, median, postForm, prepareDatabase, quiet, radiusSearchPath, randomPoint, startDeployedServer, startProcess } from './setup.js'
+import { benchOpenData } from './open-data.js'
 import { benchLatency, benchServerDeliveries, prepareDepartment, startReceiver } from './webhooks.js'
 
 const { values: args } = parseArgs({
@@ -27,6 +30,8 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '20' },
     only: { type: 'string' },
+    'embedded-rows': { type: 'string', default: '100000' },
+    'export-rounds': { type: 'string', default: '3' },
   },
 })
 const ROWS = Number(args.rows)
@@ -286,6 +291,25 @@ async function main() {
       ])
       await database.close()
     }
+    // Before the webhook scenario, whose work orders on 5,000 open requests would show in the feed.
+    await benchOpenData({
+      base,
+      serverPid: server.pid,
+      rows: ROWS,
+      port: port + 3,
+      embeddedRows: Number(args['embedded-rows']),
+      exportRounds: Number(args['export-rounds']),
+      selected,
+      report: (figure) => {
+        figures.push(figure)
+        console.log(`# ${figure.scenario}: ${figure.reqPerSec}; ${figure.note ?? ''}`)
+      },
+      alternatingCannon: (first, second, connections) =>
+        alternating([
+          [first[0], viaAutocannon({ url: first[1] }, connections)],
+          [second[0], viaAutocannon({ url: second[1] }, connections)],
+        ]),
+    })
     if (selected('webhooks')) {
       const receiver = await startReceiver(port + 2)
       try {

@@ -6,10 +6,14 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { closeSync, openSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
+import { sql } from 'drizzle-orm'
 import pg from 'pg'
-import { openDatabase } from '../src/db/database.js'
+import { loadConfig } from '../src/config.js'
+import { type Database, openDatabase, queryRows } from '../src/db/database.js'
 import { createApiKey } from '../src/domain/api-keys/api-keys.js'
+import { createDepartment, findDepartment, setServiceRoutes } from '../src/domain/departments/departments.js'
 import { loadDemoCatalog } from '../src/domain/demo/seed-demo.js'
+import { createWebhookContext } from '../src/integrations/webhooks/context.js'
 import { BENCH_WEBHOOK_ENV } from './webhooks.js'
 
 export const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
@@ -56,6 +60,13 @@ export async function measure(options: autocannon.Options, connections: number, 
 
 export const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 
+/**
+ * Marks a data set made by the current loadSyntheticRequests (a comment on the table): a set
+ * left by an older loader, with the same row count but without what the open-data feed reads,
+ * is made again.
+ */
+const SYNTHETIC_DATA = 'open311 bench data v2: attributes, duplicates, work orders, routing districts'
+
 /** The bench database with the demo catalog and exactly `rows` synthetic requests; returns a fresh API key. */
 export async function prepareDatabase(rows: number): Promise<string> {
   const admin = new pg.Client({ connectionString: ADMIN_URL })
@@ -65,42 +76,136 @@ export async function prepareDatabase(rows: number): Promise<string> {
   await admin.end()
 
   const database = await openDatabase({ databaseUrl: benchUrl, logger: quiet, poolSize: 2 })
-  await database.migrate()
-  await loadDemoCatalog(database.db)
-  const key = await createApiKey(database.db, { name: `bench-${Date.now()}` })
-  await database.close()
+  try {
+    await database.migrate()
+    await loadSyntheticRequests(database, rows)
+    return (await createApiKey(database.db, { name: `bench-${Date.now()}` })).key
+  } finally {
+    await database.close()
+  }
+}
 
-  const client = new pg.Client({ connectionString: benchUrl })
-  await client.connect()
-  const { rows: counted } = await client.query<{ n: string }>('select count(*) as n from service_requests')
-  if (Number(counted[0]!.n) !== rows) {
+/**
+ * Six departments, by catalog group. graffiti (the POST scenario's service) and pothole (the
+ * webhook scenario's, which routes it to its own department) get no routes here: a route
+ * would add work orders and events to every POST and change what those scenarios measure.
+ */
+const DEPARTMENT_OF_GROUP: Record<string, string> = {
+  'Streets & Sidewalks': 'streets',
+  Sanitation: 'sanitation',
+  'Parks & Trees': 'parks',
+  Water: 'water',
+  'Code Enforcement': 'code',
+  'Animal Services': 'animals',
+}
+const UNROUTED = new Set(['graffiti', 'pothole'])
+
+/** A 3 × 3 grid of named districts over the city (the points spread about ±0.24° long, ±0.18° lat). */
+function districts() {
+  const cells = []
+  for (let row = 0; row < 3; row++) {
+    for (let col = 0; col < 3; col++) {
+      const [west, south] = [CENTRE.long - 0.27 + col * 0.18, CENTRE.lat - 0.21 + row * 0.14]
+      const [east, north] = [west + 0.18, south + 0.14]
+      cells.push({
+        name: `District ${row * 3 + col + 1}`,
+        area: { type: 'Polygon' as const, coordinates: [[[west, south], [east, south], [east, north], [west, north], [west, south]]] },
+      })
+    }
+  }
+  return cells
+}
+
+/**
+ * The demo catalog, its departments and routing districts (through the app's own functions),
+ * and exactly `rows` synthetic requests with what the open-data feed reads: twelve services,
+ * locations (1% without), open and closed, answers to the services' attributes (public and
+ * not; a quarter answer none), status notes, zip codes, duplicates of earlier requests (2%),
+ * and work orders for the routed services (5% passed on from another department first).
+ * Plain SQL over a Database, so it loads PostGIS and the embedded database alike. The
+ * requests are made again only when the table does not hold exactly `rows` of this loader's.
+ */
+export async function loadSyntheticRequests(database: Database, rows: number) {
+  const { db } = database
+  await loadDemoCatalog(db)
+  const jurisdictionId = 'demo.open311.city'
+  const webhooks = await createWebhookContext(loadConfig({ ...BENCH_WEBHOOK_ENV }))
+  try {
+    for (const code of new Set(Object.values(DEPARTMENT_OF_GROUP))) {
+      if (!(await findDepartment(db, jurisdictionId, code).catch(() => null))) {
+        await createDepartment(db, webhooks, { jurisdictionId, code, name: `${code[0]!.toUpperCase()}${code.slice(1)} Department` })
+      }
+    }
+  } finally {
+    await webhooks.agent.close()
+  }
+  const catalog = await queryRows<{ service_code: string; service_group: string }>(db, sql`select service_code, service_group from services where active order by id`)
+  for (const service of catalog) {
+    const department = DEPARTMENT_OF_GROUP[service.service_group]
+    if (!department || UNROUTED.has(service.service_code)) continue
+    await setServiceRoutes(db, jurisdictionId, service.service_code, [{ department }, ...districts().map((d) => ({ department, area: d.area, area_name: d.name }))])
+  }
+
+  const [state] = await queryRows<{ n: string; marker: string | null }>(
+    db,
+    sql`select (select count(*) from service_requests) as n, obj_description('service_requests'::regclass, 'pg_class') as marker`,
+  )
+  if (Number(state!.n) !== rows || state!.marker !== SYNTHETIC_DATA) {
     console.log(`# generating ${rows.toLocaleString()} synthetic requests …`)
     const started = performance.now()
-    await client.query('truncate service_requests cascade')
-    // A dense centre and a wider spread (sum of uniforms ≈ bell curve), over three years.
-    await client.query(
-      `insert into service_requests (jurisdiction_id, service_id, status, detailed_status, requested_at, updated_at, closed_at,
-                                     location, description, address, channel)
-       select s.jurisdiction_id, s.id,
-              case when t.closed then 'closed' else 'open' end,
-              case when t.closed then 'completed' else 'submitted' end,
-              now() - t.age, now() - t.age * t.progress,
-              case when t.closed then now() - t.age * t.progress end,
-              ST_SetSRID(ST_MakePoint($2 + (random() + random() + random() - 1.5) * 0.16,
-                                      $1 + (random() + random() + random() - 1.5) * 0.12), 4326)::geography,
-              'Synthetic request ' || g, g || ' Main St', 'api'
-       from generate_series(1, $3) g
-       cross join lateral (
-         select age, age > interval '30 days' and random() < 0.85 as closed, random() as progress
-         from (select random() * interval '1095 days' + (g * 0) * interval '1 day' as age) a) t
-       cross join lateral (select id, jurisdiction_id from services where active order by id offset (g % 12) limit 1) s`,
-      [CENTRE.lat, CENTRE.long, rows],
-    )
+    // Ids from 1 again, in generate_series order, so a duplicate can name an earlier id.
+    await db.execute(sql`truncate service_requests restart identity cascade`)
+    // A dense centre and a wider spread (sum of uniforms ≈ bell curve), over three years. The
+    // answers come in four variants per service; the fourth answers nothing.
+    await db.execute(sql`
+      with answers as (
+        select a.service_id, v.variant,
+               jsonb_object_agg(a.code, case a.datatype
+                 when 'singlevaluelist' then to_jsonb(a.values -> (v.variant % jsonb_array_length(a.values)) ->> 'key')
+                 when 'multivaluelist' then jsonb_build_array(a.values -> (v.variant % jsonb_array_length(a.values)) ->> 'key')
+                 when 'number' then to_jsonb(((v.variant + 1) * 15)::text)
+                 when 'datetime' then to_jsonb('2026-0' || (v.variant + 1) || '-15T08:30:00Z')
+                 else to_jsonb('Synthetic answer ' || v.variant) end) as answers
+        from service_attributes a cross join generate_series(0, 2) v(variant)
+        where a.variable
+        group by a.service_id, v.variant)
+      insert into service_requests (jurisdiction_id, service_id, status, detailed_status, status_notes, requested_at, updated_at,
+                                    closed_at, expected_at, location, description, address, zipcode, attributes, channel, parent_request_id)
+      select s.jurisdiction_id, s.id,
+             case when t.closed then 'closed' else 'open' end,
+             case when t.duplicate then 'duplicate' when t.closed then 'completed' else 'submitted' end,
+             case when t.duplicate then 'Duplicate of an earlier report' when t.closed and g % 3 = 0 then 'Crew completed the work' end,
+             now() - t.age, now() - t.age * t.progress,
+             case when t.closed then now() - t.age * t.progress end,
+             case when not t.closed and g % 4 = 0 then now() + (g % 30) * interval '1 day' end,
+             case when g % 100 <> 0 then
+               ST_SetSRID(ST_MakePoint(${CENTRE.long}::float8 + (random() + random() + random() - 1.5) * 0.16,
+                                       ${CENTRE.lat}::float8 + (random() + random() + random() - 1.5) * 0.12), 4326)::geography end,
+             'Synthetic request ' || g, g || ' Main St', '606' || lpad((g % 60)::text, 2, '0'),
+             coalesce(answers.answers, '{}'::jsonb), (array['api', 'phone', 'web', 'app'])[1 + g % 4],
+             case when t.duplicate then 1 + floor(random() * (g - 1))::bigint end
+      from generate_series(1, ${rows}::int) g
+      cross join lateral (
+        select age, duplicate or (age > interval '30 days' and random() < 0.85) as closed, random() as progress, duplicate
+        from (select random() * interval '1095 days' + (g * 0) * interval '1 day' as age, g % 50 = 0 as duplicate) a) t
+      cross join lateral (select id, jurisdiction_id from services where active order by id offset (g % 12) limit 1) s
+      left join answers on answers.service_id = s.id and answers.variant = g % 4`)
+    // One work order per request of a routed service, at its default route's department, done
+    // once the request is closed; every twentieth was first with another department and passed on.
+    await db.execute(sql`
+      insert into work_orders (request_id, department_id, state, created_at, updated_at)
+      select sr.id, r.department_id, case when sr.status = 'closed' then 'completed' else 'accepted' end, sr.requested_at, sr.updated_at
+      from service_requests sr join service_routes r on r.service_id = sr.service_id and r.area is null
+      union all
+      select sr.id, other.id, 'reassigned', sr.requested_at, sr.requested_at
+      from service_requests sr join service_routes r on r.service_id = sr.service_id and r.area is null
+      join lateral (select d.id from departments d where d.id <> r.department_id and d.code <> 'bench' order by d.id limit 1) other on true
+      where sr.id % 20 = 0`)
+    await db.execute(sql.raw(`comment on table service_requests is '${SYNTHETIC_DATA}'`))
     console.log(`# generated in ${Math.round((performance.now() - started) / 1000)} s`)
   }
-  await client.query('vacuum analyze service_requests')
-  await client.end()
-  return key.key
+  await db.execute(sql`vacuum analyze service_requests`)
+  await db.execute(sql`vacuum analyze work_orders`)
 }
 
 /**
@@ -122,19 +227,30 @@ export function deployedEnv(port: number): Record<string, string> {
   }
 }
 
+/**
+ * The embedded default: no DATABASE_URL, the database under `dataDir` (loaded beforehand by
+ * the bench: PGlite is one process's). Otherwise as deployedEnv.
+ */
+export function embeddedEnv(port: number, dataDir: string): Record<string, string> {
+  const { DATABASE_URL: _postgres, ...env } = deployedEnv(port)
+  return { ...env, DATA_DIR: dataDir }
+}
+
 export interface RunningServer {
   base: string
+  /** The server process's pid, e.g. to read its memory from /proc. */
+  pid: number
   stop(): Promise<void>
 }
 
 /**
  * `node dist/server.js` from the package at `root`, as the Dockerfile starts it, with its log
  * lines appended to `logFile` (as a container's stdout goes to a file or a collector, not to a
- * terminal). Resolves once /healthz answers.
+ * terminal). `env`: the settings it changes from the defaults. Resolves once /healthz answers.
  */
-export async function startDeployedServer(root: string, port: number, logFile: string): Promise<RunningServer> {
+export async function startDeployedServer(root: string, port: number, logFile: string, env = deployedEnv(port)): Promise<RunningServer> {
   const log = openSync(logFile, 'a')
-  const child = spawn('node', ['dist/server.js'], { cwd: root, env: { ...clean(process.env), ...deployedEnv(port) }, stdio: ['ignore', log, log] })
+  const child = spawn('node', ['dist/server.js'], { cwd: root, env: { ...clean(process.env), ...env }, stdio: ['ignore', log, log] })
   closeSync(log)
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   const base = `http://127.0.0.1:${port}`
@@ -146,6 +262,7 @@ export async function startDeployedServer(root: string, port: number, logFile: s
   }
   return {
     base,
+    pid: child.pid!,
     async stop() {
       child.kill('SIGTERM')
       await exited
