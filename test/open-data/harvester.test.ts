@@ -4,9 +4,10 @@
  * requests, then stay current with `updated_after` = the largest updated_datetime received and
  * `removed?since=` = the largest removed_datetime. It must see every version at most once, and
  * end with exactly the server's public set, each request at its latest version.
- * CSV is read with a real parser (csv-parse).
+ * CSV is read with a real parser (csv-parse), GeoJSON checked by a validator (@placemarkio/check-geojson).
  */
 import { setTimeout as sleep } from 'node:timers/promises'
+import { check as checkGeojson } from '@placemarkio/check-geojson'
 import { parse as parseCsv } from 'csv-parse/sync'
 import { sql } from 'drizzle-orm'
 import t from 'tap'
@@ -126,4 +127,8 @@ t.test('a harvest by cursor while requests are created, updated, withdrawn and r
   }
   t.ok(versionsSeen.length > server.length, 'rows changed during the harvest came again, at their new version')
   t.ok(removedSince !== '', 'withdrawn requests were learnt from the removed feed')
+
+  // The same set as a map layer: the GeoJSON feed, checked by a GeoJSON validator.
+  const layer = checkGeojson((await app.inject('/open-data/v1/requests.geojson')).body) as unknown as { features: { id: string }[] }
+  t.same(layer.features.map((f) => f.id).sort(), server.map((r) => r.public_id), 'the GeoJSON feed holds the same public set')
 })

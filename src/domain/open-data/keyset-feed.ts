@@ -69,6 +69,8 @@ export interface FeedRendering {
   bom?: boolean
   /** CSV: a last line `# complete: N rows`, so a cut-off download can be told from a whole one. */
   trailer?: boolean
+  /** Called when the body stops before its end (the reader went away, or a read failed), with the rows read. */
+  onStopped?: (rowsRead: number) => void
 }
 
 /** The formats a feed is served in: GeoJSON where its rows have a location. */
@@ -191,24 +193,32 @@ export async function* feedChunks<Filter>(
 
   let after = plan.after
   let rows = 0
-  for (;;) {
-    const batch = await withoutJit(db, (tx) =>
-      queryRows<{ id: string | number; micros: string; line: string }>(
-        tx,
-        sql`select ${sql.raw(source.id)} as id, ${microsOf(sql.raw(source.time))} as micros, ${line} as line
-            ${feedRows(source, plan.filter, plan.horizonMicros, after, plan.end)} limit ${BATCH_ROWS}`,
-      ),
-    )
-    if (batch.length === 0) break
-    const text = batch.map((r) => r.line).join(separator)
-    yield head + (rows > 0 && separator ? separator + text : text)
-    head = ''
-    rows += batch.length
-    const last = batch.at(-1)!
-    after = { micros: last.micros, id: Number(last.id) }
-    if (batch.length < BATCH_ROWS) break
+  let finished = false
+  try {
+    for (;;) {
+      const batch = await withoutJit(db, (tx) =>
+        queryRows<{ id: string | number; micros: string; line: string }>(
+          tx,
+          sql`select ${sql.raw(source.id)} as id, ${microsOf(sql.raw(source.time))} as micros, ${line} as line
+              ${feedRows(source, plan.filter, plan.horizonMicros, after, plan.end)} limit ${BATCH_ROWS}`,
+        ),
+      )
+      if (batch.length === 0) break
+      const text = batch.map((r) => r.line).join(separator)
+      const first = rows === 0
+      rows += batch.length
+      const last = batch.at(-1)!
+      after = { micros: last.micros, id: Number(last.id) }
+      // A reader that stops (a client gone: the stream is destroyed) ends the generator here,
+      // and no further batch is read.
+      yield head + (!first && separator ? separator + text : text)
+      head = ''
+      if (batch.length < BATCH_ROWS) break
+    }
+    const tail = format === 'csv' ? (rendering.trailer ? `# complete: ${rows} rows\r\n` : '') : format === 'json' ? ']' : ']}'
+    yield head + tail
+    finished = true
+  } finally {
+    if (!finished) rendering.onStopped?.(rows)
   }
-
-  const tail = format === 'csv' ? (rendering.trailer ? `# complete: ${rows} rows\r\n` : '') : format === 'json' ? ']' : ']}'
-  yield head + tail
 }

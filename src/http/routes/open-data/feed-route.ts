@@ -65,7 +65,11 @@ export function feedRoute<Filter, Query>(app: FastifyInstance, options: FeedRout
         reply.header('cache-control', query.whole ? 'public, max-age=3600' : 'no-cache')
       }
       if (request.method === 'HEAD') return reply.send()
-      const rendering = { bom: request.query.bom === true, trailer: request.query.trailer === true }
+      const rendering = {
+        bom: request.query.bom === true,
+        trailer: request.query.trailer === true,
+        onStopped: (rowsRead: number) => request.log.warn({ rowsRead }, 'feed stopped before its end (client gone or a read failed); nothing more is read'),
+      }
       const chunks = feedChunks(app.readDb, options.source, plan, format, rendering)
       const first = await chunks.next()
       return reply.send(Readable.from(continuing(first, chunks)))
