@@ -11,8 +11,8 @@ export interface AppConfig {
   /** PostgreSQL + PostGIS connection string; unset selects the embedded database. */
   databaseUrl?: string
   /**
-   * A read replica of DATABASE_URL (PostgreSQL only): feeds and other heavy public reads go
-   * there, with the replica's lag; unset, they read from the primary.
+   * A read replica of DATABASE_URL (PostgreSQL only): the open-data feeds read there (each
+   * response waits for it to replay the primary's latest writes); unset, they read the primary.
    */
   databaseReadUrl?: string
   /** Connections per pool: the primary's, and the replica's when there is one. */

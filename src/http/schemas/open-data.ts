@@ -9,7 +9,7 @@ export const feedFormatParams = (formats: readonly string[]) =>
     properties: { format: { type: 'string', enum: formats, description: `Response format, by suffix: ${formats.join(', ')}` } },
   }) as const
 
-const datetimeParam = (description: string) =>
+const datetimeQuery = (description: string) =>
   ({ type: 'string', maxLength: 64, description: `${description} ISO 8601, e.g. 2026-01-31T13:00:00.123456Z (without an offset: the jurisdiction's local time).` }) as const
 
 /** What every feed takes: paging, CSV options, the jurisdiction. */
@@ -34,10 +34,10 @@ export const requestFeedQuery = {
     ...feedParams,
     service_code: serviceCodes,
     status: { type: 'string', maxLength: 20, description: 'open, closed, or both comma-separated.' },
-    updated_after: datetimeParam('Only requests changed after this time (exclusive).'),
-    updated_before: datetimeParam('Only requests last changed at or before this time (inclusive).'),
-    requested_after: datetimeParam('Only requests submitted after this time (exclusive).'),
-    requested_before: datetimeParam('Only requests submitted at or before this time (inclusive).'),
+    updated_after: datetimeQuery('Only requests changed after this time (exclusive).'),
+    updated_before: datetimeQuery('Only requests last changed at or before this time (inclusive).'),
+    requested_after: datetimeQuery('Only requests submitted after this time (exclusive).'),
+    requested_before: datetimeQuery('Only requests submitted at or before this time (inclusive).'),
     bbox: { type: 'string', maxLength: 200, description: 'min_long,min_lat,max_long,max_lat (WGS 84), at most 10 degrees on a side.' },
   },
 } as const
@@ -48,8 +48,8 @@ export const updateFeedQuery = {
     ...feedParams,
     service_request_id: { type: 'string', maxLength: 20000, description: 'Comma-separated request ids: only their history.' },
     service_code: serviceCodes,
-    updated_after: datetimeParam('Only entries made after this time (exclusive).'),
-    updated_before: datetimeParam('Only entries made at or before this time (inclusive).'),
+    updated_after: datetimeQuery('Only entries made after this time (exclusive).'),
+    updated_before: datetimeQuery('Only entries made at or before this time (inclusive).'),
   },
 } as const
 
@@ -57,7 +57,7 @@ export const removalFeedQuery = {
   type: 'object',
   properties: {
     ...feedParams,
-    since: datetimeParam('Only requests removed after this time (exclusive).'),
+    since: datetimeQuery('Only requests removed after this time (exclusive).'),
   },
 } as const
 
