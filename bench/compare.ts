@@ -25,6 +25,8 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '32' },
     rounds: { type: 'string', default: '3' },
     deliveries: { type: 'string', default: '3000' },
+    /** Only the scenarios whose name contains this text (e.g. `POST`, `radius`, `services`). */
+    only: { type: 'string' },
   },
 })
 if (!args.baseline) throw new Error('--baseline <git rev> is required')
@@ -54,6 +56,9 @@ function scenarios(apiKey: string, departmentId: number, receiver: Receiver): Sc
   const form = postForm(apiKey)
   return {
     'GET services.json (req/s)': (base) => throughput({ url: `${base}/open311/v2/services.json` }),
+    // As browsers and most HTTP clients ask for it.
+    'GET services.json, Accept-Encoding: gzip, deflate, br (req/s)': (base) =>
+      throughput({ url: `${base}/open311/v2/services.json`, headers: { 'accept-encoding': 'gzip, deflate, br' } }),
     'GET requests.json?lat&long&radius=500 (req/s)': (base) =>
       throughput({
         url: base,
@@ -78,7 +83,7 @@ async function main() {
   const results: Record<string, [number[], number[]]> = {}
   try {
     const departmentId = await prepareDepartment(benchUrl, receiver.url, 'pothole')
-    const all = scenarios(apiKey, departmentId, receiver)
+    const all = Object.fromEntries(Object.entries(scenarios(apiKey, departmentId, receiver)).filter(([name]) => !args.only || name.includes(args.only)))
     for (let round = 0; round < ROUNDS; round++) {
       // Each round swaps which build goes first, so a drift of the machine within a round
       // (a cache warming, another process) does not always favour the same side.

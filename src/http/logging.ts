@@ -118,6 +118,15 @@ class OneLinePerRequest extends LogController {
 }
 
 /**
+ * Names what a request did (`api key created`, `service request submitted`) and its facts on
+ * the request's one info line, instead of a line of its own: later lines of the request, its
+ * completion line included, carry them. Facts are ids and codes, never personal data.
+ */
+export function logAction(request: FastifyRequest, action: string, facts: Record<string, unknown> = {}): void {
+  request.log = request.log.child({ action, ...facts })
+}
+
+/**
  * Fastify takes `disableRequestLogging` and `requestIdLogLabel` from this controller, not from
  * its own options, once a controller is given: pass them here if they are ever needed.
  */

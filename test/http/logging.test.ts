@@ -111,7 +111,7 @@ t.test('every line logged during a request carries its reqId', async (t) => {
       'including the completion line',
     )
   }
-  const appLine = logs().find((l) => l.msg === 'api key created')
+  const appLine = logs().find((l) => l.action === 'api key created')
   t.match(appLine, { reqId: UUID, keyId: /^[a-z0-9]{12}$/ }, 'route code logs through the request logger')
 })
 
@@ -220,6 +220,27 @@ t.test('at info, a request writes one line when it completes: method, URL, route
     statusCode: 200,
     responseTime: Number,
   })
+})
+
+t.test('a write names what it did on its one line: a POST, an admin action', async (t) => {
+  const writer = await createApiKey(app.db, { name: 'one-line writer', scopes: ['requests:write'] })
+  const posted = await linesDuring(() =>
+    app.inject({
+      method: 'POST',
+      url: '/open311/v2/requests.json',
+      headers: { 'x-request-id': 'one-line-post', 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({ api_key: writer.key, service_code: 'pothole', lat: '41.88', long: '-87.63', 'attribute[size]': 'SMALL', description: 'deep hole', email: 'posted@example.com' }).toString(),
+    }),
+  )
+  const own = posted.filter((l) => l.reqId === 'one-line-post')
+  t.equal(own.length, 1, 'one line for the POST')
+  t.match(own[0], { level: 30, msg: 'request completed', method: 'POST', statusCode: 200, action: 'service request submitted', serviceCode: 'pothole', replayed: false })
+  t.notOk(rawLogs().includes('posted@example.com'), 'the reporter is not in it')
+
+  const revoked = await linesDuring(() => app.inject({ method: 'DELETE', url: `/admin/v1/keys/${writer.id}`, headers: { authorization: `Bearer ${admin.key}`, 'x-request-id': 'one-line-admin' } }))
+  const adminLines = revoked.filter((l) => l.reqId === 'one-line-admin')
+  t.equal(adminLines.length, 1, 'one line for the admin action')
+  t.match(adminLines[0], { msg: 'request completed', statusCode: 200, action: 'api key revoked', apiKeyId: writer.id })
 })
 
 t.test('a URL the router refuses still gets its one line', async (t) => {

@@ -12,6 +12,7 @@ import {
 import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { adminErrors } from '../../schemas/admin.js'
 import { jurisdictionQuery } from '../../schemas/open311.js'
+import { logAction } from '../../logging.js'
 
 const departmentView = {
   type: 'object',
@@ -107,7 +108,7 @@ export default async function adminDepartmentRoutes(app: FastifyInstance) {
         ...(b.status_map !== undefined ? { statusMap: b.status_map } : {}),
         ...(b.enabled !== undefined ? { enabled: b.enabled } : {}),
       })
-      request.log.info({ department: b.code }, 'department registered')
+      logAction(request, 'department registered', { department: b.code })
       return reply.code(201).send({ department: view(created.department), signing_secret: created.signingSecret, inbound_api_key: created.inboundKey })
     },
   )
@@ -171,7 +172,7 @@ export default async function adminDepartmentRoutes(app: FastifyInstance) {
       const department = await findDepartment(app.db, jurisdiction.id, request.params.code)
       const overlapHours = request.body?.overlap_hours ?? 24
       const secret = await rotateSecret(app.db, deps(), department, overlapHours)
-      request.log.info({ department: department.code, overlapHours }, 'signing secret rotated')
+      logAction(request, 'signing secret rotated', { department: department.code, overlapHours })
       return { signing_secret: secret, overlap_hours: overlapHours }
     },
   )

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { type ApiKeyScope, createApiKey, listApiKeys, revokeApiKey } from '../../../domain/api-keys/api-keys.js'
 import { notFound } from '../../../open311/errors.js'
 import { adminErrors, apiKeySummary, createApiKeyBody, createdApiKey } from '../../schemas/admin.js'
+import { logAction } from '../../logging.js'
 
 export default async function adminKeyRoutes(app: FastifyInstance) {
   app.get(
@@ -28,7 +29,7 @@ export default async function adminKeyRoutes(app: FastifyInstance) {
     },
     async (request, reply) => {
       const created = await createApiKey(app.db, request.body)
-      request.log.info({ apiKeyId: created.id, keyId: created.key_id, scopes: created.scopes }, 'api key created')
+      logAction(request, 'api key created', { apiKeyId: created.id, keyId: created.key_id, scopes: created.scopes })
       return reply.code(201).send(created)
     },
   )
@@ -46,7 +47,7 @@ export default async function adminKeyRoutes(app: FastifyInstance) {
     async (request) => {
       const revoked = await revokeApiKey(app.db, request.params.id)
       if (!revoked) throw notFound(`API key ${request.params.id} does not exist`)
-      request.log.info({ apiKeyId: revoked.id }, 'api key revoked')
+      logAction(request, 'api key revoked', { apiKeyId: revoked.id })
       return revoked
     },
   )

@@ -10,6 +10,7 @@ import { listWorkOrders } from '../../../domain/work-orders/work-orders.js'
 import { notFound } from '../../../open311/errors.js'
 import { adminErrors } from '../../schemas/admin.js'
 import { jurisdictionQuery } from '../../schemas/open311.js'
+import { logAction } from '../../logging.js'
 
 const requestParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 64 } } } as const
 const conflictErrors = { ...adminErrors, 409: { $ref: 'Open311Errors#' } } as const
@@ -206,7 +207,7 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
       const result = await app.db.transaction((tx) =>
         closeRequestByOperator(tx, jurisdiction.id, request.params.id, { reason: request.body.reason, force: request.body.force ?? false }),
       )
-      request.log.info({ serviceRequestId: request.params.id, forced: result.cancelled.length > 0 }, 'request closed by operator')
+      logAction(request, 'request closed by operator', { serviceRequestId: request.params.id, forced: result.cancelled.length > 0 })
       return { update_id: result.updateId, cancelled_work_orders: result.cancelled }
     },
   )
@@ -259,7 +260,7 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
       const { changed } = await app.db.transaction((tx) =>
         setPublicView(tx, jurisdiction.id, request.params.id, { isPublic: request.body.public, reason: request.body.reason }),
       )
-      request.log.info({ serviceRequestId: request.params.id, public: request.body.public, changed }, 'request public view set by operator')
+      logAction(request, 'request public view set by operator', { serviceRequestId: request.params.id, public: request.body.public, changed })
       return { public: request.body.public, changed }
     },
   )

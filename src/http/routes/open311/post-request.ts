@@ -9,6 +9,7 @@ import type { Format } from '../../../open311/spark.js'
 import { requireClientKey } from '../../auth.js'
 import { sendOpen311 } from '../../reply.js'
 import { errorResponses, formatParams, formField, postRequestAnswer } from '../../schemas/open311.js'
+import { logAction } from '../../logging.js'
 
 export default async function postRequestRoutes(app: FastifyInstance) {
   app.post<{ Params: { format: Format }; Body: FormFields }>(
@@ -82,7 +83,7 @@ export default async function postRequestRoutes(app: FastifyInstance) {
       if (result.replayed) reply.header('idempotent-replayed', 'true')
       // Stored answers come back with their keys in the database's order; restore the spec's.
       const answers = result.body.map(postAnswer)
-      request.log.info({ serviceCode, replayed: result.replayed }, 'service request submitted')
+      logAction(request, 'service request submitted', { serviceCode, replayed: result.replayed })
       reply.code(result.status)
       return sendOpen311(reply, request.params.format, 'service_requests', answers)
     },
