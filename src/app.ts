@@ -121,19 +121,16 @@ export async function buildApp({ config, database, readDatabase, logger, workers
   // Set when close() begins: requests arriving on kept-alive connections while in-flight ones
   // finish are told to go elsewhere (Fastify has already set Connection: close on them).
   let draining = false
-  app.addHook('preClose', (done) => {
+  app.addHook('preClose', async () => {
     draining = true
-    done()
   })
-  // Set on arrival, so every answer carries it, errors included; callback style: no promise per request.
-  app.addHook('onRequest', (request, reply, done) => {
+  // Set on arrival, so every answer carries it, errors included.
+  app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
     if (draining) {
       reply.header('connection', 'close')
-      void sendUnavailable(request, reply, 'the server is shutting down; retry the request')
-      return
+      return sendUnavailable(request, reply, 'the server is shutting down; retry the request')
     }
-    done()
   })
 
   await app.register(errorsPlugin, { outages })

@@ -11,11 +11,9 @@ import { badRequest } from '../../open311/errors.js'
 import { describeUnsafeText, findUnsafeText } from '../../shared/text-safety.js'
 
 async function inputTextPlugin(app: FastifyInstance) {
-  // Callback style: the catalog GETs, the most requested routes, pay no promise for it.
-  app.addHook('preValidation', (request, _reply, done) => {
+  app.addHook('preValidation', async (request) => {
     const found = findUnsafeText(request.params) ?? findUnsafeText(request.query) ?? findUnsafeText(request.body)
-    if (found) done(badRequest(describeUnsafeText(found)))
-    else done()
+    if (found) throw badRequest(describeUnsafeText(found))
   })
 }
 

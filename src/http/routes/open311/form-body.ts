@@ -10,14 +10,12 @@ import { bodyTooLarge, multipartBodyParser } from '../../multipart-body.js'
 /**
  * For the whole Open311 scope: urlencoded bodies (a JSON or text body is refused with 415, not
  * half-understood), and empty query values dropped, so `status=` means no status filter.
- * Callback-style hook: GETs pay no promise for it.
  */
 export async function registerFormParsing(app: FastifyInstance) {
   app.removeContentTypeParser(['application/json', 'text/plain'])
   await app.register(formbody, { parser: parseFormEncoded })
-  app.addHook('preValidation', (request, _reply, done) => {
+  app.addHook('preValidation', async (request) => {
     removeEmpty(request.query)
-    done()
   })
 }
 
@@ -26,17 +24,12 @@ export async function registerFormBodies(app: FastifyInstance) {
   const bodyLimit = app.config.bodyLimitBytes
   app.addContentTypeParser('multipart/form-data', multipartBodyParser(bodyLimit))
   // A declared length over the limit is refused before a byte of the body is read.
-  app.addHook('onRequest', (request, _reply, done) => {
+  app.addHook('onRequest', async (request) => {
     const isMultipart = request.headers['content-type']?.toLowerCase().startsWith('multipart/')
-    if (isMultipart && Number(request.headers['content-length'] ?? 0) > bodyLimit) {
-      done(bodyTooLarge())
-      return
-    }
-    done()
+    if (isMultipart && Number(request.headers['content-length'] ?? 0) > bodyLimit) throw bodyTooLarge()
   })
-  app.addHook('preValidation', (request, _reply, done) => {
+  app.addHook('preValidation', async (request) => {
     removeEmpty(request.body)
-    done()
   })
 }
 
