@@ -25,6 +25,7 @@ import { brotliCompress, constants as zlib, gzip } from 'node:zlib'
 import { negotiate } from '@fastify/accept-negotiator'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { cachePerDatabase } from '../db/caches.js'
+import { matchesIfNoneMatch } from './if-none-match.js'
 import type { Db } from '../db/database.js'
 import type { Jurisdiction } from '../domain/jurisdictions.js'
 import { CONTENT_TYPES, type Format, renderXml } from '../open311/spark.js'
@@ -162,17 +163,6 @@ function acceptedEncoding(header: string | undefined): Encoding | null {
   const refused = normalized.split(',').filter((part) => REFUSED.test(part)).map((part) => part.split(';', 1)[0]!.trim())
   const chosen = negotiate(normalized, refused.length ? ENCODINGS.filter((e) => !refused.includes(e)) : ENCODINGS)
   return chosen === 'br' || chosen === 'gzip' ? chosen : null
-}
-
-/**
- * RFC 9110 §13.1.2: `*`, or a list of tags compared weakly (W/ ignored on both sides).
- * A weak tag: the gzip, brotli and identity bodies share it, as they are the same document.
- */
-function matchesIfNoneMatch(header: string | undefined, etag: string): boolean {
-  if (!header) return false
-  if (header.trim() === '*') return true
-  const opaque = etag.replace(/^W\//, '')
-  return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === opaque)
 }
 
 function weakEtag(body: Buffer): string {

@@ -8,6 +8,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { FEED_MEDIA } from '../../../domain/open-data/feeds.js'
 import type { FeedFormat } from '../../../domain/open-data/keyset-feed.js'
+import { matchesIfNoneMatch } from '../../if-none-match.js'
 
 export const FEED_CONTENT_TYPES: Record<FeedFormat, string> = {
   csv: `${FEED_MEDIA.csv.mediaType}; charset=utf-8; header=present`,
@@ -26,10 +27,7 @@ export function setPageValidators(reply: FastifyReply, tag: string, horizonMicro
 export function isNotModified(request: FastifyRequest, reply: FastifyReply, horizonMicros: string): boolean {
   const etag = reply.getHeader('etag') as string
   const ifNoneMatch = request.headers['if-none-match']
-  if (ifNoneMatch !== undefined) {
-    const opaque = (tag: string) => tag.trim().replace(/^W\//, '')
-    return ifNoneMatch.trim() === '*' || ifNoneMatch.split(',').some((tag) => opaque(tag) === opaque(etag))
-  }
+  if (ifNoneMatch !== undefined) return matchesIfNoneMatch(ifNoneMatch, etag)
   // Last-Modified is the horizon cut to the second: a copy made under it may lack changes made
   // later in that same second, so only a time at or past the horizon itself proves it current.
   const ifModifiedSince = request.headers['if-modified-since']
