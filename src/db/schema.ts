@@ -15,13 +15,16 @@ import {
   boolean,
   check,
   customType,
+  date,
   index,
   integer,
   jsonb,
   pgSequence,
   pgTable,
   primaryKey,
+  smallint,
   text,
+  time,
   timestamp,
   uniqueIndex,
 } from 'drizzle-orm/pg-core'
@@ -82,11 +85,22 @@ export const jurisdictions = pgTable('jurisdictions', {
   boundary: geography('boundary'),
   contact: text('contact').notNull().default(''),
   keyService: text('key_service').notNull().default(''),
+  /**
+   * The business calendar that service levels counted in business days follow, in `time_zone`:
+   * ISO weekdays (1 = Monday) that are working days, the working hours of each, and holidays.
+   * docs/service-levels.md.
+   */
+  workingDays: smallint('working_days').array().notNull().default(sql`'{1,2,3,4,5}'::smallint[]`),
+  opensAt: time('opens_at').notNull().default('08:00'),
+  closesAt: time('closes_at').notNull().default('17:00'),
+  holidays: date('holidays').array().notNull().default(sql`'{}'::date[]`),
   /** Moves whenever the service catalog changes: discovery's `changeset` and ETags derive from it. */
   catalogChangedAt: timestamp('catalog_changed_at', { withTimezone: true }).notNull().defaultNow(),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
-})
+}, () => [
+  check('jurisdictions_calendar_check', sql`cardinality(working_days) > 0 and working_days <@ '{1,2,3,4,5,6,7}'::smallint[] and closes_at > opens_at`),
+])
 
 export const services = pgTable(
   'services',
@@ -108,11 +122,16 @@ export const services = pgTable(
     departmentIssuesReference: boolean('department_issues_reference').notNull().default(false),
     /** What the public sees of its requests: SERVICE_PRIVACY. */
     privacy: text('privacy').$type<ServicePrivacy>().notNull().default('standard'),
+    /** The service level: work orders are due this many hours (clock time) after they open … */
+    slaHours: integer('sla_hours'),
+    /** … or this many business days of the jurisdiction's calendar (at most one of the two; neither: no deadline). */
+    slaBusinessDays: integer('sla_business_days'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
   (t) => [
     uniqueIndex('services_jurisdiction_code_key').on(t.jurisdictionId, t.serviceCode),
+    check('services_sla_check', sql`num_nonnulls(sla_hours, sla_business_days) <= 1 and sla_hours > 0 is not false and sla_business_days > 0 is not false`),
     check('services_type_check', inList('type', SERVICE_TYPES)),
     check('services_code_url_safe', sql`service_code ~ '^[A-Za-z0-9_-]{1,64}$'`),
     check('services_privacy_check', inList('privacy', SERVICE_PRIVACY)),
@@ -406,6 +425,29 @@ export const serviceRoutes = pgTable(
   (t) => [index('service_routes_service_idx').on(t.serviceId)],
 )
 
+/**
+ * A department's own service level for one service, overriding the service's (Calgary:
+ * completion deadlines redefined per department). At most one of hours and business days.
+ */
+export const departmentServiceLevels = pgTable(
+  'department_service_levels',
+  {
+    departmentId: bigint('department_id', { mode: 'number' })
+      .notNull()
+      .references(() => departments.id, { onDelete: 'cascade' }),
+    serviceId: bigint('service_id', { mode: 'number' })
+      .notNull()
+      .references(() => services.id, { onDelete: 'cascade' }),
+    slaHours: integer('sla_hours'),
+    slaBusinessDays: integer('sla_business_days'),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.departmentId, t.serviceId] }),
+    check('department_service_levels_sla_check', sql`num_nonnulls(sla_hours, sla_business_days) = 1 and sla_hours > 0 is not false and sla_business_days > 0 is not false`),
+  ],
+)
+
 export const WORK_ORDER_STATES = [
   'pending',
   'sent',
@@ -437,6 +479,16 @@ export const workOrders = pgTable(
     /** The department's raw status code, beside the mapped state. */
     externalStatusCode: text('external_status_code'),
     expectedAt: timestamp('expected_at', { withTimezone: true }),
+    /**
+     * The service-level commitment, set when the work order opens (open311_work_order_due,
+     * migration 0011); compliance is measured against it, whatever date the department gives.
+     */
+    dueAt: timestamp('due_at', { withTimezone: true }),
+    /**
+     * When it was found past due while open (the overdue sweep), or completed after due: a
+     * breach, recorded once and never cleared.
+     */
+    overdueAt: timestamp('overdue_at', { withTimezone: true }),
     /** Why it was rejected, cancelled or reassigned. */
     reason: text('reason'),
     reassignedToId: bigint('reassigned_to_id', { mode: 'number' }),
@@ -448,6 +500,10 @@ export const workOrders = pgTable(
   (t) => [
     index('work_orders_request_idx').on(t.requestId),
     index('work_orders_department_idx').on(t.departmentId, t.state),
+    // The overdue sweep's question: open work past its due date not yet marked.
+    index('work_orders_due_idx')
+      .on(t.dueAt)
+      .where(sql`overdue_at is null and due_at is not null and state not in ('completed', 'cancelled', 'rejected', 'reassigned')`),
     check('work_orders_state_check', inList('state', WORK_ORDER_STATES)),
   ],
 )

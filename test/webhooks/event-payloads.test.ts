@@ -73,7 +73,7 @@ t.test('work_order.created: one per routed department, in the request’s transa
         version: '1',
         timestamp: 'checked',
         data: {
-          work_order: { id: `WO-${workOrder.id}`, department: code, state: 'pending', external_ref: null, reason: null },
+          work_order: { id: `WO-${workOrder.id}`, department: code, state: 'pending', external_ref: null, reason: null, due_at: null },
           service_request: serviceRequest,
           ...(withContact ? { reporter } : {}),
         },

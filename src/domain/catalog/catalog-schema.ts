@@ -62,7 +62,35 @@ export const catalogServiceSchema = {
         'sensitive: the public (open-data feeds, GeoReport reads without an admin key) sees the location generalised to a ~111 m grid cell, ' +
         'no address and no free text (docs/open-data.md, "Sensitive categories")',
     },
+    service_level: {
+      type: 'object',
+      additionalProperties: false,
+      minProperties: 1,
+      maxProperties: 1,
+      description:
+        'The deadline of this service\'s work orders: `hours` (clock time) or `business_days` (of the jurisdiction\'s calendar) after each opens; ' +
+        'a department may have its own (docs/service-levels.md). Absent: no deadline',
+      properties: {
+        hours: { type: 'integer', minimum: 1, maximum: 87600 },
+        business_days: { type: 'integer', minimum: 1, maximum: 3650 },
+      },
+    },
     attributes: { type: 'array', maxItems: 200, items: catalogAttributeSchema, default: [] },
+  },
+} as const
+
+const clockTime = { type: 'string', pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$' } as const
+
+/** The jurisdiction's business calendar, which deadlines in business days follow (docs/service-levels.md). */
+export const catalogCalendarSchema = {
+  type: 'object',
+  additionalProperties: false,
+  description: 'Working days (ISO weekdays, 1 = Monday), working hours in the jurisdiction\'s time zone, and holidays',
+  properties: {
+    working_days: { type: 'array', minItems: 1, maxItems: 7, uniqueItems: true, items: { type: 'integer', minimum: 1, maximum: 7 } },
+    opens: { ...clockTime, description: 'HH:MM, local time' },
+    closes: { ...clockTime, description: 'HH:MM, local time, after opens' },
+    holidays: { type: 'array', maxItems: 3660, uniqueItems: true, items: { type: 'string', pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}$', description: 'YYYY-MM-DD' } },
   },
 } as const
 
@@ -82,6 +110,7 @@ export const catalogSchema = {
         time_zone: { type: 'string', minLength: 1, maxLength: 64 },
         contact: { type: 'string', maxLength: 1000, default: '' },
         key_service: { type: 'string', maxLength: 1000, default: '' },
+        calendar: catalogCalendarSchema,
       },
     },
     services: { type: 'array', maxItems: 5000, items: catalogServiceSchema },
@@ -111,10 +140,24 @@ export interface CatalogService {
   close_rule: 'auto' | 'manual'
   department_issues_reference: boolean
   privacy: (typeof SERVICE_PRIVACY)[number]
+  service_level?: ServiceLevel
   attributes: CatalogAttribute[]
 }
 
+/** Exactly one of the two. */
+export type ServiceLevel = { hours: number; business_days?: never } | { business_days: number; hours?: never }
+
+export interface CatalogCalendar {
+  working_days?: number[]
+  opens?: string
+  closes?: string
+  holidays?: string[]
+}
+
+/** What a jurisdiction without a calendar of its own works: Monday to Friday, 08:00–17:00, no holidays. */
+export const DEFAULT_CALENDAR: Required<CatalogCalendar> = { working_days: [1, 2, 3, 4, 5], opens: '08:00', closes: '17:00', holidays: [] }
+
 export interface Catalog {
-  jurisdiction: { id: string; name: string; time_zone: string; contact: string; key_service: string }
+  jurisdiction: { id: string; name: string; time_zone: string; contact: string; key_service: string; calendar?: CatalogCalendar }
   services: CatalogService[]
 }

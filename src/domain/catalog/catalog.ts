@@ -6,7 +6,7 @@ import { and, asc, eq, inArray, sql } from 'drizzle-orm'
 import type { Db } from '../../db/database.js'
 import { jurisdictions, serviceAttributes, serviceRequests, services } from '../../db/schema.js'
 import { forgetJurisdictions } from '../jurisdictions.js'
-import type { Catalog, CatalogAttribute, CatalogService } from './catalog-schema.js'
+import { type Catalog, type CatalogAttribute, type CatalogService, DEFAULT_CALENDAR, type ServiceLevel } from './catalog-schema.js'
 
 /** Serialises catalog writers across processes; transaction-scoped, so it can never leak. */
 export const CATALOG_LOCK_KEY = 311_002
@@ -24,15 +24,28 @@ export async function importCatalog(db: Db, catalog: Catalog): Promise<ImportSum
     // Two imports at once (two operators, two instances seeding) would race on the unique keys.
     await tx.execute(sql`select pg_advisory_xact_lock(${CATALOG_LOCK_KEY})`)
     const j = catalog.jurisdiction
+    const calendar = { ...DEFAULT_CALENDAR, ...j.calendar }
+    const fields = {
+      name: j.name,
+      timeZone: j.time_zone,
+      contact: j.contact,
+      keyService: j.key_service,
+      workingDays: [...calendar.working_days].sort(),
+      opensAt: calendar.opens,
+      closesAt: calendar.closes,
+      holidays: [...calendar.holidays].sort(),
+    }
     await tx
       .insert(jurisdictions)
-      .values({ id: j.id, name: j.name, timeZone: j.time_zone, contact: j.contact, keyService: j.key_service })
+      .values({ id: j.id, ...fields })
       .onConflictDoUpdate({
         target: jurisdictions.id,
-        set: { name: j.name, timeZone: j.time_zone, contact: j.contact, keyService: j.key_service, updatedAt: sql`now()` },
+        set: { ...fields, updatedAt: sql`now()` },
         // Re-importing the same file must not touch the row (and so not move updated_at).
-        setWhere: sql`(${jurisdictions.name}, ${jurisdictions.timeZone}, ${jurisdictions.contact}, ${jurisdictions.keyService})
-          is distinct from (${j.name}, ${j.time_zone}, ${j.contact}, ${j.key_service})`,
+        setWhere: sql`(${jurisdictions.name}, ${jurisdictions.timeZone}, ${jurisdictions.contact}, ${jurisdictions.keyService},
+                       ${jurisdictions.workingDays}, ${jurisdictions.opensAt}, ${jurisdictions.closesAt}, ${jurisdictions.holidays})
+          is distinct from (${j.name}, ${j.time_zone}, ${j.contact}, ${j.key_service}, ${sql.param(fields.workingDays)}::smallint[],
+                            ${fields.opensAt}::time, ${fields.closesAt}::time, ${sql.param(fields.holidays)}::date[])`,
       })
 
     const existing = new Map((await loadCatalogServices(tx, j.id, { includeInactive: true })).map((s) => [s.service_code, s]))
@@ -97,6 +110,8 @@ async function writeService(tx: Db, jurisdictionId: string, service: CatalogServ
     closeRule: service.close_rule,
     departmentIssuesReference: service.department_issues_reference,
     privacy: service.privacy,
+    slaHours: service.service_level?.hours ?? null,
+    slaBusinessDays: service.service_level?.business_days ?? null,
   }
   let serviceId = id
   if (serviceId === undefined) {
@@ -182,8 +197,16 @@ export async function loadCatalogServices(
     close_rule: r.closeRule,
     department_issues_reference: r.departmentIssuesReference,
     privacy: r.privacy,
+    ...serviceLevelOf(r),
     attributes: attributesByService.get(r.id) ?? [],
   }))
+}
+
+/** The catalog's `service_level`, present only when the service has one (so files without it compare equal). */
+function serviceLevelOf(row: { slaHours: number | null; slaBusinessDays: number | null }): { service_level?: ServiceLevel } {
+  if (row.slaHours !== null) return { service_level: { hours: row.slaHours } }
+  if (row.slaBusinessDays !== null) return { service_level: { business_days: row.slaBusinessDays } }
+  return {}
 }
 
 function sameService(stored: StoredService, incoming: CatalogService): boolean {

@@ -1,7 +1,7 @@
 import { Ajv } from 'ajv'
 import { toFieldPath } from '../../shared/field-path.js'
 import { findUnsafeText, unsafeTextRule } from '../../shared/text-safety.js'
-import { type Catalog, catalogSchema } from './catalog-schema.js'
+import { type Catalog, type CatalogCalendar, catalogSchema, DEFAULT_CALENDAR } from './catalog-schema.js'
 
 export class CatalogError extends Error {
   constructor(
@@ -36,6 +36,7 @@ export function validateCatalog(data: unknown, source: string): Catalog {
   const unsafe = findUnsafeText(data)
   if (unsafe) throw new CatalogError(source, unsafe.path || '(root)', unsafeTextRule(unsafe.problem))
   assertTimeZone(data.jurisdiction.time_zone, source)
+  if (data.jurisdiction.calendar) assertCalendar(data.jurisdiction.calendar, source)
   const codes = new Set<string>()
   data.services.forEach((service, i) => {
     const at = `services[${i}]`
@@ -68,6 +69,18 @@ function assignAttributeOrder(attributes: Catalog['services'][number]['attribute
       if (keys.has(value.key)) throw new CatalogError(source, `${where}.values[${k}].key`, `"${value.key}" appears more than once`)
       keys.add(value.key)
     })
+  })
+}
+
+/** What the schema cannot say of a calendar: hours that close after they open, dates that exist. */
+function assertCalendar(calendar: CatalogCalendar, source: string) {
+  const { opens, closes } = { ...DEFAULT_CALENDAR, ...calendar }
+  if (closes <= opens) throw new CatalogError(source, 'jurisdiction.calendar.closes', `${closes} is not after opens (${opens})`)
+  calendar.holidays?.forEach((day, i) => {
+    const parsed = new Date(`${day}T00:00:00Z`)
+    if (Number.isNaN(parsed.getTime()) || parsed.toISOString().slice(0, 10) !== day) {
+      throw new CatalogError(source, `jurisdiction.calendar.holidays[${i}]`, `"${day}" is not a date`)
+    }
   })
 }
 

@@ -10,6 +10,7 @@ import { invalid } from '../errors.js'
 import type { StoredService } from '../catalog/catalog.js'
 import type { Jurisdiction } from '../jurisdictions.js'
 import { routedDepartments } from '../departments/routing.js'
+import { workOrderDue } from '../service-levels/due-dates.js'
 import { workOrderInsert } from '../work-orders/open-work-orders.js'
 import { newWorkOrderEventRows } from '../work-orders/events.js'
 import { OUTBOX_CHANNEL, outboxInsert } from '../../outbox/outbox.js'
@@ -90,14 +91,18 @@ export async function submitServiceRequest(db: Db, input: NewRequest): Promise<C
   }
 }
 
-/** The request row; `agency_responsible` names the routed departments, as Open311 shows them. */
+/**
+ * The request row; `agency_responsible` names the routed departments, as Open311 shows them, and
+ * `expected_at` is the latest of their service-level due dates until a department gives one.
+ */
 function requestRow({ jurisdiction, service, submission, apiKeyId, channel }: NewRequest, point: SQL): SQL {
   return sql`insert into service_requests (jurisdiction_id, service_id, description, address, address_id, zipcode, location,
-                                  media_urls, attributes, channel, submitted_by_key_id, agency_responsible)
+                                  media_urls, attributes, channel, submitted_by_key_id, agency_responsible, expected_at)
     values (${jurisdiction.id}, ${service.id}::bigint, ${submission.description ?? null}::text, ${submission.addressString ?? null}::text,
             ${submission.addressId ?? null}::text, ${submission.zipcode ?? null}::text, ${point},
             ${sql.param(submission.mediaUrls)}::text[], ${JSON.stringify(submission.attributes)}::jsonb, ${channel}::text,
-            ${apiKeyId ?? null}::bigint, (select string_agg(name, ', ' order by id) from routed))
+            ${apiKeyId ?? null}::bigint, (select string_agg(name, ', ' order by id) from routed),
+            (select max(${workOrderDue(sql`now()`, sql`${service.id}::bigint`, sql`id`)}) from routed))
     returning *`
 }
 

@@ -50,8 +50,9 @@ export async function recomputeRequest(tx: Db, requestId: number, source: Update
   const allFinal = orders.length > 0 && open.length === 0
   const close = request.status === 'open' && allFinal && states.includes('completed') && request.closeRule === 'auto'
   if (allFinal && states.includes('completed') && request.closeRule === 'manual') detailed = 'work_completed'
+  // The department's date when it gave one, else the service-level due date.
   const expected = open
-    .map((w) => w.expectedAt)
+    .map((w) => w.expectedAt ?? w.dueAt)
     .filter((d): d is Date => d !== null)
     .sort((a, b) => b.getTime() - a.getTime())[0]
 

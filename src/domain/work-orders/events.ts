@@ -38,7 +38,8 @@ function eventColumns(type: EventType, extra: Record<string, unknown>): SQL {
         'timestamp', ${isoUtc(sql`clock_timestamp()`)},
         'data', jsonb_build_object(
           'work_order', jsonb_build_object(
-            'id', 'WO-' || w.id, 'department', d.code, 'state', w.state, 'external_ref', w.external_ref, 'reason', w.reason),
+            'id', 'WO-' || w.id, 'department', d.code, 'state', w.state, 'external_ref', w.external_ref, 'reason', w.reason,
+            'due_at', ${isoUtc(sql`w.due_at`)}),
           'service_request', jsonb_build_object(
             'service_request_id', sr.public_id, 'status', sr.status, 'service_code', s.service_code, 'service_name', s.service_name,
             'description', sr.description, 'address', sr.address, 'address_id', sr.address_id, 'zipcode', sr.zipcode,

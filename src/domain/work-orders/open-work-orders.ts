@@ -7,6 +7,7 @@
 import { type SQL, sql } from 'drizzle-orm'
 import type { Db } from '../../db/database.js'
 import { workOrders } from '../../db/schema.js'
+import { workOrderDue } from '../service-levels/due-dates.js'
 import { enqueueWorkOrderEvents } from './events.js'
 
 /**
@@ -16,8 +17,9 @@ import { enqueueWorkOrderEvents } from './events.js'
  * with newWorkOrderEventRows.
  */
 export function workOrderInsert(request: SQL, departments: SQL): SQL {
-  return sql`insert into work_orders (request_id, department_id)
-    select r.id, d.id from ${request} r cross join ${departments} d order by d.id
+  return sql`insert into work_orders (request_id, department_id, due_at)
+    select r.id, d.id, ${workOrderDue(sql`now()`, sql`r.service_id`, sql`d.id`)}
+    from ${request} r cross join ${departments} d order by d.id
     returning *`
 }
 
@@ -26,7 +28,14 @@ export async function insertWorkOrders(tx: Db, requestId: number, departmentIds:
   if (departmentIds.length === 0) return []
   const opened = await tx
     .insert(workOrders)
-    .values(departmentIds.map((departmentId) => ({ requestId, departmentId })))
+    .values(
+      departmentIds.map((departmentId) => ({
+        requestId,
+        departmentId,
+        // The clock starts again for the department the work passes to (docs/service-levels.md).
+        dueAt: workOrderDue(sql`now()`, sql`(select service_id from service_requests where id = ${requestId})`, sql`${departmentId}::bigint`),
+      })),
+    )
     .returning({ id: workOrders.id })
   return opened.map((row) => row.id)
 }

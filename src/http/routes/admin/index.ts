@@ -4,6 +4,7 @@ import adminCatalogRoutes from './catalog.js'
 import adminDepartmentRoutes from './departments.js'
 import adminKeyRoutes from './keys.js'
 import adminOperationRoutes from './operations.js'
+import adminServiceLevelRoutes from './service-levels.js'
 
 /** The operators' API under /admin/v1: every route needs a bearer key with the admin scope. */
 export default async function adminRoutes(app: FastifyInstance) {
@@ -13,4 +14,5 @@ export default async function adminRoutes(app: FastifyInstance) {
   await app.register(adminKeyRoutes)
   await app.register(adminDepartmentRoutes)
   await app.register(adminOperationRoutes)
+  await app.register(adminServiceLevelRoutes)
 }

@@ -162,6 +162,9 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
                 external_ref: { type: ['string', 'null'] },
                 external_status_code: { type: ['string', 'null'] },
                 reason: { type: ['string', 'null'] },
+                expected_at: { type: ['string', 'null'], format: 'date-time', description: 'The date the department gave, if any' },
+                due_at: { type: ['string', 'null'], format: 'date-time', description: 'The service-level due date (docs/service-levels.md); null: no deadline' },
+                overdue_at: { type: ['string', 'null'], format: 'date-time', description: 'When it was found past due, or completed late: a breach' },
               },
             },
           },
@@ -178,6 +181,9 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
         external_ref: w.externalRef,
         external_status_code: w.externalStatusCode,
         reason: w.reason,
+        expected_at: w.expectedAt?.toISOString() ?? null,
+        due_at: w.dueAt?.toISOString() ?? null,
+        overdue_at: w.overdueAt?.toISOString() ?? null,
       }))
     },
   )
