@@ -5,6 +5,7 @@ import type { Database } from '../db/database.js'
 import { OUTBOX_CHANNEL } from '../outbox/outbox.js'
 import { deliverDue } from './department-deliveries.js'
 import { acceptPendingTokens, TOKEN_PENDING_CHANNEL } from '../domain/requests/tokens.js'
+import { markOverdueWorkOrders } from '../domain/service-levels/overdue.js'
 import { type PeriodicWorker, startPeriodicWorker } from './periodic.js'
 
 const TOKEN_BATCH = 100
@@ -40,5 +41,15 @@ export async function startWorkers(app: FastifyInstance, database: Database): Pr
         batchSize: deliveryBatch,
       }),
   })
-  return [tokenAcceptor, dispatcher]
+  // Due dates pass with time, not with a notification: a sweep a minute (docs/service-levels.md).
+  const overdueBatch = 100
+  const overdueSweeper = await startPeriodicWorker({
+    name: 'overdue-sweeper',
+    database,
+    logger: app.log,
+    intervalMs: 60_000,
+    batchSize: overdueBatch,
+    work: () => markOverdueWorkOrders(app.db, { now: new Date(), batchSize: overdueBatch }),
+  })
+  return [tokenAcceptor, dispatcher, overdueSweeper]
 }

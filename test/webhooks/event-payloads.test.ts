@@ -70,7 +70,7 @@ t.test('work_order.created: one per routed department, in the request’s transa
       { ...payload, timestamp: 'checked' },
       {
         type: 'work_order.created',
-        version: '1',
+        version: '1.1',
         timestamp: 'checked',
         data: {
           work_order: { id: `WO-${workOrder.id}`, department: code, state: 'pending', external_ref: null, reason: null, due_at: null },

@@ -115,7 +115,7 @@ t.test('every delivery verifies independently; webhook-id is stable across retri
     t.notOk(independentlyValid(signing.secret, d, d.timestamp + TOLERANCE_SECONDS + 1), 'stale by more than 5 minutes fails')
   }
   const body = JSON.parse(deliveries[0]!.body)
-  t.match(body, { type: 'work_order.created', version: '1', timestamp: String, data: { work_order: { id: /^WO-\d+$/, department: 'signing' }, service_request: { service_request_id: requestId } } })
+  t.match(body, { type: 'work_order.created', version: '1.1', timestamp: String, data: { work_order: { id: /^WO-\d+$/, department: 'signing' }, service_request: { service_request_id: requestId } } })
   t.notOk('reporter' in body.data, 'no reporter contact for a department without receives_contact')
 })
 

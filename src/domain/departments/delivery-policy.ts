@@ -9,6 +9,7 @@
  */
 import { sql } from 'drizzle-orm'
 import { type Db, queryRows, toDate } from '../../db/database.js'
+import { raiseOperatorAlert } from '../operator-alerts.js'
 import { markWorkOrdersSent } from '../work-orders/mark-sent.js'
 import { liveSecrets, type SecretSealer } from './departments.js'
 
@@ -37,7 +38,7 @@ export function departmentDeliveryPolicy(db: Db, options: DeliveryPolicyOptions)
     async failed(tx: Db, failure: { destinationId: number; eventId: string; attempts: number; error: string; deadLettered: boolean }, now: Date) {
       const departmentId = failure.destinationId
       if (failure.deadLettered) {
-        await raiseAlert(
+        await raiseOperatorAlert(
           tx,
           'delivery_dead_lettered',
           departmentId,
@@ -62,9 +63,5 @@ async function disableDepartment(tx: Db, departmentId: number, reason: string) {
     tx,
     sql`update departments set enabled = false, disabled_reason = ${reason} where id = ${departmentId} and enabled returning code`,
   )
-  if (disabled.length > 0) await raiseAlert(tx, 'endpoint_disabled', departmentId, `department ${disabled[0]!.code} disabled: ${reason}`)
-}
-
-async function raiseAlert(tx: Db, kind: string, departmentId: number, message: string) {
-  await tx.execute(sql`insert into operator_alerts (kind, department_id, message) values (${kind}, ${departmentId}, ${message})`)
+  if (disabled.length > 0) await raiseOperatorAlert(tx, 'endpoint_disabled', departmentId, `department ${disabled[0]!.code} disabled: ${reason}`)
 }

@@ -35,7 +35,7 @@ export const REQUEST_FIELDS: readonly FeedField[] = [
   { name: 'requested_datetime', type: 'datetime', description: 'When it was submitted.', value: 'sr.requested_at' },
   { name: 'updated_datetime', type: 'datetime', description: 'When it last changed: the feed\'s order and the incremental harvest\'s `updated_after`.', value: 'sr.updated_at' },
   { name: 'closed_datetime', type: 'datetime', description: 'When it was closed; empty while open.', value: 'sr.closed_at' },
-  { name: 'expected_datetime', type: 'datetime', description: 'When the work is expected to be done, if a department said.', value: 'sr.expected_at' },
+  { name: 'expected_datetime', type: 'datetime', description: 'When the work is expected to be done: the date a department gave, else the service-level due date; empty without either.', value: 'sr.expected_at' },
   { name: 'address', type: 'string', description: 'The address given or found for the location.', value: withheld('sr.address') },
   { name: 'zipcode', type: 'string', description: 'The postal code.', value: 'sr.zipcode' },
   { name: 'lat', type: 'number', description: 'Latitude (WGS 84); empty without a location.', value: `ST_Y((${LOCATION})::geometry)` },

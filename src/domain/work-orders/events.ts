@@ -7,12 +7,15 @@
  *   work_order.reassigned    the work moved to another department
  *   service_request.updated  the citizen or 311 changed the request
  *   service_request.closed   311 closed the request
+ *   work_order.overdue       the work is past its service-level due date (version 1.1)
+ *
+ * Versions only add: 1.1 added `work_order.overdue` and `work_order.due_at`.
  */
 import { type SQL, sql } from 'drizzle-orm'
 import type { Db } from '../../db/database.js'
 import { enqueue } from '../../outbox/outbox.js'
 
-export const EVENT_CATALOG_VERSION = '1'
+export const EVENT_CATALOG_VERSION = '1.1'
 
 export type EventType =
   | 'work_order.created'
@@ -20,6 +23,7 @@ export type EventType =
   | 'work_order.reassigned'
   | 'service_request.updated'
   | 'service_request.closed'
+  | 'work_order.overdue'
 
 export const workOrderPublicId = (id: number) => `WO-${id}`
 

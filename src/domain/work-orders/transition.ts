@@ -4,7 +4,7 @@
  * lifecycle forbids (lifecycle.ts). Behind it the database guards the request-level invariant
  * (no open work order on a closed request, migration 0005) whatever the code does.
  */
-import { inArray, sql } from 'drizzle-orm'
+import { inArray, type SQL, sql } from 'drizzle-orm'
 import type { Db } from '../../db/database.js'
 import { type WorkOrderState, workOrders } from '../../db/schema.js'
 import { conflict } from '../errors.js'
@@ -15,6 +15,15 @@ import { canMove } from './lifecycle.js'
 export type WorkOrderChanges = Partial<
   Pick<typeof workOrders.$inferInsert, 'externalStatusCode' | 'externalRef' | 'expectedAt' | 'reason' | 'reassignedToId' | 'lastEventAt'>
 >
+
+/**
+ * Completing after the due date is a breach, recorded like one found by the overdue sweep
+ * (service-levels/overdue.ts): as of when the department says the work was done, when it says.
+ */
+function lateCompletion(changes: WorkOrderChanges): SQL {
+  const doneAt = changes.lastEventAt ? sql`${new Date(changes.lastEventAt as Date).toISOString()}::timestamptz` : sql`now()`
+  return sql`coalesce(${workOrders.overdueAt}, case when ${workOrders.dueAt} < ${doneAt} then now() end)`
+}
 
 /**
  * Moves work orders, locked by the caller and as read under that lock, to `to`. Refuses
@@ -33,7 +42,7 @@ export async function moveWorkOrders(
   if (orders.length === 0) return
   await tx
     .update(workOrders)
-    .set({ ...changes, state: to, updatedAt: sql`now()` })
+    .set({ ...changes, state: to, ...(to === 'completed' ? { overdueAt: lateCompletion(changes) } : {}), updatedAt: sql`now()` })
     .where(
       inArray(
         workOrders.id,

@@ -5,6 +5,7 @@ import adminDepartmentRoutes from './departments.js'
 import adminKeyRoutes from './keys.js'
 import adminOperationRoutes from './operations.js'
 import adminServiceLevelRoutes from './service-levels.js'
+import adminWorkOrderRoutes from './work-orders.js'
 
 /** The operators' API under /admin/v1: every route needs a bearer key with the admin scope. */
 export default async function adminRoutes(app: FastifyInstance) {
@@ -15,4 +16,5 @@ export default async function adminRoutes(app: FastifyInstance) {
   await app.register(adminDepartmentRoutes)
   await app.register(adminOperationRoutes)
   await app.register(adminServiceLevelRoutes)
+  await app.register(adminWorkOrderRoutes)
 }

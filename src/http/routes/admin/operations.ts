@@ -6,7 +6,6 @@ import { workOrderPublicId } from '../../../domain/work-orders/events.js'
 import { closeRequestByOperator } from '../../../domain/work-orders/close-request.js'
 import { markDuplicate } from '../../../domain/work-orders/duplicates.js'
 import { addRequestNote } from '../../../domain/work-orders/request-notes.js'
-import { listWorkOrders } from '../../../domain/work-orders/work-orders.js'
 import { notFound } from '../../../open311/errors.js'
 import { adminErrors } from '../../schemas/admin.js'
 import { jurisdictionQuery } from '../../schemas/open311.js'
@@ -139,52 +138,6 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
       const alert = await acknowledgeAlert(app.db, request.params.id)
       if (!alert) throw notFound(`no open alert ${request.params.id}`)
       return { id: alert.id }
-    },
-  )
-
-  app.get<{ Params: { id: string }; Querystring: { jurisdiction_id?: string } }>(
-    '/requests/:id/work-orders',
-    {
-      schema: {
-        tags: ['Admin'],
-        summary: 'A request’s work orders',
-        params: requestParams,
-        querystring: jurisdictionQuery,
-        response: {
-          200: {
-            type: 'array',
-            items: {
-              type: 'object',
-              properties: {
-                id: { type: 'string' },
-                department_id: { type: 'integer' },
-                state: { type: 'string' },
-                external_ref: { type: ['string', 'null'] },
-                external_status_code: { type: ['string', 'null'] },
-                reason: { type: ['string', 'null'] },
-                expected_at: { type: ['string', 'null'], format: 'date-time', description: 'The date the department gave, if any' },
-                due_at: { type: ['string', 'null'], format: 'date-time', description: 'The service-level due date (docs/service-levels.md); null: no deadline' },
-                overdue_at: { type: ['string', 'null'], format: 'date-time', description: 'When it was found past due, or completed late: a breach' },
-              },
-            },
-          },
-          ...adminErrors,
-        },
-      },
-    },
-    async (request) => {
-      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
-      return (await listWorkOrders(app.db, jurisdiction.id, request.params.id)).map((w) => ({
-        id: workOrderPublicId(w.id),
-        department_id: w.departmentId,
-        state: w.state,
-        external_ref: w.externalRef,
-        external_status_code: w.externalStatusCode,
-        reason: w.reason,
-        expected_at: w.expectedAt?.toISOString() ?? null,
-        due_at: w.dueAt?.toISOString() ?? null,
-        overdue_at: w.overdueAt?.toISOString() ?? null,
-      }))
     },
   )
 

@@ -1,0 +1,49 @@
+/**
+ * Overdue work: open work orders past their service-level due date are marked once
+ * (`overdue_at`), their department is told (`work_order.overdue`) and the operators are alerted
+ * — one alert per department per sweep, naming its work orders. Claimed with FOR UPDATE SKIP
+ * LOCKED, so every instance may sweep at once and each work order is marked by exactly one.
+ * A work order completed after its due date is marked by the completion itself
+ * (work-orders/transition.ts): a breach is recorded either way, never hidden.
+ */
+import { sql } from 'drizzle-orm'
+import { type Db, queryRows } from '../../db/database.js'
+import { TERMINAL_WORK_ORDER_STATES } from '../../db/schema.js'
+import { raiseOperatorAlert } from '../operator-alerts.js'
+import { enqueueWorkOrderEvents, workOrderPublicId } from '../work-orders/events.js'
+
+export interface OverdueSweep {
+  /** The sweep's clock: tests pass a fake one. */
+  now: Date
+  batchSize?: number
+}
+
+/** Marks up to `batchSize` work orders overdue as of `now`; returns how many it marked. */
+export async function markOverdueWorkOrders(db: Db, { now, batchSize = 100 }: OverdueSweep): Promise<number> {
+  return db.transaction(async (tx) => {
+    const marked = await queryRows<{ id: number; department_id: number; code: string; due_at: Date | string }>(
+      tx,
+      sql`with due as (
+            select id from work_orders
+            where overdue_at is null and due_at is not null and due_at <= ${now.toISOString()}::timestamptz
+              and state not in ${sql.raw(`(${TERMINAL_WORK_ORDER_STATES.map((s) => `'${s}'`).join(', ')})`)}
+            order by due_at, id
+            limit ${batchSize}
+            for update skip locked)
+          update work_orders w set overdue_at = ${now.toISOString()}::timestamptz, updated_at = now()
+          from due, departments d
+          where w.id = due.id and d.id = w.department_id
+          returning w.id, w.department_id, d.code, w.due_at`,
+    )
+    if (marked.length === 0) return 0
+    const ids = marked.map((w) => Number(w.id)).sort((a, b) => a - b)
+    await enqueueWorkOrderEvents(tx, 'work_order.overdue', ids)
+    const byDepartment = new Map<number, typeof marked>()
+    for (const row of marked) byDepartment.set(Number(row.department_id), [...(byDepartment.get(Number(row.department_id)) ?? []), row])
+    for (const [departmentId, rows] of byDepartment) {
+      const listed = rows.map((r) => workOrderPublicId(Number(r.id))).join(', ')
+      await raiseOperatorAlert(tx, 'work_order_overdue', departmentId, `${rows.length} work order(s) at ${rows[0]!.code} past their due date: ${listed}`)
+    }
+    return marked.length
+  })
+}
