@@ -30,8 +30,10 @@ export interface AppConfig {
   trustProxy: boolean
   /** POST requests allowed per minute, per client IP and per API key. */
   rateLimits: { perIpPerMinute: number; perKeyPerMinute: number }
-  /** Largest request body accepted, in bytes. */
+  /** Largest request body accepted, in bytes (photos come on top: `media`). */
   bodyLimitBytes: number
+  /** Photo uploads on POST requests (`media` file parts): the largest file, and how many per request (0: none). */
+  media: { maxBytes: number; maxFiles: number }
   /** 32-byte key (base64) sealing departments' webhook secrets; embedded default: generated under DATA_DIR. */
   secretsKey?: string
   webhooks: {
@@ -85,6 +87,9 @@ const envSchema = {
     RATE_LIMIT_POST_PER_IP: { type: 'integer', minimum: 1, default: 120 },
     RATE_LIMIT_POST_PER_KEY: { type: 'integer', minimum: 1, default: 1200 },
     BODY_LIMIT_BYTES: { type: 'integer', minimum: 1024, maximum: 104857600, default: 1048576 },
+    // A phone's full-resolution JPEG is 2–8 MB; the rest of a report is under a few KB.
+    MEDIA_MAX_BYTES: { type: 'integer', minimum: 1024, maximum: 52428800, default: 10485760 },
+    MEDIA_MAX_FILES: { type: 'integer', minimum: 0, maximum: 10, default: 3 },
     SECRETS_KEY: { type: 'string', pattern: '^[A-Za-z0-9+/]{43}=$' },
     OUTBOUND_ALLOWLIST: { type: 'string', pattern: '^[0-9A-Fa-f:./, ]*$', default: '' },
     OUTBOUND_ALLOW_HTTP: { type: 'boolean', default: false },
@@ -139,6 +144,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       perKeyPerMinute: values.RATE_LIMIT_POST_PER_KEY as number,
     },
     bodyLimitBytes: values.BODY_LIMIT_BYTES as number,
+    media: { maxBytes: values.MEDIA_MAX_BYTES as number, maxFiles: values.MEDIA_MAX_FILES as number },
     ...(values.SECRETS_KEY ? { secretsKey: values.SECRETS_KEY as string } : {}),
     webhooks: {
       allowlist: (values.OUTBOUND_ALLOWLIST as string)

@@ -325,6 +325,42 @@ export const requestUpdates = pgTable(
   ],
 )
 
+/** Binary data (image bytes): Buffers through pg, Uint8Arrays through PGlite. */
+const bytea = (name: string) => customType<{ data: Uint8Array; driverData: Uint8Array }>({ dataType: () => 'bytea' })(name)
+
+/**
+ * Photos uploaded with a request (POST requests with `media` file parts), stored here rather
+ * than in an object store so that every instance serves them with nothing more to run, on both
+ * backends, and so that a request and its photos are written in one statement (docs/open311.md,
+ * "Photos"). Only re-encoded variants are kept, never the upload: it carries EXIF (GPS, camera
+ * serial numbers), which is personal data. `public_id` is the random id in the photo's URL.
+ */
+export const media = pgTable(
+  'media',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    publicId: text('public_id').notNull(),
+    requestId: bigint('request_id', { mode: 'number' })
+      .notNull()
+      .references(() => serviceRequests.id, { onDelete: 'cascade' }),
+    /** Order among the request's photos, from 1: its place in `media_urls`. */
+    position: integer('position').notNull(),
+    /** What was uploaded (jpeg, png, webp, heif): the variants are JPEG whatever it was. */
+    sourceFormat: text('source_format').notNull(),
+    fullBytes: bytea('full_bytes').notNull(),
+    fullWidth: integer('full_width').notNull(),
+    fullHeight: integer('full_height').notNull(),
+    thumbBytes: bytea('thumb_bytes').notNull(),
+    thumbWidth: integer('thumb_width').notNull(),
+    thumbHeight: integer('thumb_height').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('media_public_id_key').on(t.publicId),
+    uniqueIndex('media_request_position_key').on(t.requestId, t.position),
+  ],
+)
+
 /** A client retrying a POST with the same Idempotency-Key gets the first answer back. */
 export const idempotencyKeys = pgTable(
   'idempotency_keys',
@@ -481,7 +517,7 @@ export const workOrders = pgTable(
     expectedAt: timestamp('expected_at', { withTimezone: true }),
     /**
      * The service-level commitment, set when the work order opens (open311_work_order_due,
-     * migration 0011); compliance is measured against it, whatever date the department gives.
+     * migration 0012); compliance is measured against it, whatever date the department gives.
      */
     dueAt: timestamp('due_at', { withTimezone: true }),
     /**
