@@ -14,6 +14,8 @@ import { workOrderDue } from '../service-levels/due-dates.js'
 import { workOrderInsert } from '../work-orders/open-work-orders.js'
 import { newWorkOrderEventRows } from '../work-orders/events.js'
 import { OUTBOX_CHANNEL, outboxInsert } from '../../outbox/outbox.js'
+import { photoInsert } from '../media/media-store.js'
+import type { PreparedPhoto } from '../media/photos.js'
 import type { Reporter, Submission } from './submission.js'
 import { newToken, TOKEN_PENDING_CHANNEL, tokenInsert } from './tokens.js'
 
@@ -30,6 +32,8 @@ export interface NewRequest {
   submission: Submission
   apiKeyId?: number
   channel: string
+  /** Uploaded photos, already decoded and stripped; their URLs are among `submission.mediaUrls`. */
+  photos?: PreparedPhoto[]
 }
 
 /** Refuses a point outside the jurisdiction's boundary, when it has one. */
@@ -48,7 +52,8 @@ export async function assertInsideJurisdiction(db: Db, jurisdiction: Jurisdictio
  * first history entry, its token (batch and blackbox services), and one work order per routed
  * department with its `work_order.created` event — in one statement of named steps
  * (data-modifying CTEs), so it is atomic on its own: `db` may be the database or a caller's
- * transaction (one that also stores an Idempotency-Key). A new field at creation is a column in
+ * transaction (one that also stores an Idempotency-Key). Uploaded photos are one more step
+ * (media-store.ts), only when there are any: a POST without them runs the statement it always did. A new field at creation is a column in
  * requestRow or one more step here. The token acceptor and the dispatchers are woken by the
  * NOTIFYs its last select sends (delivered at commit).
  *
@@ -65,7 +70,7 @@ export async function assertInsideJurisdiction(db: Db, jurisdiction: Jurisdictio
  * pending work order in; a trigger that needs the row to exist cannot run on this path.
  */
 export async function submitServiceRequest(db: Db, input: NewRequest): Promise<CreatedRequest> {
-  const { submission } = input
+  const { submission, photos = [] } = input
   const token = input.service.type === 'realtime' ? null : newToken()
   // ST_MakePoint is strict: no lat/long gives a null point, so one statement text serves both cases.
   const point = sql`ST_SetSRID(ST_MakePoint(${submission.long ?? null}::float8, ${submission.lat ?? null}::float8), 4326)::geography`
@@ -78,6 +83,7 @@ export async function submitServiceRequest(db: Db, input: NewRequest): Promise<C
           issued as (${tokenInsert(token, sql`new_request`)}),
           opened as (${workOrderInsert(sql`new_request`, sql`routed`)}),
           announced as (${outboxInsert(newWorkOrderEventRows({ workOrders: sql`opened`, request: sql`new_request`, reporter: sql`reporter` }))})
+          ${photos.length > 0 ? sql`, photographed as (${photoInsert(photos, sql`new_request`)})` : sql``}
         select r.public_id, r.service_notice,
                (select pg_notify(${TOKEN_PENDING_CHANNEL}, '') from issued),
                (select pg_notify(${OUTBOX_CHANNEL}, '') where exists (select 1 from announced))
