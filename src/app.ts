@@ -19,6 +19,7 @@ import rateLimitsPlugin from './http/plugins/rate-limits.js'
 import adminRoutes from './http/routes/admin/index.js'
 import departmentInboundRoutes from './http/routes/departments/index.js'
 import healthRoutes from './http/routes/health.js'
+import mediaRoutes, { MEDIA_PREFIX } from './http/routes/media/index.js'
 import open311Routes from './http/routes/open311/index.js'
 import openDataRoutes from './http/routes/open-data/index.js'
 import { errorList } from './http/schemas/open311.js'
@@ -142,6 +143,7 @@ export async function buildApp({ config, database, readDatabase, logger, workers
   await app.register(healthRoutes, { database: db, ...(replica ? { readReplica: replica } : {}) })
   await app.register(open311Routes, { prefix: '/open311/v2' })
   await app.register(openDataRoutes, { prefix: '/open-data/v1' })
+  await app.register(mediaRoutes, { prefix: MEDIA_PREFIX })
   await app.register(adminRoutes, { prefix: '/admin/v1' })
   await app.register(departmentInboundRoutes, { prefix: '/departments/v1' })
 

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler, preValidationAsyncHookHandler } from 'fastify'
 import { type ApiKeyScope, type ApiKeySummary, verifyApiKey, verifyDepartmentOrClientKey } from '../domain/api-keys/api-keys.js'
+import type { PhotoReader } from '../domain/media/media-store.js'
 import type { Reader } from '../domain/requests/sensitive-location.js'
 import { forbidden } from '../open311/errors.js'
 
@@ -36,6 +37,19 @@ export async function readerOf(request: FastifyRequest, reply: FastifyReply): Pr
   // An operator's answer holds what the public must not see: no cache may keep it for another.
   reply.header('cache-control', 'private, no-store')
   return 'operator'
+}
+
+/**
+ * Who asks for a photo: an operator (readerOf), a department with its own key (Bearer: the
+ * photos of its work orders' requests), else the public. Like readerOf, a key that is not
+ * valid reads as the public, and a keyed answer is kept from shared caches.
+ */
+export async function photoReaderOf(request: FastifyRequest, reply: FastifyReply): Promise<PhotoReader> {
+  if ((await readerOf(request, reply)) === 'operator') return 'operator'
+  const key = await verifyApiKey(request.server.db, bearerToken(request), 'department')
+  if (key?.department_id == null) return 'public'
+  reply.header('cache-control', 'private, no-store')
+  return { departmentId: key.department_id }
 }
 
 /**

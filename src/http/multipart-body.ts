@@ -1,34 +1,71 @@
 /**
  * multipart/form-data bodies, parsed with @fastify/busboy into the same flat fields as an
- * urlencoded form. The whole body, however it is framed (Content-Length or chunked), is held
- * to the body limit: reading stops at the first byte over it and the answer is 413, with the
- * connection closed so the rest is never read. A body busboy cannot parse (no closing
- * boundary, a boundary other than the header's) is a 400, never a 500. File parts are refused
- * at once, without reading them.
+ * urlencoded form. The body, however it is framed (Content-Length or chunked), is held to
+ * its limits as it streams: reading stops at the first byte over one and the answer is 413,
+ * with the connection closed so the rest is never read. A body busboy cannot parse (no closing
+ * boundary, a boundary other than the header's) is a 400, never a 500. File parts are read
+ * only where a route takes them (`files`: POST requests' photos, each held to its own limit on
+ * top of the text's, and kept as bytes in `request.uploads` for the route to decode); anywhere
+ * else, and under any other name, they are refused at once, without reading them.
  */
 import type { Readable } from 'node:stream'
 import { Busboy, type BusboyHeaders, type BusboyInstance } from '@fastify/busboy'
-import type { FastifyContentTypeParser } from 'fastify'
+import type { FastifyContentTypeParser, FastifyRequest } from 'fastify'
 import { badRequest, Open311Error } from '../open311/errors.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The file parts of a multipart body, on routes that take them (see MultipartLimits.files). */
+    uploads?: Upload[]
+  }
+}
+
+export interface Upload {
+  field: string
+  bytes: Buffer
+}
+
+export interface MultipartLimits {
+  /** Everything but the file parts' contents: text fields and framing (BODY_LIMIT_BYTES). */
+  textLimit: number
+  /** The file parts this route takes: their field name, how large each may be, how many. */
+  files?: { field: string; maxBytes: number; maxFiles: number }
+}
+
+/** The whole body's limit: the text's, and each file's on top (what a Content-Length is held to). */
+export const wholeBodyLimit = ({ textLimit, files }: MultipartLimits) => textLimit + (files ? files.maxFiles * files.maxBytes : 0)
 
 /** Field counts well above any real report (a service has at most a few dozen attributes). */
 const MAX_FIELDS = 500
 
-const fileUploadRefused = (field: string) =>
-  badRequest(`${field}: file uploads are not accepted; host the photo and send its address as media_url`)
+const megabytes = (bytes: number) => `${Math.round((bytes / 1048576) * 10) / 10} MB`
+
+const fileUploadRefused = (field: string, files?: MultipartLimits['files']) =>
+  badRequest(
+    files
+      ? `${field}: files are accepted only as ${files.field} (photos)`
+      : `${field}: file uploads are not accepted; host the photo and send its address as media_url`,
+  )
 
 export const bodyTooLarge = () => new Open311Error(413, 'request body is too large')
 
-export function multipartBodyParser(bodyLimit: number): FastifyContentTypeParser {
+/** `limitsOf` tells, for each request, its limits and whether its route takes files. */
+export function multipartBodyParser(limitsOf: (request: FastifyRequest) => MultipartLimits): FastifyContentTypeParser {
   return (request, payload, done) => {
-    readMultipart(request.headers, payload as Readable, bodyLimit).then(
-      (fields) => done(null, fields),
+    const uploads: Upload[] = []
+    readMultipart(request.headers, payload as Readable, limitsOf(request), uploads).then(
+      (fields) => {
+        if (uploads.length > 0) request.uploads = uploads
+        done(null, fields)
+      },
       (err: Error) => done(err, undefined),
     )
   }
 }
 
-function readMultipart(headers: Record<string, string | string[] | undefined>, payload: Readable, bodyLimit: number) {
+function readMultipart(headers: Record<string, string | string[] | undefined>, payload: Readable, limits: MultipartLimits, uploads: Upload[]) {
+  const { textLimit, files } = limits
+  const bodyLimit = wholeBodyLimit(limits)
   return new Promise<Record<string, string | string[]>>((resolve, reject) => {
     // Null prototype: a field named __proto__ is an ordinary field.
     const fields: Record<string, string | string[]> = Object.create(null)
@@ -48,7 +85,14 @@ function readMultipart(headers: Record<string, string | string[] | undefined>, p
     try {
       parser = new Busboy({
         headers: headers as BusboyHeaders,
-        limits: { fields: MAX_FIELDS, fieldSize: bodyLimit, parts: MAX_FIELDS, fieldNameSize: 1000 },
+        limits: {
+          fields: MAX_FIELDS,
+          fieldSize: textLimit,
+          parts: MAX_FIELDS,
+          fieldNameSize: 1000,
+          // One more than allowed, so that a request with too many is told so rather than cut short.
+          ...(files ? { files: files.maxFiles + 1, fileSize: files.maxBytes } : {}),
+        },
       })
     } catch (err) {
       // No boundary in Content-Type, or a Content-Type busboy does not know.
@@ -61,20 +105,27 @@ function readMultipart(headers: Record<string, string | string[] | undefined>, p
       else if (Array.isArray(existing)) existing.push(value)
       else fields[name] = [existing, value]
     })
-    parser.on('file', (name: string, file: Readable) => {
-      file.resume()
-      finish(fileUploadRefused(name))
-    })
+    const photos = files ? readFileParts(parser, files, uploads, finish) : undefined
+    if (!photos) {
+      parser.on('file', (name: string, file: Readable) => {
+        file.resume()
+        finish(fileUploadRefused(name))
+      })
+    }
     parser.on('partsLimit', () => finish(bodyTooLarge()))
     parser.on('fieldsLimit', () => finish(bodyTooLarge()))
     parser.on('error', (err: Error) => finish(badRequest(`body: not a readable multipart/form-data body (${err.message})`)))
-    parser.on('finish', () => finish())
+    parser.on('finish', () => (photos ? photos.whenRead(finish) : finish()))
 
     let received = 0
     const onData = (chunk: Buffer) => {
       received += chunk.length
       if (received > bodyLimit) return finish(bodyTooLarge())
       parser.write(chunk)
+      // Text is held to its own limit as it streams (busboy only truncates a long field), so a
+      // huge field stops the reading at BODY_LIMIT_BYTES, photos or not.
+      // Bytes busboy holds unparsed (while a file stream drains) are neither yet.
+      if (received - parser.writableLength - (photos?.bytesInFiles() ?? 0) > textLimit) finish(bodyTooLarge())
     }
     payload.on('data', onData)
     payload.on('end', () => {
@@ -83,4 +134,49 @@ function readMultipart(headers: Record<string, string | string[] | undefined>, p
     // The client went away mid-body: a client error (400), never mistaken for a database outage.
     payload.on('error', () => finish(badRequest('body: the upload was interrupted')))
   })
+}
+
+/**
+ * The file parts of a route that takes them: each kept whole in memory (a photo is decoded from
+ * all of its bytes anyway) up to `maxBytes`, at most `maxFiles` of them, under `field` only.
+ */
+function readFileParts(parser: BusboyInstance, files: NonNullable<MultipartLimits['files']>, uploads: Upload[], finish: (err?: Error) => void) {
+  const tooMany = () => badRequest(`${files.field}: at most ${files.maxFiles} photos per request`)
+  const reading = new Set<Readable>()
+  let consumed = 0
+  let done: (() => void) | undefined
+  parser.on('file', (name: string, file: Readable & { truncated?: boolean }) => {
+    if (name !== files.field) {
+      file.resume()
+      return finish(fileUploadRefused(name, files))
+    }
+    if (uploads.length + reading.size >= files.maxFiles) {
+      file.resume()
+      return finish(tooMany())
+    }
+    reading.add(file)
+    const chunks: Buffer[] = []
+    file.on('data', (chunk: Buffer) => {
+      consumed += chunk.length
+      chunks.push(chunk)
+    })
+    file.on('limit', () => finish(new Open311Error(413, `${files.field}: a photo may be at most ${megabytes(files.maxBytes)}`)))
+    file.on('end', () => {
+      reading.delete(file)
+      const bytes = Buffer.concat(chunks)
+      // A form's empty file input arrives as a part with no bytes: absent, like an empty field.
+      if (bytes.length > 0 && !file.truncated) uploads.push({ field: name, bytes })
+      if (reading.size === 0) done?.()
+    })
+  })
+  parser.on('filesLimit', () => finish(tooMany()))
+  return {
+    /** File bytes busboy has parsed out so far: those read, and those waiting in the file streams. */
+    bytesInFiles: () => [...reading].reduce((sum, file) => sum + file.readableLength, consumed),
+    /** busboy may finish before the last file stream has ended: the body is read once both have. */
+    whenRead(then: () => void) {
+      if (reading.size === 0) then()
+      else done = then
+    },
+  }
 }

@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { activeService } from '../../../domain/catalog/catalog-cache.js'
 import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
+import { preparePhotos } from '../../../domain/media/photos.js'
 import { assertInsideJurisdiction, submitServiceRequest } from '../../../domain/requests/submit-request.js'
 import { IDEMPOTENCY_KEY_PATTERN, runIdempotent } from '../../../domain/requests/idempotency.js'
 import { type FormFields, validateSubmission } from '../../../domain/requests/submission.js'
@@ -10,11 +12,14 @@ import { requireClientKey } from '../../auth.js'
 import { sendOpen311 } from '../../reply.js'
 import { errorResponses, formatParams, formField, postRequestAnswer } from '../../schemas/open311.js'
 import { logAction } from '../../logging.js'
+import { photoUrl } from '../media/index.js'
+import { PHOTO_FIELD } from './form-body.js'
 
 export default async function postRequestRoutes(app: FastifyInstance) {
   app.post<{ Params: { format: Format }; Body: FormFields }>(
     '/requests.:format',
     {
+      config: { photoUploads: true },
       onRequest: app.postRateLimits.byIp,
       preValidation: requireClientKey,
       preHandler: app.postRateLimits.byApiKey,
@@ -24,7 +29,10 @@ export default async function postRequestRoutes(app: FastifyInstance) {
         description:
           'application/x-www-form-urlencoded or multipart/form-data. API key as api_key (body or query) or Authorization: Bearer. ' +
           'Attributes as attribute[code]=v, attribute[code][]=v or repeated attribute[code]. A retry with the same Idempotency-Key ' +
-          'header gets the first answer (with Idempotent-Replayed: true).',
+          'header gets the first answer (with Idempotent-Replayed: true). Photos: multipart only, as `media` file parts (at most ' +
+          'MEDIA_MAX_FILES, default 3, of MEDIA_MAX_BYTES each, default 10 MB: 413 above); JPEG, PNG, WebP or AVIF, checked by ' +
+          'decoding; kept only re-encoded as JPEG without any metadata (no EXIF, no GPS), served at GET /media/v1/{id}/full.jpg ' +
+          '(and thumb.jpg), which becomes the first media_url. A file that is not such an image is a 400 and nothing is created.',
         params: formatParams,
         headers: {
           type: 'object',
@@ -50,6 +58,7 @@ export default async function postRequestRoutes(app: FastifyInstance) {
             phone: formField('Reporter (never published)'),
             description: formField('At most 4000 characters'),
             media_url: formField('http(s) URL of a photo; may repeat'),
+            [PHOTO_FIELD]: formField('Photo file part(s) (multipart only): JPEG, PNG, WebP or AVIF; may repeat'),
           },
         },
         response: { 200: { type: 'array', items: postRequestAnswer }, ...errorResponses, 403: { $ref: 'Open311Errors#' } },
@@ -61,19 +70,26 @@ export default async function postRequestRoutes(app: FastifyInstance) {
       const serviceCode = firstValue(body.service_code)!
       const service = await activeService(app.db, jurisdiction, serviceCode)
       if (!service) throw notFound(`service_code "${serviceCode}" does not exist`)
-      const submission = validateSubmission(body, service, jurisdiction.timeZone)
-      await assertInsideJurisdiction(app.db, jurisdiction, submission)
+      const validated = validateSubmission(body, service, jurisdiction.timeZone)
+      await assertInsideJurisdiction(app.db, jurisdiction, validated)
+      // Decoded only once the rest of the report is valid: a refused report costs no image work.
+      const uploads = request.uploads?.map((upload) => upload.bytes) ?? []
+      const photos = await preparePhotos(PHOTO_FIELD, uploads)
+      const photoUrls = photos.map((photo) => photoUrl(app.config.publicBaseUrl, photo.publicId, 'full'))
+      const submission = { ...validated, mediaUrls: [...photoUrls, ...validated.mediaUrls] }
 
       const idempotencyKey = request.headers['idempotency-key']
       if (idempotencyKey !== undefined && (typeof idempotencyKey !== 'string' || !IDEMPOTENCY_KEY_PATTERN.test(idempotencyKey))) {
         throw badRequest('Idempotency-Key: must be 1–255 printable ASCII characters')
       }
-      const { api_key: _key, ...content } = body
+      const { api_key: _key, ...fields } = body
+      // The photos are part of what a retry must repeat: the same key with other photos is refused.
+      const content = uploads.length > 0 ? { ...fields, [PHOTO_FIELD]: uploads.map((bytes) => createHash('sha256').update(bytes).digest('hex')) } : fields
       const result = await runIdempotent<PostAnswer[]>(
         app.db,
         idempotencyKey ? { apiKeyId: request.apiKey!.id, key: idempotencyKey, request: content } : undefined,
         async (db) => {
-          const created = await submitServiceRequest(db, { jurisdiction, service, submission, apiKeyId: request.apiKey!.id, channel: 'api' })
+          const created = await submitServiceRequest(db, { jurisdiction, service, submission, photos, apiKeyId: request.apiKey!.id, channel: 'api' })
           const answer = created.token
             ? { token: created.token, service_notice: created.serviceNotice, account_id: created.accountId }
             : { service_request_id: created.serviceRequestId, service_notice: created.serviceNotice, account_id: created.accountId }
@@ -83,7 +99,7 @@ export default async function postRequestRoutes(app: FastifyInstance) {
       if (result.replayed) reply.header('idempotent-replayed', 'true')
       // Stored answers come back with their keys in the database's order; restore the spec's.
       const answers = result.body.map(postAnswer)
-      logAction(request, 'service request submitted', { serviceCode, replayed: result.replayed })
+      logAction(request, 'service request submitted', { serviceCode, photos: photos.length, replayed: result.replayed })
       reply.code(result.status)
       return sendOpen311(reply, request.params.format, 'service_requests', answers)
     },
