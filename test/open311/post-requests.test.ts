@@ -615,7 +615,7 @@ t.test('multipart/form-data: fields are read like urlencoded ones', async (t) =>
   await rejectBoth(t, 'multipart without api_key', multipart(parts.filter((p) => p.name !== 'api_key')), 403, [/api_key/], { contentType })
 })
 
-t.test('multipart/form-data: a file part is refused with 400', async (t) => {
+t.test('multipart/form-data: a media file part that is not an image is refused with 400 (photos: photos.test.ts)', async (t) => {
   const parts = [
     { name: 'api_key', value: client.key },
     { name: 'service_code', value: 'pothole' },
