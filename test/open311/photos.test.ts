@@ -101,6 +101,15 @@ const pothole = (extra: Part[] = []): Part[] => [
   ...extra,
 ]
 
+/** A noise complaint at a home: a sensitive service in these tests. */
+const noiseAtHome = (extra: Part[] = []): Part[] => [
+  { name: 'api_key', value: client.key },
+  { name: 'service_code', value: 'noise-complaint' },
+  { name: 'address_string', value: '1234 W Quillfeather Ave' },
+  { name: 'attribute[noise_type]', value: 'MUSIC' },
+  ...extra,
+]
+
 const post = (parts: Part[], format = 'json', headers: Record<string, string> = {}) =>
   app.inject({ method: 'POST', url: `/open311/v2/requests.${format}`, payload: multipart(parts), headers: { 'content-type': MULTIPART, ...headers } })
 
@@ -328,13 +337,7 @@ t.test('photos go with their request: withdrawn, sensitive and batch requests’
   const catalog = structuredClone(demoCatalog) as { services: { service_code: string; privacy?: string }[] }
   catalog.services.find((s) => s.service_code === 'noise-complaint')!.privacy = 'sensitive'
   t.equal((await app.inject({ method: 'PUT', url: '/admin/v1/catalog', headers: asAdmin, payload: catalog })).statusCode, 200)
-  const noise = await post([
-    { name: 'api_key', value: client.key },
-    { name: 'service_code', value: 'noise-complaint' },
-    { name: 'address_string', value: '1234 W Quillfeather Ave' },
-    { name: 'attribute[noise_type]', value: 'MUSIC' },
-    jpegPart(upload),
-  ])
+  const noise = await post(noiseAtHome([jpegPart(upload)]))
   t.equal(noise.statusCode, 200, noise.body)
   const noiseId = noise.json()[0].service_request_id
   const [noiseUrl] = await queryRows<{ url: string }>(db, sql`select media_urls[1] as url from service_requests where public_id = ${noiseId}`)
@@ -374,13 +377,7 @@ t.test('a department sees the photos of the requests routed to it, sensitive or 
   const routed = await app.inject({ method: 'PUT', url: '/admin/v1/services/noise-complaint/routes', headers: asAdmin, payload: [{ department: 'noise-team' }] })
   t.equal(routed.statusCode, 200, 'noise complaints routed to it')
 
-  const res = await post([
-    { name: 'api_key', value: client.key },
-    { name: 'service_code', value: 'noise-complaint' },
-    { name: 'address_string', value: '1234 W Quillfeather Ave' },
-    { name: 'attribute[noise_type]', value: 'MUSIC' },
-    jpegPart(upload),
-  ])
+  const res = await post(noiseAtHome([jpegPart(upload)]))
   t.equal(res.statusCode, 200, res.body)
   const [event] = await queryRows<{ payload: unknown }>(db, sql`select payload from outbox order by id desc limit 1`)
   const payload = typeof event!.payload === 'string' ? JSON.parse(event!.payload) : event!.payload
