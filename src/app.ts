@@ -21,7 +21,7 @@ import departmentInboundRoutes from './http/routes/departments/index.js'
 import healthRoutes from './http/routes/health.js'
 import open311Routes from './http/routes/open311/index.js'
 import openDataRoutes from './http/routes/open-data/index.js'
-import { errorList } from './http/schemas/open311.js'
+import { errorList } from './http/schemas/errors.js'
 import { startWorkers } from './workers/index.js'
 
 declare module 'fastify' {
