@@ -22,7 +22,7 @@ import healthRoutes from './http/routes/health.js'
 import mediaRoutes, { MEDIA_PREFIX } from './http/routes/media/index.js'
 import open311Routes from './http/routes/open311/index.js'
 import openDataRoutes from './http/routes/open-data/index.js'
-import { errorList } from './http/schemas/open311.js'
+import { errorList } from './http/schemas/errors.js'
 import { startWorkers } from './workers/index.js'
 
 declare module 'fastify' {

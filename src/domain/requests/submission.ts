@@ -37,7 +37,7 @@ export const DESCRIPTION_MAX = 4000
 const SHORT_TEXT_MAX = 1000
 
 /** `attribute[code]`, `attribute[code][]`: the two encodings real clients use. */
-const ATTRIBUTE_KEY = /^attribute\[([^\]]+)\](\[\])?$/
+export const ATTRIBUTE_KEY = /^attribute\[([^\]]+)\](\[\])?$/
 
 const values = (field: string | string[] | undefined): string[] =>
   (Array.isArray(field) ? field : field === undefined ? [] : [field]).map((v) => v.trim()).filter((v) => v !== '')

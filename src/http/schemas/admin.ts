@@ -1,4 +1,5 @@
 import { API_KEY_SCOPES } from '../../domain/api-keys/api-keys.js'
+import { errorResponse, errorResponsesFor } from './errors.js'
 
 export const apiKeySummary = {
   type: 'object',
@@ -45,8 +46,8 @@ export const importSummary = {
   },
 } as const
 
+/** What every admin route can answer besides its own conflicts (409, where it has them). */
 export const adminErrors = {
-  400: { $ref: 'Open311Errors#' },
-  403: { $ref: 'Open311Errors#' },
-  404: { $ref: 'Open311Errors#' },
-} as const
+  ...errorResponsesFor(400, 404, 500, 503),
+  403: errorResponse(403, 'No bearer key with the admin scope', 'a bearer API key with the "admin" scope is required'),
+}

@@ -1,10 +1,12 @@
 /** JSON schemas of the Open311 wire format, shared by routes (validation, serialisation, OpenAPI). */
+import { ATTRIBUTE_KEY } from '../../domain/requests/submission.js'
 import { FORMATS } from '../../open311/spark.js'
 
 export const formatParams = {
   type: 'object',
   required: ['format'],
-  properties: { format: { type: 'string', enum: FORMATS, description: 'Response format, by suffix: json or xml' } },
+  // The default only preselects json in Swagger UI: the suffix is always in the path.
+  properties: { format: { type: 'string', enum: FORMATS, default: 'json', description: 'Response format, by suffix: json or xml' } },
 } as const
 
 export const jurisdictionQuery = {
@@ -18,20 +20,33 @@ export const jurisdictionQuery = {
   },
 } as const
 
-/** A form field: one value, or several when the key repeats. */
-export const formField = (description: string) =>
-  ({ anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }], description }) as const
+/**
+ * A form field: one value, or several when the key repeats. The example is what Swagger UI's
+ * "Try it out" puts in the field (without one it puts the word "string" in every field); an
+ * empty one leaves the field empty, and an empty field counts as absent.
+ */
+export const formField = (description: string, example = '') =>
+  ({ anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }], description, examples: [example] }) as const
 
-export const errorList = {
-  $id: 'Open311Errors',
-  type: 'array',
-  description: 'Open311 error list. In XML: <errors><error><code/><description/></error></errors>',
-  items: {
-    type: 'object',
-    required: ['code', 'description'],
-    properties: { code: { type: ['integer', 'string'] }, description: { type: 'string' } },
-  },
+/**
+ * Answers to the service definition's attributes, one field per code in either encoding clients
+ * use (src/domain/requests/submission.ts reads both); answers to unknown codes are ignored.
+ * The pattern only documents: every field of a parsed form is already a string or a list. The
+ * OpenAPI document shows it as additionalProperties (@fastify/swagger converts it), which is
+ * true as well: any other field is accepted and ignored, so the description names the pattern.
+ */
+export const attributeFields = {
+  [ATTRIBUTE_KEY.source]: formField(
+    'Fields named `attribute[code]` (pattern `' +
+      ATTRIBUTE_KEY.source +
+      '`) answer attribute `code` of the service definition: `attribute[code]=value`, or `attribute[code][]=value` ' +
+      'repeated for a multivaluelist (repeating `attribute[code]` works too). Example: `attribute[size]=LARGE`, ' +
+      '`attribute[surface][]=WALL&attribute[surface][]=SIGN`. Other unknown fields are ignored.',
+  ),
 } as const
+
+/** The two body encodings Open311 clients send; the Open311 scope parses nothing else (415). */
+export const FORM_CONTENT_TYPES = ['application/x-www-form-urlencoded', 'multipart/form-data']
 
 export const serviceListItem = {
   type: 'object',
@@ -45,14 +60,17 @@ export const serviceListItem = {
     keywords: { type: 'string' },
     group: { type: 'string' },
   },
-} as const
-
-/** Standard error responses, so every Open311 route documents them. */
-export const errorResponses = {
-  400: { $ref: 'Open311Errors#' },
-  404: { $ref: 'Open311Errors#' },
-  500: { $ref: 'Open311Errors#' },
-  503: { $ref: 'Open311Errors#', description: 'The database is unreachable, or this instance is shutting down: retry after Retry-After seconds' },
+  examples: [
+    {
+      service_code: 'pothole',
+      service_name: 'Pothole',
+      description: 'Report a hole or depression in the road surface of a city street or alley.',
+      metadata: true,
+      type: 'realtime',
+      keywords: 'pothole, road damage, street hole, pavement',
+      group: 'Streets & Sidewalks',
+    },
+  ],
 } as const
 
 const nullableString = { type: ['string', 'null'] } as const
@@ -78,9 +96,29 @@ export const attributeDefinition = {
 
 export const serviceDefinition = {
   type: 'object',
-  description: 'XML: <service_definition><service_code/><attributes><attribute>…</attribute></attributes></service_definition>',
+  description: 'XML: `<service_definition><service_code/><attributes><attribute>…</attribute></attributes></service_definition>`',
   required: ['service_code', 'attributes'],
   properties: { service_code: { type: 'string' }, attributes: { type: 'array', items: attributeDefinition } },
+  examples: [
+    {
+      service_code: 'pothole',
+      attributes: [
+        {
+          variable: true,
+          code: 'size',
+          datatype: 'singlevaluelist',
+          required: true,
+          datatype_description: 'Choose the closest size.',
+          order: 1,
+          description: 'Approximately how wide is the pothole?',
+          values: [
+            { key: 'SMALL', name: 'Smaller than a dinner plate (under 30 cm)' },
+            { key: 'LARGE', name: 'Larger than a car tire (over 60 cm)' },
+          ],
+        },
+      ],
+    },
+  ],
 } as const
 
 const note = {
@@ -97,7 +135,7 @@ const note = {
 
 export const serviceRequest = {
   type: 'object',
-  description: 'XML: <service_requests><request>…</request></service_requests>',
+  description: 'XML: `<service_requests><request>…</request></service_requests>`',
   required: ['service_request_id', 'status', 'service_code', 'requested_datetime', 'updated_datetime'],
   properties: {
     service_request_id: { type: 'string' },
@@ -144,6 +182,27 @@ export const serviceRequest = {
     },
     notes: { type: 'array', description: 'Only with extensions=true: public status history', items: note },
   },
+  examples: [
+    {
+      service_request_id: '100042',
+      status: 'open',
+      status_notes: null,
+      service_name: 'Pothole',
+      service_code: 'pothole',
+      description: 'Deep pothole in the right lane',
+      agency_responsible: 'Streets and Sanitation',
+      service_notice: null,
+      requested_datetime: '2026-05-01T09:30:00-05:00',
+      updated_datetime: '2026-05-01T10:05:12-05:00',
+      expected_datetime: null,
+      address: '121 N LaSalle St',
+      address_id: null,
+      zipcode: '60602',
+      lat: 41.8838,
+      long: -87.6321,
+      media_url: null,
+    },
+  ],
 } as const
 
 export const postRequestAnswer = {
@@ -155,17 +214,19 @@ export const postRequestAnswer = {
     service_notice: nullableString,
     account_id: nullableString,
   },
+  examples: [{ service_request_id: '100043', service_notice: null, account_id: null }],
 } as const
 
 export const tokenAnswer = {
   type: 'object',
   required: ['token'],
   properties: { service_request_id: { type: 'string' }, token: { type: 'string' } },
+  examples: [{ service_request_id: '100044', token: 'a7Kq2xV9mP4wT8zL' }],
 } as const
 
 export const requestUpdate = {
   type: 'object',
-  description: 'XML: <service_request_updates><request_update>…</request_update></service_request_updates>',
+  description: 'XML: `<service_request_updates><request_update>…</request_update></service_request_updates>`',
   required: ['update_id', 'service_request_id', 'status', 'updated_datetime', 'description', 'media_url'],
   properties: {
     update_id: { type: 'string' },
@@ -180,6 +241,18 @@ export const requestUpdate = {
       properties: { detailed_status: { type: 'string' }, media_urls: { type: 'array', items: { type: 'string' } } },
     },
   },
+  examples: [
+    {
+      update_id: '5012',
+      service_request_id: '100042',
+      status: 'open',
+      updated_datetime: '2026-05-02T08:15:00-05:00',
+      description: 'Crew scheduled for Monday',
+      media_url: 'https://photos.riverton.example/100042-1.jpg',
+      external_status_code: 'SCHEDULED',
+      extended_attributes: { detailed_status: 'scheduled', media_urls: ['https://photos.riverton.example/100042-1.jpg'] },
+    },
+  ],
 } as const
 
 export const discoveryDocument = {
@@ -203,6 +276,22 @@ export const discoveryDocument = {
       },
     },
   },
+  examples: [
+    {
+      changeset: '2026-05-01T14:00:00Z',
+      contact: '311 Open Data team, open311@riverton.example',
+      key_service: 'Request an API key from open311@riverton.example',
+      endpoints: [
+        {
+          specification: 'http://wiki.open311.org/GeoReport_v2',
+          url: 'https://311.riverton.example/open311/v2',
+          changeset: '2026-05-01T14:00:00Z',
+          type: 'production',
+          formats: ['text/xml', 'application/json'],
+        },
+      ],
+    },
+  ],
 } as const
 
 const listParam = (description: string) => ({ type: 'string', description }) as const

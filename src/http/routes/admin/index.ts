@@ -1,5 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { requireBearerScope } from '../../auth.js'
+import { bodyErrorResponses } from '../../schemas/errors.js'
+import { ADMIN_SECURITY } from '../../schemas/security.js'
 import adminCatalogRoutes from './catalog.js'
 import adminDepartmentRoutes from './departments.js'
 import adminKeyRoutes from './keys.js'
@@ -11,6 +13,17 @@ import adminWorkOrderRoutes from './work-orders.js'
 export default async function adminRoutes(app: FastifyInstance) {
   // onRequest: nobody gets a body parsed or validated before they are authenticated.
   app.addHook('onRequest', requireBearerScope('admin'))
+  // The same requirement in the OpenAPI document, for every route here, so that Swagger UI's
+  // "Authorize" sends the key; a route that reads a body also answers 413 and 415.
+  app.addHook('onRoute', (route) => {
+    if (!route.schema || route.schema.hide) return
+    const bodyErrors = route.schema.body ? bodyErrorResponses('application/json') : {}
+    route.schema = {
+      ...route.schema,
+      security: ADMIN_SECURITY,
+      response: { ...bodyErrors, ...(route.schema.response as Record<string, unknown>) },
+    }
+  })
   await app.register(adminCatalogRoutes)
   await app.register(adminKeyRoutes)
   await app.register(adminDepartmentRoutes)

@@ -8,11 +8,12 @@ import { markDuplicate } from '../../../domain/work-orders/duplicates.js'
 import { addRequestNote } from '../../../domain/work-orders/request-notes.js'
 import { notFound } from '../../../open311/errors.js'
 import { adminErrors } from '../../schemas/admin.js'
+import { errorResponse } from '../../schemas/errors.js'
 import { jurisdictionQuery } from '../../schemas/open311.js'
 import { logAction } from '../../logging.js'
 
 const requestParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 64 } } } as const
-const conflictErrors = { ...adminErrors, 409: { $ref: 'Open311Errors#' } } as const
+const conflictErrors = { ...adminErrors, 409: errorResponse(409) }
 
 export default async function adminOperationRoutes(app: FastifyInstance) {
   app.get<{ Querystring: { jurisdiction_id?: string; state?: string; limit?: number } }>(

@@ -10,6 +10,7 @@ import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { verify, WebhookVerificationError } from '../../../integrations/webhooks/standard-webhooks.js'
 import { badRequest, Open311Error } from '../../../open311/errors.js'
 import { parseW3c, precisionOfW3c } from '../../../open311/datetime.js'
+import { bodyErrorResponses, errorResponsesFor } from '../../schemas/errors.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -115,8 +116,17 @@ export default async function departmentInboundRoutes(app: FastifyInstance) {
           'A webhook-id already applied is acknowledged with duplicate: true. See docs/department-integration.md.',
         params: { type: 'object', required: ['department'], properties: { department: { type: 'string', maxLength: 64 } } },
         querystring: { type: 'object', properties: { jurisdiction_id: { type: 'string' } } },
+        // Documentation: the signature is checked (401) before any schema runs.
+        headers: {
+          type: 'object',
+          properties: {
+            'webhook-id': { type: 'string', description: 'Unique per event; a repeat is acknowledged and changes nothing' },
+            'webhook-timestamp': { type: 'string', description: 'Unix seconds; at most 5 minutes from our clock' },
+            'webhook-signature': { type: 'string', description: '`v1,<base64 HMAC-SHA256 of id.timestamp.body>` with the whsec_ secret' },
+          },
+        },
         body: inboundEventSchema,
-        response: { 200: answerSchema, 400: { $ref: 'Open311Errors#' }, 401: { $ref: 'Open311Errors#' }, 403: { $ref: 'Open311Errors#' }, 404: { $ref: 'Open311Errors#' } },
+        response: { 200: answerSchema, ...errorResponsesFor(400, 401, 403, 404, 500, 503), ...bodyErrorResponses('application/json') },
       },
     },
     async (request) => {

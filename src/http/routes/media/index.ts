@@ -11,7 +11,7 @@ import { PHOTO_VARIANTS, type PhotoVariant, VARIANT_MAX_PX } from '../../../doma
 import { notFound } from '../../../open311/errors.js'
 import { photoReaderOf } from '../../auth.js'
 import { matchesIfNoneMatch } from '../../if-none-match.js'
-import { errorResponses } from '../../schemas/open311.js'
+import { errorResponses } from '../../schemas/errors.js'
 
 export const MEDIA_PREFIX = '/media/v1'
 

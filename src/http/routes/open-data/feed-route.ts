@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { type FeedFormat, type FeedQuery, type FeedSource, feedChunks, feedFormats, planFeed } from '../../../domain/open-data/keyset-feed.js'
 import { publicUrlWith } from '../../public-url.js'
-import { errorResponses } from '../../schemas/open311.js'
+import { errorResponses } from '../../schemas/errors.js'
 import { feedFormatParams } from '../../schemas/open-data.js'
 import { FEED_CONTENT_TYPES, isNotModified, setPageValidators } from './conditional.js'
 

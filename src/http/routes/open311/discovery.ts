@@ -3,7 +3,8 @@ import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { formatW3c } from '../../../open311/datetime.js'
 import type { Format } from '../../../open311/spark.js'
 import { CATALOG_ROUTE_OPTIONS, sendCatalogAnswer } from '../../catalog-answers.js'
-import { discoveryDocument, errorResponses, formatParams, jurisdictionQuery } from '../../schemas/open311.js'
+import { errorResponses } from '../../schemas/errors.js'
+import { discoveryDocument, formatParams, jurisdictionQuery } from '../../schemas/open311.js'
 
 export default async function discoveryRoutes(app: FastifyInstance) {
   app.get<{ Params: { format: Format }; Querystring: { jurisdiction_id?: string } }>(
@@ -13,7 +14,8 @@ export default async function discoveryRoutes(app: FastifyInstance) {
       schema: {
         tags: ['Open311'],
         summary: 'Service discovery',
-        description: 'changeset moves whenever the service catalog changes. XML: <discovery>…<endpoints><endpoint>…',
+        description: 'changeset moves whenever the service catalog changes. XML: `<discovery>…<endpoints><endpoint>…</endpoint></endpoints></discovery>`.',
+        'x-xml-root': 'discovery',
         params: formatParams,
         querystring: jurisdictionQuery,
         response: { 200: discoveryDocument, ...errorResponses },

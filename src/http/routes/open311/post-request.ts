@@ -10,7 +10,9 @@ import { badRequest, notFound } from '../../../open311/errors.js'
 import type { Format } from '../../../open311/spark.js'
 import { requireClientKey } from '../../auth.js'
 import { sendOpen311 } from '../../reply.js'
-import { errorResponses, formatParams, formField, postRequestAnswer } from '../../schemas/open311.js'
+import { bodyErrorResponses, errorResponse, errorResponses } from '../../schemas/errors.js'
+import { attributeFields, FORM_CONTENT_TYPES, formatParams, formField, postRequestAnswer } from '../../schemas/open311.js'
+import { CLIENT_SECURITY } from '../../schemas/security.js'
 import { logAction } from '../../logging.js'
 import { photoUrl } from '../media/index.js'
 import { PHOTO_FIELD } from './form-body.js'
@@ -27,12 +29,17 @@ export default async function postRequestRoutes(app: FastifyInstance) {
         tags: ['Open311'],
         summary: 'POST Service Request',
         description:
-          'application/x-www-form-urlencoded or multipart/form-data. API key as api_key (body or query) or Authorization: Bearer. ' +
-          'Attributes as attribute[code]=v, attribute[code][]=v or repeated attribute[code]. A retry with the same Idempotency-Key ' +
-          'header gets the first answer (with Idempotent-Replayed: true). Photos: multipart only, as `media` file parts (at most ' +
-          'MEDIA_MAX_FILES, default 3, of MEDIA_MAX_BYTES each, default 10 MB: 413 above); JPEG, PNG, WebP or AVIF, checked by ' +
-          'decoding; kept only re-encoded as JPEG without any metadata (no EXIF, no GPS), served at GET /media/v1/{id}/full.jpg ' +
-          '(and thumb.jpg), which becomes the first media_url. A file that is not such an image is a 400 and nothing is created.',
+          'A form: `application/x-www-form-urlencoded` or `multipart/form-data`. ' +
+          'The API key as `Authorization: Bearer`, the `api_key` field or the `api_key` query parameter. ' +
+          'Attributes as `attribute[code]=v`, `attribute[code][]=v` or a repeated `attribute[code]` (see the service definition). ' +
+          'A retry with the same `Idempotency-Key` header gets the first answer (with `Idempotent-Replayed: true`). ' +
+          'Photos: multipart only, as `media` file parts (at most MEDIA_MAX_FILES, default 3, of MEDIA_MAX_BYTES each, default 10 MB: ' +
+          '413 above); JPEG, PNG, WebP or AVIF, checked by decoding; kept only re-encoded as JPEG without any metadata (no EXIF, no GPS), ' +
+          'served at `GET /media/v1/{id}/full.jpg` (and `thumb.jpg`), which becomes the first media_url. ' +
+          'A file that is not such an image is a 400 and nothing is created.',
+        consumes: FORM_CONTENT_TYPES,
+        security: CLIENT_SECURITY,
+        'x-xml-root': 'service_requests',
         params: formatParams,
         headers: {
           type: 'object',
@@ -44,24 +51,31 @@ export default async function postRequestRoutes(app: FastifyInstance) {
           properties: {
             api_key: formField('Client API key (or Authorization: Bearer)'),
             jurisdiction_id: formField('Required only when this server serves several jurisdictions'),
-            service_code: formField('From GET services'),
-            lat: formField('WGS84 latitude; with long'),
-            long: formField('WGS84 longitude; with lat'),
-            address_string: formField('Free-text location'),
+            service_code: formField('From GET services (the example: a demo city service without required attributes)', 'sidewalk-damage'),
+            lat: formField('WGS84 latitude; with long', '41.8781'),
+            long: formField('WGS84 longitude; with lat', '-87.6298'),
+            address_string: formField('Free-text location', '121 N LaSalle St'),
             address_id: formField('Id in the city’s address repository'),
-            zipcode: formField('Postal code'),
-            email: formField('Reporter email (never published)'),
+            zipcode: formField('Postal code', '60602'),
+            email: formField('Reporter email (never published)', 'resident@example.org'),
             device_id: formField('Reporter device (never published)'),
             account_id: formField('Reporter account (never published)'),
-            first_name: formField('Reporter (never published)'),
-            last_name: formField('Reporter (never published)'),
+            first_name: formField('Reporter (never published)', 'Ana'),
+            last_name: formField('Reporter (never published)', 'Reyes'),
             phone: formField('Reporter (never published)'),
-            description: formField('At most 4000 characters'),
+            description: formField('At most 4000 characters', 'Raised slab by the library entrance, a trip hazard'),
             media_url: formField('http(s) URL of a photo; may repeat'),
             [PHOTO_FIELD]: formField('Photo file part(s) (multipart only): JPEG, PNG, WebP or AVIF; may repeat'),
           },
+          patternProperties: attributeFields,
         },
-        response: { 200: { type: 'array', items: postRequestAnswer }, ...errorResponses, 403: { $ref: 'Open311Errors#' } },
+        response: {
+          200: { type: 'array', items: postRequestAnswer, description: 'The new request’s id, or a token for batch and blackbox services' },
+          ...errorResponses,
+          403: errorResponse(403, 'No API key, or one that is not valid, revoked or without the requests:write scope'),
+          ...bodyErrorResponses('application/x-www-form-urlencoded or multipart/form-data'),
+          429: errorResponse(429),
+        },
       },
     },
     async (request, reply) => {

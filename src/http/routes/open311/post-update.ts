@@ -8,7 +8,9 @@ import { type Open311ErrorItem, Open311Error } from '../../../open311/errors.js'
 import type { Format } from '../../../open311/spark.js'
 import { requireDepartmentOrClientKey } from '../../auth.js'
 import { sendOpen311 } from '../../reply.js'
-import { errorResponses, formatParams, formField } from '../../schemas/open311.js'
+import { bodyErrorResponses, errorResponse, errorResponses } from '../../schemas/errors.js'
+import { FORM_CONTENT_TYPES, formatParams, formField } from '../../schemas/open311.js'
+import { CLIENT_SECURITY } from '../../schemas/security.js'
 import { firstValue } from './post-request.js'
 
 
@@ -25,7 +27,11 @@ export default async function postUpdateRoutes(app: FastifyInstance) {
           'With a department api_key: the department reports progress on a request it holds a work order for; status is mapped ' +
           'through its status_map (external_status_code first when given); another department’s request: 403. ' +
           'With a client api_key: a citizen’s comment (description, media_url) is added and the departments are told; ' +
-          'a client cannot change the status. Idempotent on update_id: a repeat answers the first update_id.',
+          'a client cannot change the status. Idempotent on update_id: a repeat answers the first update_id. ' +
+          'A form, `application/x-www-form-urlencoded` or `multipart/form-data`; the key as for POST requests.',
+        consumes: FORM_CONTENT_TYPES,
+        security: CLIENT_SECURITY,
+        'x-xml-root': 'service_request_updates',
         params: formatParams,
         body: {
           type: 'object',
@@ -33,12 +39,12 @@ export default async function postUpdateRoutes(app: FastifyInstance) {
           properties: {
             api_key: formField('The department’s api_key (or Authorization: Bearer)'),
             jurisdiction_id: formField('Optional'),
-            service_request_id: formField('The request'),
-            update_id: formField('The department’s own id for this update'),
-            status: formField('mySociety status word (OPEN, IN_PROGRESS, FIXED, …) or a code from the status_map'),
+            service_request_id: formField('The request', '100042'),
+            update_id: formField('The department’s own id for this update', 'FMS-881'),
+            status: formField('mySociety status word (OPEN, IN_PROGRESS, FIXED, …) or a code from the status_map', 'IN_PROGRESS'),
             external_status_code: formField('The department’s fine-grained code; mapped in preference to status'),
-            updated_datetime: formField('W3C datetime of the change'),
-            description: formField('Public text of the update (may be empty)'),
+            updated_datetime: formField('W3C datetime of the change', '2026-05-02T08:15:00-05:00'),
+            description: formField('Public text of the update (may be empty)', 'Crew scheduled for Monday'),
             media_url: formField('Optional'),
             reassign_to: formField('For INTERNAL_REFERRAL / reassigned: the department code the work moves to'),
           },
@@ -46,11 +52,17 @@ export default async function postUpdateRoutes(app: FastifyInstance) {
         response: {
           200: {
             type: 'array',
-            items: { type: 'object', properties: { update_id: { type: 'string' } } },
+            description: 'Our id of the update (the first one for a repeated update_id)',
+            items: { type: 'object', properties: { update_id: { type: 'string' } }, examples: [{ update_id: '5013' }] },
           },
           ...errorResponses,
-          403: { $ref: 'Open311Errors#' },
-          409: { $ref: 'Open311Errors#', description: 'A department update that cannot be applied (stale, final, backwards); nothing was recorded' },
+          403: errorResponse(403, 'No valid key, or a department key for a request it holds no work order for'),
+          409: errorResponse(
+            409,
+            'A department update that cannot be applied (stale, final, backwards); nothing was recorded',
+            'update FMS-881 not applied (final): work order WO-42 is already completed; it cannot change',
+          ),
+          ...bodyErrorResponses('application/x-www-form-urlencoded or multipart/form-data'),
         },
       },
     },

@@ -9,7 +9,9 @@ import { toExtendedRequest, toRequest } from '../../../open311/request-represent
 import type { Format } from '../../../open311/spark.js'
 import { readerOf } from '../../auth.js'
 import { sendOpen311 } from '../../reply.js'
-import { errorResponses, formatParams, jurisdictionQuery, requestSearchQuery, serviceRequest } from '../../schemas/open311.js'
+import { errorResponses } from '../../schemas/errors.js'
+import { formatParams, jurisdictionQuery, requestSearchQuery, serviceRequest } from '../../schemas/open311.js'
+import { OPTIONAL_ADMIN_SECURITY } from '../../schemas/security.js'
 import { setPagingHeaders } from './paging.js'
 
 /** What the OpenAPI document says of sensitive services (docs/open311.md, decision 23). */
@@ -59,6 +61,8 @@ export default async function requestReadRoutes(app: FastifyInstance) {
           'Public requests, newest first (oldest-updated first with updated_after/updated_before). Without dates: the last 90 days. ' +
           'Paging metadata is in the X-Page, X-Page-Size, X-Next-Page-URL and Link headers; the body stays spec-shaped. ' +
           SENSITIVE_NOTE,
+        'x-xml-root': 'service_requests',
+        security: OPTIONAL_ADMIN_SECURITY,
         params: formatParams,
         querystring: requestSearchQuery,
         response: { 200: { type: 'array', items: serviceRequest }, ...errorResponses },
@@ -80,6 +84,8 @@ export default async function requestReadRoutes(app: FastifyInstance) {
         tags: ['Open311'],
         summary: 'GET Service Request',
         description: `One request, as a one-element list (Spark). ${SENSITIVE_NOTE}`,
+        'x-xml-root': 'service_requests',
+        security: OPTIONAL_ADMIN_SECURITY,
         params: {
           type: 'object',
           required: ['service_request_id', 'format'],

@@ -5,7 +5,8 @@ import { notFound } from '../../../open311/errors.js'
 import { toServiceDefinition, toServiceListItem } from '../../../open311/representations.js'
 import type { Format } from '../../../open311/spark.js'
 import { CATALOG_ROUTE_OPTIONS, sendCatalogAnswer } from '../../catalog-answers.js'
-import { errorResponses, formatParams, jurisdictionQuery, serviceDefinition, serviceListItem } from '../../schemas/open311.js'
+import { errorResponses } from '../../schemas/errors.js'
+import { formatParams, jurisdictionQuery, serviceDefinition, serviceListItem } from '../../schemas/open311.js'
 
 export default async function serviceRoutes(app: FastifyInstance) {
   app.get<{ Params: { format: Format }; Querystring: { jurisdiction_id?: string } }>(
@@ -15,7 +16,8 @@ export default async function serviceRoutes(app: FastifyInstance) {
       schema: {
         tags: ['Open311'],
         summary: 'GET Service List',
-        description: 'Active request types. XML: <services><service>…</service></services>',
+        description: 'Active request types. XML: `<services><service>…</service></services>`.',
+        'x-xml-root': 'services',
         params: formatParams,
         querystring: jurisdictionQuery,
         response: { 200: { type: 'array', items: serviceListItem }, ...errorResponses },
@@ -42,6 +44,7 @@ export default async function serviceRoutes(app: FastifyInstance) {
         tags: ['Open311'],
         summary: 'GET Service Definition',
         description: 'Attributes in display order; values only for list datatypes. A service without attributes has an empty list.',
+        'x-xml-root': 'service_definition',
         params: {
           type: 'object',
           required: ['service_code', 'format'],

@@ -4,7 +4,8 @@ import { findToken } from '../../../domain/requests/tokens.js'
 import { badRequest, notFound } from '../../../open311/errors.js'
 import type { Format } from '../../../open311/spark.js'
 import { sendOpen311 } from '../../reply.js'
-import { errorResponses, formatParams, jurisdictionQuery, tokenAnswer } from '../../schemas/open311.js'
+import { errorResponses } from '../../schemas/errors.js'
+import { formatParams, jurisdictionQuery, tokenAnswer } from '../../schemas/open311.js'
 
 export default async function tokenRoutes(app: FastifyInstance) {
   app.get<{ Params: { format: Format; token: string }; Querystring: { jurisdiction_id?: string } }>(
@@ -16,6 +17,7 @@ export default async function tokenRoutes(app: FastifyInstance) {
         description:
           'While the request awaits acceptance the answer holds only the token; once accepted, service_request_id too. ' +
           'Unknown token: 404. Refused during acceptance: 400 with the reason.',
+        'x-xml-root': 'service_requests',
         params: {
           type: 'object',
           required: ['token', 'format'],

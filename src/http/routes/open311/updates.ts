@@ -8,7 +8,9 @@ import { toRequestUpdate } from '../../../open311/request-representation.js'
 import type { Format } from '../../../open311/spark.js'
 import { readerOf } from '../../auth.js'
 import { sendOpen311 } from '../../reply.js'
-import { errorResponses, formatParams, jurisdictionQuery, pagingQuery, requestUpdate } from '../../schemas/open311.js'
+import { errorResponses } from '../../schemas/errors.js'
+import { formatParams, jurisdictionQuery, pagingQuery, requestUpdate } from '../../schemas/open311.js'
+import { OPTIONAL_ADMIN_SECURITY } from '../../schemas/security.js'
 import { setPagingHeaders } from './paging.js'
 
 const DAY_MS = 86_400_000
@@ -29,6 +31,8 @@ export default async function updateReadRoutes(app: FastifyInstance) {
           'updates follow, X-Next-Page-URL and Link rel="next" headers; the body stays spec-shaped. ' +
           'Updates of requests of sensitive services have an empty description and no media, unless the request carries ' +
           'Authorization: Bearer with an admin key.',
+        'x-xml-root': 'service_request_updates',
+        security: OPTIONAL_ADMIN_SECURITY,
         params: formatParams,
         querystring: {
           type: 'object',
