@@ -285,6 +285,34 @@ export const requestTokens = pgTable(
 export const requestUpdateNumber = pgSequence('request_update_number', { startWith: 1 })
 
 /** The request's history: every public or internal change, each with a stable `update_id`. */
+/**
+ * Pre-approved answers: public text an operator or a department names instead of writing its
+ * own (Employment Ontario: 80% of answers pre-approved). Optionally offered only for one
+ * service, one department status code or one detailed status. Never deleted once used: notes
+ * point at them; `active: false` retires one.
+ */
+export const responseTemplates = pgTable(
+  'response_templates',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    jurisdictionId: text('jurisdiction_id')
+      .notNull()
+      .references(() => jurisdictions.id),
+    code: text('code').notNull(),
+    publicText: text('public_text').notNull(),
+    active: boolean('active').notNull().default(true),
+    serviceId: bigint('service_id', { mode: 'number' }).references(() => services.id),
+    departmentStatusCode: text('department_status_code'),
+    detailedStatus: text('detailed_status'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex('response_templates_code_key').on(t.jurisdictionId, t.code),
+    check('response_templates_code_check', sql`code ~ '^[A-Za-z0-9_.-]{1,64}$'`),
+  ],
+)
+
 export const requestUpdates = pgTable(
   'request_updates',
   {
@@ -306,6 +334,8 @@ export const requestUpdates = pgTable(
     externalUpdateId: text('external_update_id'),
     departmentId: bigint('department_id', { mode: 'number' }),
     workOrderId: bigint('work_order_id', { mode: 'number' }),
+    /** The pre-approved answer its public text came from (docs/service-levels.md, "Templates"). */
+    templateId: bigint('template_id', { mode: 'number' }).references(() => responseTemplates.id),
     createdAt: changeTime('created_at'),
     /**
      * When the entry last entered the public history: its creation, or later, when its request

@@ -8,6 +8,7 @@ import type { Db } from '../../db/database.js'
 import { requestUpdates, serviceRequests, services, type WorkOrderState, workOrders } from '../../db/schema.js'
 import { notFound } from '../errors.js'
 import { isTerminal } from './lifecycle.js'
+import { noteContextOf, renderTemplate } from '../templates/response-templates.js'
 import { closeDuplicatesOf, type UpdateSourceName } from './request-closing.js'
 
 export interface UpdateSource {
@@ -15,6 +16,8 @@ export interface UpdateSource {
   departmentId?: number
   workOrderId?: number
   note: string
+  /** A pre-approved answer whose text replaces `note`, checked against the request as this change leaves it. */
+  template?: string
   externalStatusCode?: string
   externalUpdateId?: string | undefined
 }
@@ -55,12 +58,24 @@ export async function recomputeRequest(tx: Db, requestId: number, source: Update
     .map((w) => w.expectedAt ?? w.dueAt)
     .filter((d): d is Date => d !== null)
     .sort((a, b) => b.getTime() - a.getTime())[0]
+  const approved = source.template
+    ? await renderTemplate(
+        tx,
+        source.template,
+        await noteContextOf(tx, requestId, {
+          detailedStatus: detailed,
+          expectedAt: expected ?? null,
+          ...(source.externalStatusCode !== undefined ? { departmentStatusCode: source.externalStatusCode } : {}),
+        }),
+      )
+    : undefined
+  const note = approved?.text ?? source.note
 
   await tx
     .update(serviceRequests)
     .set({
       detailedStatus: request.status === 'closed' ? sql`${serviceRequests.detailedStatus}` : detailed,
-      statusNotes: source.note,
+      statusNotes: note,
       expectedAt: expected ?? null,
       ...(close ? { status: 'closed' as const, closedAt: sql`now()` } : {}),
     })
@@ -71,7 +86,8 @@ export async function recomputeRequest(tx: Db, requestId: number, source: Update
       requestId,
       status: close ? 'closed' : request.status,
       detailedStatus: detailed,
-      description: source.note,
+      description: note,
+      templateId: approved?.templateId ?? null,
       source: source.source,
       departmentId: source.departmentId ?? null,
       workOrderId: source.workOrderId ?? null,

@@ -24,6 +24,8 @@ export interface DepartmentReport {
   externalRef?: string
   expectedAt?: Date
   publicNote?: string
+  /** A pre-approved answer's code, instead of `publicNote` (templates/response-templates.ts). */
+  template?: string
   internalNote?: string
   reason?: string
   /** For `reassigned`: the department code the work moves to. */
@@ -62,11 +64,12 @@ export async function applyDepartmentReport(
   workOrder: WorkOrder,
   report: DepartmentReport,
 ): Promise<ReportOutcome> {
+  if (report.template && report.publicNote) throw invalid('public_note, template: give one or the other, not both')
   const refused = refusal(workOrder, report)
   if (refused) {
     // Kept in the internal history (not public) and answered applied: false. On the mySociety door,
     // whose answer cannot say "not applied", the caller refuses it with 409 and this rolls back.
-    const notes = [report.publicNote, report.internalNote].filter(Boolean).join(' / ')
+    const notes = [report.template && `template ${report.template}`, report.publicNote, report.internalNote].filter(Boolean).join(' / ')
     const updateId = await recordDepartmentNote(tx, workOrder, department, {
       description: `${department.name} reported ${report.externalStatusCode} (not applied: ${refused})${notes ? `: ${notes}` : ''}`,
       externalStatusCode: report.externalStatusCode,
@@ -111,6 +114,7 @@ export async function applyDepartmentReport(
     departmentId: department.id,
     workOrderId: workOrder.id,
     note: report.publicNote ?? describeState(department, report),
+    ...(report.template ? { template: report.template } : {}),
     externalStatusCode: report.externalStatusCode,
     externalUpdateId: report.externalUpdateId,
   })

@@ -5,13 +5,16 @@
 import { and, asc, eq, sql } from 'drizzle-orm'
 import type { Db } from '../../db/database.js'
 import { requestUpdates, serviceRequests, TERMINAL_WORK_ORDER_STATES, workOrders } from '../../db/schema.js'
-import { conflict } from '../errors.js'
+import { conflict, invalid } from '../errors.js'
+import { noteContextOf, renderTemplate } from '../templates/response-templates.js'
 import { enqueueWorkOrderEvents } from './events.js'
 import { lockRequest } from './work-orders.js'
 
 export interface RequestNote {
   source: 'citizen' | 'operator'
-  description: string
+  /** Free text, or (for operators) `template`: the code of a pre-approved answer, which makes the note public. */
+  description?: string
+  template?: string
   isPublic: boolean
   mediaUrls?: string[]
   /** The sender's own id for the note (mySociety update_id), making a repeat a no-op. */
@@ -28,14 +31,19 @@ export async function addRequestNote(tx: Db, jurisdictionId: string, publicId: s
     if (existing) return { updateId: existing.updateId, replayed: true }
   }
   if (request.status === 'closed') throw conflict(`service request ${publicId} is closed`)
+  const approved = note.template ? await renderTemplate(tx, note.template, await noteContextOf(tx, request.id)) : undefined
+  const description = approved?.text ?? note.description
+  if (description === undefined) throw invalid('description: a note needs a description or a template')
+  const isPublic = approved ? true : note.isPublic
   const [row] = await tx
     .insert(requestUpdates)
     .values({
       requestId: request.id,
       status: request.status,
       detailedStatus: request.detailedStatus,
-      description: note.description,
-      isPublic: note.isPublic,
+      description,
+      isPublic,
+      templateId: approved?.templateId ?? null,
       mediaUrls: note.mediaUrls ?? [],
       source: note.source,
       externalUpdateId: note.externalUpdateId ?? null,
@@ -53,7 +61,7 @@ export async function addRequestNote(tx: Db, jurisdictionId: string, publicId: s
     tx,
     'service_request.updated',
     open.map((w) => w.id),
-    { update: { update_id: row!.updateId, source: note.source, description: note.description, media_urls: note.mediaUrls ?? [], public: note.isPublic } },
+    { update: { update_id: row!.updateId, source: note.source, description, media_urls: note.mediaUrls ?? [], public: isPublic } },
   )
   return { updateId: row!.updateId, replayed: false }
 }

@@ -7,6 +7,7 @@ import adminDepartmentRoutes from './departments.js'
 import adminKeyRoutes from './keys.js'
 import adminOperationRoutes from './operations.js'
 import adminServiceLevelRoutes from './service-levels.js'
+import adminTemplateRoutes from './templates.js'
 import adminWorkOrderRoutes from './work-orders.js'
 
 /** The operators' API under /admin/v1: every route needs a bearer key with the admin scope. */
@@ -29,5 +30,6 @@ export default async function adminRoutes(app: FastifyInstance) {
   await app.register(adminDepartmentRoutes)
   await app.register(adminOperationRoutes)
   await app.register(adminServiceLevelRoutes)
+  await app.register(adminTemplateRoutes)
   await app.register(adminWorkOrderRoutes)
 }

@@ -225,7 +225,7 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
     },
   )
 
-  app.post<{ Params: { id: string }; Body: { description: string; public?: boolean }; Querystring: { jurisdiction_id?: string } }>(
+  app.post<{ Params: { id: string }; Body: { description?: string; template?: string; public?: boolean }; Querystring: { jurisdiction_id?: string } }>(
     '/requests/:id/notes',
     {
       schema: {
@@ -236,8 +236,12 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
         body: {
           type: 'object',
           additionalProperties: false,
-          required: ['description'],
-          properties: { description: { type: 'string', minLength: 1, maxLength: 4000 }, public: { type: 'boolean', default: false } },
+          oneOf: [{ required: ['description'] }, { required: ['template'] }],
+          properties: {
+            description: { type: 'string', minLength: 1, maxLength: 4000 },
+            template: { type: 'string', maxLength: 64, description: 'Instead of description: a pre-approved answer\'s code; the note is then public' },
+            public: { type: 'boolean', default: false },
+          },
         },
         response: { 200: { type: 'object', properties: { update_id: { type: 'string' } } }, ...conflictErrors },
       },
@@ -247,7 +251,8 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
       const { updateId } = await app.db.transaction((tx) =>
         addRequestNote(tx, jurisdiction.id, request.params.id, {
           source: 'operator',
-          description: request.body.description,
+          ...(request.body.description !== undefined ? { description: request.body.description } : {}),
+          ...(request.body.template !== undefined ? { template: request.body.template } : {}),
           isPublic: request.body.public ?? false,
         }),
       )

@@ -29,6 +29,7 @@ interface InboundEvent {
     external_ref?: string
     expected_datetime?: string
     public_note?: string
+    template?: string
     internal_note?: string
     reason?: string
     reassign_to?: string
@@ -52,6 +53,11 @@ const inboundEventSchema = {
         external_ref: { type: 'string', maxLength: 200 },
         expected_datetime: { type: 'string', description: 'W3C datetime, for scheduled work' },
         public_note: { type: 'string', maxLength: 4000, description: 'Shown to the public as the status note' },
+        template: {
+          type: 'string',
+          maxLength: 64,
+          description: 'Instead of public_note: the code of a pre-approved answer (GET /admin/v1/templates); its text becomes the public note',
+        },
         internal_note: { type: 'string', maxLength: 4000, description: 'Kept in the history, never public' },
         reason: { type: 'string', maxLength: 1000, description: 'Required for rejected' },
         reassign_to: { type: 'string', description: 'Department code, for reassigned' },
@@ -157,6 +163,7 @@ export default async function departmentInboundRoutes(app: FastifyInstance) {
             ...(expectedAt ? { expectedAt } : {}),
             ...(data.external_ref ? { externalRef: data.external_ref } : {}),
             ...(data.public_note ? { publicNote: data.public_note } : {}),
+            ...(data.template ? { template: data.template } : {}),
             ...(data.internal_note ? { internalNote: data.internal_note } : {}),
             ...(data.reason ? { reason: data.reason } : {}),
             ...(data.reassign_to ? { reassignTo: data.reassign_to } : {}),

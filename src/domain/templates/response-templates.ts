@@ -1,0 +1,141 @@
+/**
+ * Pre-approved answers (issue 15, "Templates"): a jurisdiction's public texts, each with a code,
+ * that operators' notes and department reports may name instead of writing free text; the public
+ * note is then the approved text with its placeholders filled in. A template may be offered
+ * only for one service, one department status code or one detailed status; naming it elsewhere
+ * is refused, as is an inactive one. The notes remember which template they came from
+ * (request_updates.template_id), so reports can show the share of answers that were approved.
+ */
+import { and, asc, eq } from 'drizzle-orm'
+import type { Db } from '../../db/database.js'
+import { jurisdictions, responseTemplates, serviceRequests, services } from '../../db/schema.js'
+import { formatW3c } from '../../open311/datetime.js'
+import { invalid, notFound } from '../errors.js'
+
+/** What a template's text may contain, as `{name}`. */
+export const TEMPLATE_PLACEHOLDERS = ['service_request_id', 'service_name', 'expected_date'] as const
+const PLACEHOLDER = /\{([^{}]*)\}/g
+
+export interface TemplateInput {
+  publicText: string
+  active: boolean
+  serviceCode?: string | null
+  departmentStatusCode?: string | null
+  detailedStatus?: string | null
+}
+
+export interface TemplateView {
+  code: string
+  public_text: string
+  active: boolean
+  service_code: string | null
+  department_status_code: string | null
+  detailed_status: string | null
+}
+
+function assertPlaceholders(text: string) {
+  const unknown = [...text.matchAll(PLACEHOLDER)].map((m) => m[1]!).filter((name) => !(TEMPLATE_PLACEHOLDERS as readonly string[]).includes(name))
+  if (unknown.length > 0) {
+    throw invalid(`public_text: unknown placeholder ${unknown.map((n) => `{${n}}`).join(', ')} (allowed: ${TEMPLATE_PLACEHOLDERS.map((n) => `{${n}}`).join(', ')})`)
+  }
+}
+
+/** Creates or replaces the template `code` of the jurisdiction. */
+export async function saveTemplate(db: Db, jurisdictionId: string, code: string, input: TemplateInput): Promise<TemplateView> {
+  assertPlaceholders(input.publicText)
+  let serviceId: number | null = null
+  if (input.serviceCode) {
+    const [service] = await db
+      .select({ id: services.id })
+      .from(services)
+      .where(and(eq(services.jurisdictionId, jurisdictionId), eq(services.serviceCode, input.serviceCode)))
+    if (!service) throw invalid(`service_code: no service ${input.serviceCode} in jurisdiction ${jurisdictionId}`)
+    serviceId = service.id
+  }
+  const fields = {
+    publicText: input.publicText,
+    active: input.active,
+    serviceId,
+    departmentStatusCode: input.departmentStatusCode ?? null,
+    detailedStatus: input.detailedStatus ?? null,
+  }
+  await db
+    .insert(responseTemplates)
+    .values({ jurisdictionId, code, ...fields })
+    .onConflictDoUpdate({ target: [responseTemplates.jurisdictionId, responseTemplates.code], set: { ...fields, updatedAt: new Date() } })
+  return (await listTemplates(db, jurisdictionId)).find((t) => t.code === code)!
+}
+
+export async function listTemplates(db: Db, jurisdictionId: string): Promise<TemplateView[]> {
+  const rows = await db
+    .select({ template: responseTemplates, serviceCode: services.serviceCode })
+    .from(responseTemplates)
+    .leftJoin(services, eq(services.id, responseTemplates.serviceId))
+    .where(eq(responseTemplates.jurisdictionId, jurisdictionId))
+    .orderBy(asc(responseTemplates.code))
+  return rows.map(({ template: t, serviceCode }) => ({
+    code: t.code,
+    public_text: t.publicText,
+    active: t.active,
+    service_code: serviceCode,
+    department_status_code: t.departmentStatusCode,
+    detailed_status: t.detailedStatus,
+  }))
+}
+
+/** Where a note is written: what a template's scope is checked against, and what fills its placeholders. */
+export interface NoteContext {
+  jurisdictionId: string
+  timeZone: string
+  serviceId: number
+  serviceName: string
+  serviceRequestId: string
+  detailedStatus: string
+  expectedAt: Date | null
+  /** The department's own status code, for a department's report. */
+  departmentStatusCode?: string
+}
+
+/** A request's note context as it stands (`overrides`: what the change being recorded makes of it). */
+export async function noteContextOf(db: Db, requestId: number, overrides: Partial<NoteContext> = {}): Promise<NoteContext> {
+  const [row] = await db
+    .select({
+      jurisdictionId: serviceRequests.jurisdictionId,
+      timeZone: jurisdictions.timeZone,
+      serviceId: serviceRequests.serviceId,
+      serviceName: services.serviceName,
+      serviceRequestId: serviceRequests.publicId,
+      detailedStatus: serviceRequests.detailedStatus,
+      expectedAt: serviceRequests.expectedAt,
+    })
+    .from(serviceRequests)
+    .innerJoin(services, eq(services.id, serviceRequests.serviceId))
+    .innerJoin(jurisdictions, eq(jurisdictions.id, serviceRequests.jurisdictionId))
+    .where(eq(serviceRequests.id, requestId))
+  if (!row) throw notFound('service request does not exist')
+  return { ...row, ...overrides }
+}
+
+/** The approved text of template `code` for this note, and its id; refused when it does not apply here. */
+export async function renderTemplate(db: Db, code: string, context: NoteContext): Promise<{ text: string; templateId: number }> {
+  const [template] = await db
+    .select()
+    .from(responseTemplates)
+    .where(and(eq(responseTemplates.jurisdictionId, context.jurisdictionId), eq(responseTemplates.code, code)))
+  if (!template) throw notFound(`template: no template ${code}`)
+  if (!template.active) throw invalid(`template: ${code} is not active`)
+  if (template.serviceId !== null && template.serviceId !== context.serviceId) throw invalid(`template: ${code} is for another service`)
+  if (template.departmentStatusCode !== null && template.departmentStatusCode !== context.departmentStatusCode) {
+    throw invalid(`template: ${code} is for department status ${template.departmentStatusCode}`)
+  }
+  if (template.detailedStatus !== null && template.detailedStatus !== context.detailedStatus) {
+    throw invalid(`template: ${code} is for requests that are ${template.detailedStatus}, and this one is ${context.detailedStatus}`)
+  }
+  const text = template.publicText.replace(PLACEHOLDER, (_whole, name: string) => {
+    if (name === 'service_request_id') return context.serviceRequestId
+    if (name === 'service_name') return context.serviceName
+    if (!context.expectedAt) throw invalid(`template: ${code} names the expected date, and this request has none`)
+    return formatW3c(context.expectedAt, context.timeZone).slice(0, 10)
+  })
+  return { text, templateId: template.id }
+}

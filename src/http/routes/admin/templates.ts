@@ -1,0 +1,77 @@
+import type { FastifyInstance } from 'fastify'
+import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
+import { listTemplates, saveTemplate, TEMPLATE_PLACEHOLDERS } from '../../../domain/templates/response-templates.js'
+import { logAction } from '../../logging.js'
+import { adminErrors } from '../../schemas/admin.js'
+import { jurisdictionQuery } from '../../schemas/open311.js'
+
+const nullableCode = (description: string) => ({ type: ['string', 'null'], maxLength: 64, description }) as const
+
+const templateFields = {
+  public_text: {
+    type: 'string',
+    minLength: 1,
+    maxLength: 4000,
+    description: `The approved public text; placeholders: ${TEMPLATE_PLACEHOLDERS.map((p) => `{${p}}`).join(', ')} (the date in the jurisdiction's time zone)`,
+  },
+  active: { type: 'boolean', default: true },
+  service_code: nullableCode('Offered only for this service'),
+  department_status_code: nullableCode("Offered only with this department status code (a department's own code)"),
+  detailed_status: nullableCode('Offered only for requests in this detailed status (e.g. scheduled, completed)'),
+} as const
+
+const templateView = {
+  type: 'object',
+  properties: { code: { type: 'string' }, ...templateFields },
+} as const
+
+interface TemplateBody {
+  public_text: string
+  active: boolean
+  service_code?: string | null
+  department_status_code?: string | null
+  detailed_status?: string | null
+}
+
+/** Pre-approved answers (docs/service-levels.md, "Templates"). */
+export default async function adminTemplateRoutes(app: FastifyInstance) {
+  app.get<{ Querystring: { jurisdiction_id?: string } }>(
+    '/templates',
+    {
+      schema: {
+        tags: ['Admin'],
+        summary: "The jurisdiction's pre-approved answers",
+        querystring: jurisdictionQuery,
+        response: { 200: { type: 'array', items: templateView }, ...adminErrors },
+      },
+    },
+    async (request) => listTemplates(app.db, (await resolveJurisdiction(app.db, request.query.jurisdiction_id)).id),
+  )
+
+  app.put<{ Params: { code: string }; Body: TemplateBody; Querystring: { jurisdiction_id?: string } }>(
+    '/templates/:code',
+    {
+      schema: {
+        tags: ['Admin'],
+        summary: 'Create or replace a pre-approved answer (active: false retires it; notes keep pointing at it)',
+        params: { type: 'object', required: ['code'], properties: { code: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' } } },
+        querystring: jurisdictionQuery,
+        body: { type: 'object', additionalProperties: false, required: ['public_text'], properties: templateFields },
+        response: { 200: templateView, ...adminErrors },
+      },
+    },
+    async (request) => {
+      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const b = request.body
+      const saved = await saveTemplate(app.db, jurisdiction.id, request.params.code, {
+        publicText: b.public_text,
+        active: b.active,
+        serviceCode: b.service_code ?? null,
+        departmentStatusCode: b.department_status_code ?? null,
+        detailedStatus: b.detailed_status ?? null,
+      })
+      logAction(request, 'response template saved', { template: saved.code })
+      return saved
+    },
+  )
+}
