@@ -186,7 +186,7 @@ async function postWrite(database: Database, form: URLSearchParams): Promise<() 
   const jurisdiction = await resolveJurisdiction(database.db, undefined)
   const service = (await activeService(database.db, jurisdiction, 'graffiti'))!
   const submission = validateSubmission(Object.fromEntries(form), service, jurisdiction.timeZone)
-  return () => submitServiceRequest(database.db, { jurisdiction, service, submission, channel: 'api' })
+  return () => submitServiceRequest(database.db, { jurisdiction, service, submission, channel: 'app' })
 }
 
 async function main() {
@@ -263,7 +263,7 @@ async function main() {
       pool.query(
         `insert into service_requests (jurisdiction_id, service_id, location, description, channel)
          values ('demo.open311.city', (select id from services where service_code = 'graffiti'),
-                 ST_SetSRID(ST_MakePoint($1, $2), 4326)::geography, $3, 'api') returning public_id`,
+                 ST_SetSRID(ST_MakePoint($1, $2), 4326)::geography, $3, 'app') returning public_id`,
         [CENTRE.long, CENTRE.lat, 'Tag on the wall of the underpass'],
       ),
     )

@@ -182,7 +182,7 @@ export async function loadSyntheticRequests(database: Database, rows: number) {
                ST_SetSRID(ST_MakePoint(${CENTRE.long}::float8 + (random() + random() + random() - 1.5) * 0.16,
                                        ${CENTRE.lat}::float8 + (random() + random() + random() - 1.5) * 0.12), 4326)::geography end,
              'Synthetic request ' || g, g || ' Main St', '606' || lpad((g % 60)::text, 2, '0'),
-             coalesce(answers.answers, '{}'::jsonb), (array['api', 'phone', 'web', 'app'])[1 + g % 4],
+             coalesce(answers.answers, '{}'::jsonb), (array['app', 'phone', 'web', 'chat'])[1 + g % 4],
              case when t.duplicate then 1 + floor(random() * (g - 1))::bigint end
       from generate_series(1, ${rows}::int) g
       cross join lateral (

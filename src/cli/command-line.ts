@@ -24,6 +24,7 @@ function parseCommandLine(argv: string[]) {
       options: {
         name: { type: 'string' },
         scope: { type: 'string', multiple: true },
+        channel: { type: 'string' },
         'jurisdiction-id': { type: 'string' },
         json: { type: 'boolean', default: false },
         check: { type: 'boolean', default: false },

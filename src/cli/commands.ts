@@ -5,6 +5,7 @@ import { API_KEY_SCOPES, type ApiKeyScope, createApiKey, listApiKeys, revokeApiK
 import { importCatalog, loadCatalogServices } from '../domain/catalog/catalog.js'
 import { CatalogError, validateCatalog } from '../domain/catalog/validate-catalog.js'
 import { loadDemoCatalog } from '../domain/demo/seed-demo.js'
+import { DEFAULT_KEY_CHANNEL, isRequestChannel, REQUEST_CHANNELS } from '../domain/requests/channels.js'
 import { resolveJurisdiction } from '../domain/jurisdictions.js'
 import { replayDeliveries } from '../domain/departments/deliveries.js'
 import {
@@ -25,6 +26,7 @@ export interface CommandContext {
   options: {
     name?: string
     scope?: string[]
+    channel?: string
     'jurisdiction-id'?: string
     json: boolean
     check: boolean
@@ -127,16 +129,22 @@ export const COMMANDS: Command[] = [
   },
   {
     name: 'keys create',
-    synopsis: `keys create --name NAME [--scope S ...]   scopes: ${API_KEY_SCOPES.join(', ')}; prints the key last`,
+    synopsis: `keys create --name NAME [--scope S ...] [--channel C]   scopes: ${API_KEY_SCOPES.join(', ')}; C: its requests' default channel (${DEFAULT_KEY_CHANNEL}); prints the key last`,
     async run(context) {
       const name = context.options.name?.trim()
       if (!name) throw new UsageError('keys create needs --name')
       const scopes = context.options.scope ?? []
       const unknown = scopes.filter((s) => !(API_KEY_SCOPES as readonly string[]).includes(s))
       if (unknown.length) throw new UsageError(`unknown scope ${unknown.join(', ')}; known: ${API_KEY_SCOPES.join(', ')}`)
+      const channel = context.options.channel
+      if (channel !== undefined && !isRequestChannel(channel)) {
+        throw new UsageError(`unknown channel ${channel}; known: ${REQUEST_CHANNELS.join(', ')}`)
+      }
       await context.withDatabase(async ({ db }) => {
-        const key = await createApiKey(db, { name, scopes: scopes as ApiKeyScope[] })
-        context.out(`created API key ${key.id} "${key.name}" with scopes ${key.scopes.join(', ')}; it is shown only once:`)
+        const key = await createApiKey(db, { name, scopes: scopes as ApiKeyScope[], defaultChannel: channel })
+        context.out(
+          `created API key ${key.id} "${key.name}" with scopes ${key.scopes.join(', ')} and default channel ${key.default_channel}; it is shown only once:`,
+        )
         context.out(key.key)
       })
     },
@@ -150,7 +158,7 @@ export const COMMANDS: Command[] = [
         if (context.options.json) return context.out(JSON.stringify(keys, null, 2))
         for (const k of keys) {
           const state = k.revoked_at ? `revoked ${k.revoked_at.toISOString()}` : 'active'
-          context.out([k.id, k.key_id, k.name, k.scopes.join(','), state].join('\t'))
+          context.out([k.id, k.key_id, k.name, k.scopes.join(','), k.default_channel, state].join('\t'))
         }
       })
     },

@@ -75,6 +75,13 @@ export type Open311Status = (typeof OPEN311_STATUSES)[number]
 
 export const UPDATE_SOURCES = ['citizen', 'operator', 'department', 'system'] as const
 
+/**
+ * How a request came in (src/domain/requests/channels.ts): stored on each request, the default
+ * of each API key, and what reports group by. Adding one is a migration (api_keys' check).
+ */
+export const REQUEST_CHANNELS = ['web', 'app', 'phone', 'chat', 'email', 'walk_in', 'text', 'social', 'internal'] as const
+export type RequestChannel = (typeof REQUEST_CHANNELS)[number]
+
 const inList = (column: string, values: readonly string[]) =>
   sql.raw(`${column} in (${values.map((v) => `'${v}'`).join(', ')})`)
 
@@ -181,11 +188,16 @@ export const apiKeys = pgTable(
     scopes: text('scopes').array().notNull().default(sql`'{}'::text[]`),
     /** Set for a department's inbound credential: it may touch only that department's work orders. */
     departmentId: bigint('department_id', { mode: 'number' }),
+    /** The channel of the requests this key submits without naming one (REQUEST_CHANNELS). */
+    defaultChannel: text('default_channel').$type<RequestChannel>().notNull().default('app'),
     createdAt: createdAt(),
     lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
     revokedAt: timestamp('revoked_at', { withTimezone: true }),
   },
-  (t) => [uniqueIndex('api_keys_key_id_key').on(t.keyId)],
+  (t) => [
+    uniqueIndex('api_keys_key_id_key').on(t.keyId),
+    check('api_keys_default_channel_check', inList('default_channel', REQUEST_CHANNELS)),
+  ],
 )
 
 export const serviceRequestNumber = pgSequence('service_request_number', { startWith: 100001 })
@@ -221,7 +233,12 @@ export const serviceRequests = pgTable(
     mediaUrls: text('media_urls').array().notNull().default(sql`'{}'::text[]`),
     /** Answers to the service definition's attributes, keyed by attribute code. */
     attributes: jsonb('attributes').$type<Record<string, string | string[]>>().notNull().default({}),
-    channel: text('channel'),
+    /**
+     * How it came in (REQUEST_CHANNELS; null where not known), checked by the one writer
+     * (submit-request.ts, channels.ts) rather than a constraint: instances of the release before
+     * channels, still running during a rolling deploy, write `api` (migration 0014).
+     */
+    channel: text('channel').$type<RequestChannel>(),
     /** Set when this request duplicates another: Open311 `parent_service_request_id`. */
     parentRequestId: bigint('parent_request_id', { mode: 'number' }),
     isPublic: boolean('is_public').notNull().default(true),
@@ -547,7 +564,7 @@ export const workOrders = pgTable(
     expectedAt: timestamp('expected_at', { withTimezone: true }),
     /**
      * The service-level commitment, set when the work order opens (open311_work_order_due,
-     * migration 0012); compliance is measured against it, whatever date the department gives.
+     * migration 0011); compliance is measured against it, whatever date the department gives.
      */
     dueAt: timestamp('due_at', { withTimezone: true }),
     /**

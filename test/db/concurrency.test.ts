@@ -231,7 +231,7 @@ t.test('concurrent POSTs, each in its own transaction, among inserts that fail i
     })
   // The same write for a service that does not exist: a foreign-key failure inside its transaction.
   const submission = validateSubmission({ lat: '41.8781', long: '-87.6298', email: 'x@example.org', 'attribute[size]': 'SMALL' }, pothole, 'UTC')
-  const failing = () => db.transaction((tx) => submitServiceRequest(tx, { jurisdiction: jurisdictionRow, service: { ...pothole, id: 987654321 }, submission, channel: 'test' }))
+  const failing = () => db.transaction((tx) => submitServiceRequest(tx, { jurisdiction: jurisdictionRow, service: { ...pothole, id: 987654321 }, submission, channel: 'internal' }))
 
   const [answers, failures] = await Promise.all([
     Promise.all(Array.from({ length: 40 }, (_, i) => post(i))),

@@ -39,7 +39,7 @@ t.test('DATABASE_PREPARED_STATEMENTS: named when on, none held when off', async 
     const jurisdiction = await resolveJurisdiction(own.db, undefined)
     const service = (await activeService(own.db, jurisdiction, 'pothole'))!
     const submission = validateSubmission({ lat: '41.8781', long: '-87.6298', email: 'x@example.org', 'attribute[size]': 'SMALL' }, service, jurisdiction.timeZone)
-    const created = await own.db.transaction((tx) => submitServiceRequest(tx, { jurisdiction, service, submission, channel: 'test' }))
+    const created = await own.db.transaction((tx) => submitServiceRequest(tx, { jurisdiction, service, submission, channel: 'internal' }))
     const found = await findPublicRequests(own.db, { jurisdictionId: jurisdiction.id, serviceRequestIds: [created.serviceRequestId], order: 'requested_desc', limit: 10, offset: 0 }, 'core')
     t.equal(found.length, 1, `prepared statements ${preparedStatements ? 'on' : 'off'}: the new request is written and found`)
     const held = await queryRows<{ name: string }>(own.db, sql`select name from pg_prepared_statements order by name`)

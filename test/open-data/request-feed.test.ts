@@ -88,7 +88,7 @@ t.test('CSV: RFC 4180, read back by a real parser', async (t) => {
     detailed_status: 'in_progress',
     departments: 'Streets & Sanitation',
     areas: 'The Loop',
-    channel: 'api',
+    channel: 'app',
     duplicate: 'false',
     parent_service_request_id: '',
     address: '233 S Wacker Dr',

@@ -132,7 +132,7 @@ function request(input: RequestInput): RequestFixture {
     zipcode: null,
     location: null,
     mediaUrls: [],
-    channel: 'api',
+    channel: 'app',
     attributes: {},
     parentKey: null,
     isPublic: true,

@@ -580,7 +580,7 @@ t.test('extensions=true adds extended_attributes, attributes and public notes on
   t.equal(request.length, 1)
   t.match(request[0], {
     service_request_id: f('c3').publicId,
-    extended_attributes: { detailed_status: 'in_progress', channel: 'api', duplicate: 'false', parent_service_request_id: '', closed_datetime: '' },
+    extended_attributes: { detailed_status: 'in_progress', channel: 'app', duplicate: 'false', parent_service_request_id: '', closed_datetime: '' },
     notes: { note: [{ detailed_status: 'submitted', type: 'update' }, { description: 'Crew scheduled', type: 'update' }] },
   })
   t.match(

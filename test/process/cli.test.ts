@@ -87,7 +87,7 @@ t.test('keys: create prints the raw key last, list never shows it, revoke marks 
   const rawKey = out.at(-1) ?? ''
   const match = RAW_KEY.exec(rawKey)
   t.ok(match, `the last line is the raw key: ${rawKey}`)
-  const header = /^created API key (\d+) "app" with scopes requests:write; it is shown only once:$/.exec(out[0] ?? '')
+  const header = /^created API key (\d+) "app" with scopes requests:write and default channel app; it is shown only once:$/.exec(out[0] ?? '')
   t.ok(header, `the first line describes the key: ${out[0]}`)
   const id = header?.[1] ?? ''
   const keyId = match?.[1] ?? ''
@@ -97,7 +97,7 @@ t.test('keys: create prints the raw key last, list never shows it, revoke marks 
   t.equal(list.code, 0, describe(list))
   t.same(
     lines(list.stdout).map((line) => line.split('\t')),
-    [[id, keyId, 'app', 'requests:write', 'active']],
+    [[id, keyId, 'app', 'requests:write', 'app', 'active']],
     'the new key is the only one (the failed create made none)',
   )
   t.notOk(list.stdout.includes(secret), 'keys list never prints the secret part')
@@ -111,7 +111,7 @@ t.test('keys: create prints the raw key last, list never shows it, revoke marks 
   t.equal(after.code, 0, describe(after))
   const rows = lines(after.stdout).map((line) => line.split('\t'))
   t.equal(rows.length, 1)
-  t.match(rows[0], [id, keyId, 'app', 'requests:write', /^revoked \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/])
+  t.match(rows[0], [id, keyId, 'app', 'requests:write', 'app', /^revoked \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/])
   t.notOk(after.stdout.includes(secret), 'still no secret after revocation')
 
   const missing = await cli('keys', 'revoke', '99999')
@@ -246,7 +246,7 @@ t.test('the bin as a process: writes to the configured database, reads it back, 
   t.equal(listed.stderr, '')
   t.match(
     lines(listed.stdout).map((line) => line.split('\t')).find((row) => row[1] === keyId),
-    [/^\d+$/, keyId, 'from-a-process', 'requests:write', 'active'],
+    [/^\d+$/, keyId, 'from-a-process', 'requests:write', 'app', 'active'],
     'the key created by the other process is listed',
   )
 

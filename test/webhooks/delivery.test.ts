@@ -175,7 +175,7 @@ t.test('no phantom emit: a rolled-back request leaves no outbox row and sends no
   let seenInside = 0
   await t.rejects(
     db.transaction(async (tx) => {
-      await submitServiceRequest(tx, { jurisdiction, service: service!, submission, channel: 'test' })
+      await submitServiceRequest(tx, { jurisdiction, service: service!, submission, channel: 'internal' })
       seenInside = (await tx.select({ id: outbox.id }).from(outbox)).length
       throw new Deliberate('the business transaction fails after the request was written')
     }),
@@ -185,7 +185,7 @@ t.test('no phantom emit: a rolled-back request leaves no outbox row and sends no
   // A database error after the writes rolls back the same way.
   await t.rejects(
     db.transaction(async (tx) => {
-      await submitServiceRequest(tx, { jurisdiction, service: service!, submission, channel: 'test' })
+      await submitServiceRequest(tx, { jurisdiction, service: service!, submission, channel: 'internal' })
       await tx.execute(sql`select 1 / 0`)
     }),
   )
@@ -754,7 +754,7 @@ t.test('concurrent workers never double-send', async (t) => {
   const EVENTS = 500
   for (let batch = 0; batch < EVENTS / 50; batch++) {
     await db.transaction(async (tx) => {
-      for (let i = 0; i < 50; i++) await submitServiceRequest(tx, { jurisdiction, service: service!, submission, channel: 'test' })
+      for (let i = 0; i < 50; i++) await submitServiceRequest(tx, { jurisdiction, service: service!, submission, channel: 'internal' })
     })
   }
   const rows = await h.outboxOf('bulk')

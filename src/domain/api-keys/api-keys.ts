@@ -10,8 +10,10 @@ import { expiringCache } from '../../db/caches.js'
 import type { Db } from '../../db/database.js'
 import { apiKeys, departments } from '../../db/schema.js'
 import { invalid } from '../errors.js'
+import { DEFAULT_KEY_CHANNEL, type RequestChannel, SET_CHANNEL_SCOPE } from '../requests/channels.js'
 
-export const API_KEY_SCOPES = ['requests:write', 'admin', 'department'] as const
+/** `requests:set-channel` (channels.ts) widens `requests:write`: the key may name each request's channel. */
+export const API_KEY_SCOPES = ['requests:write', 'requests:set-channel', 'admin', 'department'] as const
 export type ApiKeyScope = (typeof API_KEY_SCOPES)[number]
 export const DEFAULT_SCOPES: ApiKeyScope[] = ['requests:write']
 
@@ -27,6 +29,8 @@ export interface ApiKeySummary {
   revoked_at: Date | null
   /** Set on a department's inbound credential. */
   department_id: number | null
+  /** The channel of the requests it submits without naming one. */
+  default_channel: RequestChannel
 }
 
 export interface CreatedApiKey extends ApiKeySummary {
@@ -36,7 +40,7 @@ export interface CreatedApiKey extends ApiKeySummary {
 
 export async function createApiKey(
   db: Db,
-  input: { name: string; scopes?: ApiKeyScope[]; departmentId?: number },
+  input: { name: string; scopes?: ApiKeyScope[]; departmentId?: number; defaultChannel?: RequestChannel },
 ): Promise<CreatedApiKey> {
   const keyId = randomBytes(9).toString('base64url').toLowerCase().replace(/[^a-z0-9]/g, '0').slice(0, 12)
   const key = `o311_${keyId}_${randomBytes(32).toString('base64url')}`
@@ -44,9 +48,19 @@ export async function createApiKey(
   if (scopes.includes('department') !== (input.departmentId !== undefined)) {
     throw invalid('scopes: a department key belongs to one department and is created with it (admin API: POST /admin/v1/departments)')
   }
+  if (scopes.includes(SET_CHANNEL_SCOPE) && !scopes.includes('requests:write')) {
+    throw invalid(`scopes: ${SET_CHANNEL_SCOPE} lets a key that submits requests name their channel; give requests:write with it`)
+  }
   const [row] = await db
     .insert(apiKeys)
-    .values({ keyId, name: input.name, secretHash: hashKey(key), scopes, departmentId: input.departmentId ?? null })
+    .values({
+      keyId,
+      name: input.name,
+      secretHash: hashKey(key),
+      scopes,
+      departmentId: input.departmentId ?? null,
+      defaultChannel: input.defaultChannel ?? DEFAULT_KEY_CHANNEL,
+    })
     .returning()
   return { ...toSummary(row!), key }
 }
@@ -150,5 +164,6 @@ function toSummary(row: typeof apiKeys.$inferSelect): ApiKeySummary {
     last_used_at: row.lastUsedAt,
     revoked_at: row.revokedAt,
     department_id: row.departmentId,
+    default_channel: row.defaultChannel,
   }
 }

@@ -10,6 +10,7 @@
  * feeds are public, so always as the public sees them. The rows are rendered into CSV lines
  * and JSON text by PostgreSQL (feed-fields.ts).
  */
+import { REQUEST_CHANNELS } from '../requests/channels.js'
 import { FREE_TEXT_SQL, generalised, shownLocation, unlessGeneralised } from '../requests/sensitive-location.js'
 import { type FeedField, jsonObject, LIST_SEPARATOR } from './feed-fields.js'
 
@@ -31,7 +32,7 @@ export const REQUEST_FIELDS: readonly FeedField[] = [
     value: `(select array_agg(distinct d.name order by d.name) from work_orders w join departments d on d.id = w.department_id
               where w.request_id = sr.id and w.state <> 'reassigned')`,
   },
-  { name: 'channel', type: 'string', description: 'How the request came in (e.g. phone, web, app), when known.', value: 'sr.channel' },
+  { name: 'channel', type: 'string', description: `How the request came in: ${REQUEST_CHANNELS.join(', ')}; empty when not known.`, value: 'sr.channel' },
   { name: 'requested_datetime', type: 'datetime', description: 'When it was submitted.', value: 'sr.requested_at' },
   { name: 'updated_datetime', type: 'datetime', description: 'When it last changed: the feed\'s order and the incremental harvest\'s `updated_after`.', value: 'sr.updated_at' },
   { name: 'closed_datetime', type: 'datetime', description: 'When it was closed; empty while open.', value: 'sr.closed_at' },

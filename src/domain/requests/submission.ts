@@ -43,7 +43,7 @@ const values = (field: string | string[] | undefined): string[] =>
   (Array.isArray(field) ? field : field === undefined ? [] : [field]).map((v) => v.trim()).filter((v) => v !== '')
 
 /** The single value of a field; empty counts as absent (Open311 §1.5). */
-function single(fields: FormFields, name: string, errors: DomainProblem[]): string | undefined {
+export function single(fields: FormFields, name: string, errors: DomainProblem[]): string | undefined {
   const list = values(fields[name])
   if (list.length > 1) errors.push({ description: `${name}: only one value is allowed` })
   return list[0]

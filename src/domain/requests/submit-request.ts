@@ -16,6 +16,7 @@ import { newWorkOrderEventRows } from '../work-orders/events.js'
 import { OUTBOX_CHANNEL, outboxInsert } from '../../outbox/outbox.js'
 import { photoInsert } from '../media/media-store.js'
 import type { PreparedPhoto } from '../media/photos.js'
+import type { RequestChannel } from './channels.js'
 import type { Reporter, Submission } from './submission.js'
 import { newToken, TOKEN_PENDING_CHANNEL, tokenInsert } from './tokens.js'
 
@@ -31,7 +32,8 @@ export interface NewRequest {
   service: StoredService
   submission: Submission
   apiKeyId?: number
-  channel: string
+  /** How it came in: the form's channel or the key's default (channels.ts requestChannel). */
+  channel: RequestChannel
   /** Uploaded photos, already decoded and stripped; their URLs are among `submission.mediaUrls`. */
   photos?: PreparedPhoto[]
 }

@@ -1,14 +1,22 @@
 import { API_KEY_SCOPES } from '../../domain/api-keys/api-keys.js'
 import { errorResponse, errorResponsesFor } from './errors.js'
+import { REQUEST_CHANNELS } from '../../domain/requests/channels.js'
+
+const defaultChannel = {
+  type: 'string',
+  enum: REQUEST_CHANNELS,
+  description: 'The channel of the requests this key submits without naming one (a mobile app: app; a chat desk: chat). Default app.',
+} as const
 
 export const apiKeySummary = {
   type: 'object',
-  required: ['id', 'key_id', 'name', 'scopes', 'created_at'],
+  required: ['id', 'key_id', 'name', 'scopes', 'default_channel', 'created_at'],
   properties: {
     id: { type: 'integer' },
     key_id: { type: 'string' },
     name: { type: 'string' },
     scopes: { type: 'array', items: { type: 'string', enum: API_KEY_SCOPES } },
+    default_channel: defaultChannel,
     created_at: { type: 'string', format: 'date-time' },
     last_used_at: { type: ['string', 'null'], format: 'date-time' },
     revoked_at: { type: ['string', 'null'], format: 'date-time' },
@@ -31,7 +39,14 @@ export const createApiKeyBody = {
   required: ['name'],
   properties: {
     name: { type: 'string', minLength: 1, maxLength: 200 },
-    scopes: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', enum: API_KEY_SCOPES } },
+    scopes: {
+      type: 'array',
+      minItems: 1,
+      uniqueItems: true,
+      items: { type: 'string', enum: API_KEY_SCOPES },
+      description: 'Default requests:write. requests:set-channel (with requests:write) lets a desk or operator key name each request’s channel.',
+    },
+    default_channel: defaultChannel,
   },
 } as const
 

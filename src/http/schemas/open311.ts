@@ -1,6 +1,7 @@
 /** JSON schemas of the Open311 wire format, shared by routes (validation, serialisation, OpenAPI). */
 import { ATTRIBUTE_KEY } from '../../domain/requests/submission.js'
 import { FORMATS } from '../../open311/spark.js'
+import { REQUEST_CHANNELS } from '../../domain/requests/channels.js'
 
 export const formatParams = {
   type: 'object',
@@ -160,7 +161,7 @@ export const serviceRequest = {
       description: 'Only with extensions=true',
       properties: {
         detailed_status: { type: 'string' },
-        channel: nullableString,
+        channel: { ...nullableString, description: `How it came in: one of ${REQUEST_CHANNELS.join(', ')}` },
         duplicate: { type: 'boolean' },
         parent_service_request_id: nullableString,
         closed_datetime: nullableString,

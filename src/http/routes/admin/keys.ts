@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { type ApiKeyScope, createApiKey, listApiKeys, revokeApiKey } from '../../../domain/api-keys/api-keys.js'
+import type { RequestChannel } from '../../../domain/requests/channels.js'
 import { notFound } from '../../../open311/errors.js'
 import { adminErrors, apiKeySummary, createApiKeyBody, createdApiKey } from '../../schemas/admin.js'
 import { logAction } from '../../logging.js'
@@ -17,7 +18,7 @@ export default async function adminKeyRoutes(app: FastifyInstance) {
     async () => listApiKeys(app.db),
   )
 
-  app.post<{ Body: { name: string; scopes?: ApiKeyScope[] } }>(
+  app.post<{ Body: { name: string; scopes?: ApiKeyScope[]; default_channel?: RequestChannel } }>(
     '/keys',
     {
       schema: {
@@ -28,7 +29,8 @@ export default async function adminKeyRoutes(app: FastifyInstance) {
       },
     },
     async (request, reply) => {
-      const created = await createApiKey(app.db, request.body)
+      const { name, scopes, default_channel: defaultChannel } = request.body
+      const created = await createApiKey(app.db, { name, scopes, defaultChannel })
       logAction(request, 'api key created', { apiKeyId: created.id, keyId: created.key_id, scopes: created.scopes })
       return reply.code(201).send(created)
     },

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { activeService } from '../../../domain/catalog/catalog-cache.js'
 import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { preparePhotos } from '../../../domain/media/photos.js'
+import { REQUEST_CHANNELS, requestChannel } from '../../../domain/requests/channels.js'
 import { assertInsideJurisdiction, submitServiceRequest } from '../../../domain/requests/submit-request.js'
 import { IDEMPOTENCY_KEY_PATTERN, runIdempotent } from '../../../domain/requests/idempotency.js'
 import { type FormFields, validateSubmission } from '../../../domain/requests/submission.js'
@@ -52,6 +53,10 @@ export default async function postRequestRoutes(app: FastifyInstance) {
             api_key: formField('Client API key (or Authorization: Bearer)'),
             jurisdiction_id: formField('Required only when this server serves several jurisdictions'),
             service_code: formField('From GET services (the example: a demo city service without required attributes)', 'sidewalk-damage'),
+            channel: formField(
+              `How the report came in: ${REQUEST_CHANNELS.join(', ')}. Only from a key with requests:set-channel or admin (else 403); ` +
+                'without it, the key’s default channel',
+            ),
             lat: formField('WGS84 latitude; with long', '41.8781'),
             long: formField('WGS84 longitude; with lat', '-87.6298'),
             address_string: formField('Free-text location', '121 N LaSalle St'),
@@ -80,6 +85,7 @@ export default async function postRequestRoutes(app: FastifyInstance) {
     },
     async (request, reply) => {
       const body = request.body
+      const channel = requestChannel(body, request.apiKey!)
       const jurisdiction = await resolveJurisdiction(app.db, firstValue(body.jurisdiction_id))
       const serviceCode = firstValue(body.service_code)!
       const service = await activeService(app.db, jurisdiction, serviceCode)
@@ -103,7 +109,7 @@ export default async function postRequestRoutes(app: FastifyInstance) {
         app.db,
         idempotencyKey ? { apiKeyId: request.apiKey!.id, key: idempotencyKey, request: content } : undefined,
         async (db) => {
-          const created = await submitServiceRequest(db, { jurisdiction, service, submission, photos, apiKeyId: request.apiKey!.id, channel: 'api' })
+          const created = await submitServiceRequest(db, { jurisdiction, service, submission, photos, apiKeyId: request.apiKey!.id, channel })
           const answer = created.token
             ? { token: created.token, service_notice: created.serviceNotice, account_id: created.accountId }
             : { service_request_id: created.serviceRequestId, service_notice: created.serviceNotice, account_id: created.accountId }
