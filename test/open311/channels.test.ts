@@ -11,7 +11,6 @@ import { sql } from 'drizzle-orm'
 import type { LightMyRequestResponse } from 'fastify'
 import { XMLParser } from 'fast-xml-parser'
 import t, { type Test } from 'tap'
-import { runCommandLine } from '../../src/cli/command-line.js'
 import { loadConfig } from '../../src/config.js'
 import { queryRows } from '../../src/db/database.js'
 import { MIGRATIONS_FOLDER } from '../../src/db/migrations-folder.js'
@@ -19,6 +18,7 @@ import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import { REQUEST_CHANNELS } from '../../src/domain/requests/channels.js'
 import { buildTestApp } from '../helpers/app.js'
+import { inProcessCli } from '../helpers/cli.js'
 
 const { app, database, databaseUrl } = await buildTestApp(t, { rateLimits: { perIpPerMinute: 100_000, perKeyPerMinute: 100_000 } })
 const db = app.db
@@ -162,16 +162,7 @@ t.test('admin API: a key is created with a default channel, listed with it', asy
 
 t.test('CLI: keys create --channel, shown by keys list', async (t) => {
   const config = loadConfig({ DATA_DIR: '/nonexistent', ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}) })
-  const cli = async (...args: string[]) => {
-    let stdout = ''
-    let stderr = ''
-    const code = await runCommandLine(args, {
-      stdout: (text) => (stdout += text),
-      stderr: (text) => (stderr += text),
-      withDatabase: (work) => work(database, config),
-    })
-    return { code, stdout, stderr }
-  }
+  const cli = inProcessCli(database, config)
   const made = await cli('keys', 'create', '--name', 'walk-in counter', '--scope', 'requests:write', '--scope', 'requests:set-channel', '--channel', 'walk_in')
   t.equal(made.code, 0, made.stderr)
   const [header, rawKey] = made.stdout.trim().split('\n')

@@ -2,18 +2,13 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { runCommandLine } from '../../src/cli/command-line.js'
 import { loadConfig } from '../../src/config.js'
+import { inProcessCli } from '../helpers/cli.js'
 import { createEmbeddedDataDir, createTestDatabase } from '../helpers/database.js'
 import { lines, type RunResult, runCli } from '../helpers/process.js'
 
 const RAW_KEY = /^o311_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/
 
-interface CliResult {
-  code: number
-  stdout: string
-  stderr: string
-}
 
 const tmp = await mkdtemp(join(tmpdir(), 'open311-cli-'))
 t.teardown(() => rm(tmp, { recursive: true, force: true }))
@@ -27,16 +22,7 @@ const { database, url } = await createTestDatabase(t)
 if (!url) t.setTimeout(480_000)
 const config = loadConfig({ DATA_DIR: join(tmp, 'in-process'), ...(url ? { DATABASE_URL: url } : {}) })
 
-async function cli(...args: string[]): Promise<CliResult> {
-  let stdout = ''
-  let stderr = ''
-  const code = await runCommandLine(args, {
-    stdout: (text) => (stdout += text),
-    stderr: (text) => (stderr += text),
-    withDatabase: (work) => work(database, config),
-  })
-  return { code, stdout, stderr }
-}
+const cli = inProcessCli(database, config)
 const describe = (r: Pick<RunResult, 'code' | 'stderr'>) => `exit ${r.code}; stderr: ${r.stderr.trim() || '(empty)'}`
 
 const demoCatalog = JSON.parse(await readFile(new URL('../../src/domain/demo/demo-catalog.json', import.meta.url), 'utf8')) as {
