@@ -37,6 +37,7 @@ function parseCommandLine(argv: string[]) {
         file: { type: 'string' },
         event: { type: 'string' },
         'failed-since': { type: 'string' },
+        yes: { type: 'boolean', short: 'y', default: false },
       },
     })
   } catch (err) {

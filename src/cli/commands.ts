@@ -2,8 +2,9 @@ import { readFile, writeFile } from 'node:fs/promises'
 import type { AppConfig } from '../config.js'
 import { type Database, openDatabase } from '../db/database.js'
 import { API_KEY_SCOPES, type ApiKeyScope, createApiKey, listApiKeys, revokeApiKey } from '../domain/api-keys/api-keys.js'
-import { importCatalog, loadCatalogServices } from '../domain/catalog/catalog.js'
-import { CatalogError, validateCatalog } from '../domain/catalog/validate-catalog.js'
+import { type ImportOptions, type ImportSummary, importCatalog, loadCatalogServices } from '../domain/catalog/catalog.js'
+import { readCatalog } from '../domain/catalog/catalog-json.js'
+import { CatalogError } from '../domain/catalog/validate-catalog.js'
 import { loadDemoCatalog } from '../domain/demo/seed-demo.js'
 import { DEFAULT_KEY_CHANNEL, isRequestChannel, REQUEST_CHANNELS } from '../domain/requests/channels.js'
 import { resolveJurisdiction } from '../domain/jurisdictions.js'
@@ -38,6 +39,7 @@ export interface CommandContext {
     file?: string
     event?: string
     'failed-since'?: string
+    yes?: boolean
   }
   /** Runs `work` with the migrated database (the CLI opens the configured one and closes it after). */
   withDatabase: <T>(work: (database: Database, config: AppConfig) => Promise<T>) => Promise<T>
@@ -66,7 +68,13 @@ export async function openConfiguredDatabase<T>(config: AppConfig, work: (databa
   }
 }
 
-function printImport(context: CommandContext, summary: Awaited<ReturnType<typeof importCatalog>>) {
+/** An import adding a jurisdiction beside others needs --yes (it makes jurisdiction_id required for every client). */
+const confirmation = (context: CommandContext): ImportOptions => ({
+  newJurisdiction: { confirmed: context.options.yes === true, howToConfirm: 'run the command again with --yes' },
+})
+
+function printImport(context: CommandContext, summary: ImportSummary) {
+  for (const warning of summary.warnings ?? []) context.out(`warning: ${warning}`)
   context.out(
     `jurisdiction ${summary.jurisdiction}: ${summary.created.length} created, ` +
       `${summary.updated.length} updated, ${summary.unchanged.length} unchanged`,
@@ -83,14 +91,14 @@ export const COMMANDS: Command[] = [
   },
   {
     name: 'demo',
-    synopsis: 'demo                         load the demo jurisdiction and catalog (idempotent)',
+    synopsis: 'demo [--yes]                 load the demo jurisdiction and catalog (idempotent)',
     async run(context) {
-      await context.withDatabase(async ({ db }) => printImport(context, await loadDemoCatalog(db)))
+      await context.withDatabase(async ({ db }) => printImport(context, await loadDemoCatalog(db, confirmation(context))))
     },
   },
   {
     name: 'services import',
-    synopsis: 'services import <file>       upsert a catalog file (see README "Catalog format")',
+    synopsis: 'services import <file> [--yes]   upsert a catalog file (see README "Catalog format"); --yes: it may add a jurisdiction',
     async run(context) {
       const file = context.args[0]
       if (!file) throw new UsageError('services import needs a file')
@@ -99,16 +107,10 @@ export const COMMANDS: Command[] = [
       try {
         text = await readFile(file, 'utf8')
       } catch (err) {
-        throw new CatalogError(file, '(file)', `cannot be read: ${(err as Error).message}`)
+        throw new CatalogError(file, [{ field: '(file)', detail: `cannot be read: ${(err as Error).message}` }])
       }
-      let data: unknown
-      try {
-        data = JSON.parse(text)
-      } catch (err) {
-        throw new CatalogError(file, '(file)', `is not valid JSON: ${(err as Error).message}`)
-      }
-      const catalog = validateCatalog(data, file)
-      await context.withDatabase(async ({ db }) => printImport(context, await importCatalog(db, catalog)))
+      const catalog = readCatalog(text, file)
+      await context.withDatabase(async ({ db }) => printImport(context, await importCatalog(db, catalog, confirmation(context))))
     },
   },
   {

@@ -38,12 +38,20 @@ export async function resolveJurisdiction(db: Db, requestedId: string | undefine
 function choose(all: Jurisdiction[], requestedId: string | undefined): Jurisdiction {
   if (requestedId) {
     const found = all.find((j) => j.id === requestedId)
-    if (!found) throw notFound(`jurisdiction_id "${requestedId}" is not served here`)
+    if (!found) throw notFound(`jurisdiction_id "${requestedId}" is not served here${all.length ? `; served: ${idList(all)}` : ''}`)
     return found
   }
   if (all.length === 0) throw notFound('no jurisdiction is configured on this server')
-  if (all.length > 1) throw invalid('jurisdiction_id is required: this server serves several jurisdictions')
+  if (all.length > 1) throw invalid(`jurisdiction_id is required: this server serves several jurisdictions (${idList(all)})`)
   return all[0]!
+}
+
+/** Enough ids to pick from; a server with hundreds names the first ones. No secret: clients put them in every URL. */
+const LISTED_IDS = 20
+
+function idList(all: Jurisdiction[]): string {
+  const ids = all.slice(0, LISTED_IDS).map((j) => j.id)
+  return all.length > LISTED_IDS ? `${ids.join(', ')} and ${all.length - LISTED_IDS} more` : ids.join(', ')
 }
 
 export async function listJurisdictions(db: Db): Promise<Jurisdiction[]> {

@@ -45,24 +45,33 @@ export function describeUnsafeText(found: UnsafeText): string {
  * deeply nested JSON body cannot exhaust the stack.
  */
 export function findUnsafeText(value: unknown, root = ''): UnsafeText | undefined {
+  return findUnsafeTexts(value, root, 1)[0]
+}
+
+/** Up to `limit` of them, in document order (a catalog file reports them all at once). */
+export function findUnsafeTexts(value: unknown, root = '', limit = Number.POSITIVE_INFINITY): UnsafeText[] {
+  const found: UnsafeText[] = []
   const pending: [unknown, string][] = [[value, root]]
-  while (pending.length > 0) {
+  while (pending.length > 0 && found.length < limit) {
     const [current, path] = pending.pop()!
     if (typeof current === 'string') {
       const problem = textProblem(current)
-      if (problem) return { path, problem }
+      if (problem) found.push({ path, problem })
     } else if (Array.isArray(current)) {
       for (let i = current.length - 1; i >= 0; i--) pending.push([current[i], `${path}[${i}]`])
     } else if (current !== null && typeof current === 'object' && !Buffer.isBuffer(current)) {
       const keys = Object.keys(current)
-      for (let i = keys.length - 1; i >= 0; i--) {
-        const key = keys[i]!
+      const children: [unknown, string][] = []
+      for (const key of keys) {
         const child = path ? `${path}.${key}` : key
         const problem = textProblem(key)
-        if (problem) return { path: child, problem }
-        pending.push([(current as Record<string, unknown>)[key], child])
+        // A refused key hides its value: the key is what must change.
+        if (problem) found.push({ path: child, problem })
+        else children.push([(current as Record<string, unknown>)[key], child])
+        if (found.length >= limit) break
       }
+      for (let i = children.length - 1; i >= 0; i--) pending.push(children[i]!)
     }
   }
-  return undefined
+  return found
 }

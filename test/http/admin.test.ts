@@ -148,20 +148,23 @@ t.test('PUT /admin/v1/catalog with an invalid catalog: 400 naming the field, not
     },
     {
       label: 'unknown attribute field',
-      // Only the property name: Fastify's message drops the path (reported separately).
-      field: /colour.*not a known field/,
+      field: /^request body: services\[0\]\.attributes\[0\]\.colour is not a known field \(known: code, /,
       mutate: (c) => Object.assign(c.services[0]!.attributes![0]!, { colour: 'red' }),
     },
     {
       label: 'bad datatype',
-      // Schema errors come out as services.0.attributes.1 (Fastify), semantic ones as services[0].attributes[1].
-      field: /services(\[0\]|\.0)\.attributes(\[1\]|\.1)\.datatype/,
+      field: /^request body: services\[0\]\.attributes\[1\]\.datatype must be one of string, number, datetime, text, singlevaluelist, multivaluelist \(got "boolean"\)$/,
       mutate: (c) => Object.assign(c.services[0]!.attributes![1]!, { datatype: 'boolean' }),
     },
     {
       label: 'service_code with a space',
-      field: /services(\[1\]|\.1)\.service_code/,
+      field: /^request body: services\[1\]\.service_code must be 1 to 64 letters, digits, "_" or "-" .*\(got "retired service"\)$/,
       mutate: (c) => Object.assign(c.services[1]!, { service_code: 'retired service' }),
+    },
+    {
+      label: 'a string where a boolean goes (no coercion)',
+      field: /^request body: services\[1\]\.active must be true or false \(got "false"\)$/,
+      mutate: (c) => Object.assign(c.services[1]!, { active: 'false' }),
     },
   ]
   for (const { label, field, mutate } of cases) {
@@ -180,9 +183,72 @@ t.test('PUT /admin/v1/catalog with an invalid catalog: 400 naming the field, not
     payload: '{"jurisdiction":',
   })
   t.equal(malformed.statusCode, 400, 'malformed JSON is a 400 too')
-  t.match(malformed.json(), [{ code: 400 }])
+  t.same(malformed.json(), [{ code: 400, description: 'request body: (file) is not valid JSON: line 1, column 17: a value was expected, found the end of the text' }])
+  const onLine3 = await app.inject({
+    method: 'PUT',
+    url: '/admin/v1/catalog',
+    headers: { ...asAdmin, 'content-type': 'application/json; charset=utf-8' },
+    payload: '{\n  "jurisdiction": {},\n  "services": [,]\n}',
+  })
+  t.equal(onLine3.statusCode, 400)
+  t.match(onLine3.json(), [{ code: 400, description: /^request body: \(file\) is not valid JSON: line 3, column 16: a value was expected, found ","$/ }], 'with its line and column')
 
   t.same(await adminServices(), before, 'the catalog is unchanged')
+})
+
+t.test('PUT /admin/v1/catalog reports every fault at once, one error each', async (t) => {
+  const before = await adminServices()
+  const body = catalog()
+  Object.assign(body.jurisdiction, { time_zone: 'Not/AZone', colour: 'red' })
+  Object.assign(body.services[0]!, { type: 'weekly' })
+  Object.assign(body.services[0]!.attributes![1]!, { order: 1 })
+  delete (body.services[1] as { service_name?: string }).service_name
+  const res = await app.inject({ method: 'PUT', url: '/admin/v1/catalog', headers: asAdmin, payload: body })
+  t.equal(res.statusCode, 400)
+  t.same(res.json(), [
+    { code: 400, description: 'request body: jurisdiction.colour is not a known field (known: id, name, time_zone, contact, key_service)' },
+    { code: 400, description: 'request body: services[0].type must be one of realtime, batch, blackbox (got "weekly")' },
+    { code: 400, description: 'request body: services[1].service_name is required' },
+    {
+      code: 400,
+      description: 'request body: jurisdiction.time_zone must be an IANA time zone such as America/Chicago, Europe/Berlin or UTC (got "Not/AZone")',
+    },
+    { code: 400, description: 'request body: services[0].attributes[1].order 1 appears more than once (first at services[0].attributes[0])' },
+  ])
+  t.same(await adminServices(), before, 'nothing changed')
+})
+
+t.test('PUT /admin/v1/catalog adding a jurisdiction: 409 unless add_jurisdiction=true, then a warning', async (t) => {
+  const second = () => ({ ...catalog(), jurisdiction: { id: 'second.test.example', name: 'Second City', time_zone: 'UTC' } })
+  const refused = await app.inject({ method: 'PUT', url: '/admin/v1/catalog', headers: asAdmin, payload: second() })
+  t.equal(refused.statusCode, 409)
+  t.match(refused.json(), [
+    {
+      code: 'new_jurisdiction',
+      description:
+        /^the catalog adds jurisdiction "second\.test\.example" beside admin\.test\.example: .*every GeoReport request must name its jurisdiction_id \(one of admin\.test\.example, second\.test\.example\).*to add it, send the request again with \?add_jurisdiction=true$/,
+    },
+  ])
+  t.equal((await app.inject('/open311/v2/services.json')).statusCode, 200, 'still one jurisdiction: no jurisdiction_id needed')
+
+  const notABoolean = await app.inject({ method: 'PUT', url: '/admin/v1/catalog?add_jurisdiction=perhaps', headers: asAdmin, payload: second() })
+  t.equal(notABoolean.statusCode, 400)
+  t.match(notABoolean.json(), [{ code: 400, description: /add_jurisdiction/ }])
+
+  const added = await app.inject({ method: 'PUT', url: '/admin/v1/catalog?add_jurisdiction=true', headers: asAdmin, payload: second() })
+  t.equal(added.statusCode, 200)
+  t.match(added.json(), {
+    jurisdiction: 'second.test.example',
+    created: ['pothole', 'retired'],
+    warnings: [/^jurisdiction "second\.test\.example" was added beside admin\.test\.example: .*must name its jurisdiction_id/],
+  })
+  const required = await app.inject('/open311/v2/services.json')
+  t.same(required.json(), [
+    { code: 400, description: 'jurisdiction_id is required: this server serves several jurisdictions (admin.test.example, second.test.example)' },
+  ])
+  const again = await app.inject({ method: 'PUT', url: '/admin/v1/catalog', headers: asAdmin, payload: second() })
+  t.equal(again.statusCode, 200, 'a served jurisdiction needs no confirmation')
+  t.notOk('warnings' in again.json())
 })
 
 t.test('POST /admin/v1/keys creates a key and shows it once', async (t) => {

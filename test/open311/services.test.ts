@@ -59,7 +59,15 @@ t.test('with several jurisdictions, jurisdiction_id is required', async (t) => {
   })
   const res = await app.inject('/open311/v2/services.json')
   t.equal(res.statusCode, 400)
-  t.match(res.json(), [{ code: 400, description: /jurisdiction_id is required/ }])
+  // The error lists the ids a client may choose from.
+  const required = 'jurisdiction_id is required: this server serves several jurisdictions (demo.open311.city, other.example)'
+  t.same(res.json(), [{ code: 400, description: required }])
+  const inXml = await app.inject('/open311/v2/services.xml')
+  t.equal(inXml.statusCode, 400)
+  t.match(inXml.headers['content-type'], /^text\/xml/)
+  t.same(xml.parse(inXml.body).errors.error, [{ code: 400, description: required }], 'the same in the XML envelope')
+  const unknown = await app.inject('/open311/v2/services.json?jurisdiction_id=elsewhere.example')
+  t.same(unknown.json(), [{ code: 404, description: 'jurisdiction_id "elsewhere.example" is not served here; served: demo.open311.city, other.example' }])
   const other = await app.inject('/open311/v2/services.json?jurisdiction_id=other.example')
   t.same(other.json(), [])
 })

@@ -164,8 +164,8 @@ t.test('services import: a bad file fails with its path and field', async (t) =>
   const missing = join(tmp, 'no-such-dir', 'catalog.json')
 
   const cases: [file: string, expected: RegExp][] = [
-    [notJson, /: \(file\) is not valid JSON: /],
-    [badDatatype, /: services\[1\]\.attributes\[0\]\.datatype must be equal to one of the allowed values/],
+    [notJson, /: \(file\) is not valid JSON: line 1, column 48: /],
+    [badDatatype, /: services\[1\]\.attributes\[0\]\.datatype must be one of string, number, datetime, text, singlevaluelist, multivaluelist \(got "colour"\)\n$/],
     [missing, /: \(file\) cannot be read: ENOENT/],
   ]
   const results = await Promise.all(cases.map(([file]) => cli('services', 'import', file)))
@@ -204,6 +204,63 @@ t.test('services import: a valid file creates its new service, re-importing chan
     afterServices.find((s) => s.service_code === 'bench-repair'),
     { service_name: 'Park bench repair', active: true, attributes: [{ code: 'damage' }] },
   )
+})
+
+t.test('services import: a file with several faults lists them all, one a line, and imports nothing', async (t) => {
+  const file = join(tmp, 'several-faults.json')
+  const text = [
+    '{',
+    `  "jurisdiction": ${JSON.stringify(demoCatalog.jurisdiction)},`,
+    '  "services": [',
+    '    { "service_code": "bench repair", "service_name": "Bench", "type": "weekly" },',
+    '    { "service_code": "pothole", "service_name": "", "privacy": "secret",',
+    '      "attributes": [{ "code": "size", "datatype": "singlevaluelist", "description": "How big?" }] }',
+    '  ]',
+    '}',
+  ]
+  await writeFile(file, text.join('\n'))
+  const result = await cli('services', 'import', file)
+  t.equal(result.code, 1)
+  t.equal(result.stdout, '')
+  t.same(result.stderr.split('\n'), [
+    `error: ${file}: 5 problems`,
+    '  services[0].service_code must be 1 to 64 letters, digits, "_" or "-" (clients put it in URLs unescaped) (got "bench repair")',
+    '  services[0].type must be one of realtime, batch, blackbox (got "weekly")',
+    '  services[1].service_name must be text of 1 to 200 characters (got "")',
+    '  services[1].privacy must be one of standard, sensitive (got "secret")',
+    '  services[1].attributes[0].values is required for datatype singlevaluelist: a list of {"key", "name"} choices',
+    '',
+  ])
+  const after = await cli('services', 'list', '--json')
+  t.equal(JSON.parse(after.stdout).length, demoServiceCount + 1, 'nothing was imported')
+})
+
+t.test('services import of a new jurisdiction beside the demo: refused without --yes, warned with it', async (t) => {
+  const file = join(tmp, 'second-city.json')
+  await writeFile(file, JSON.stringify({ jurisdiction: { id: 'second.example', name: 'Second City', time_zone: 'UTC' }, services: [newService] }))
+  const refused = await cli('services', 'import', file)
+  t.equal(refused.code, 1, describe(refused))
+  t.equal(refused.stdout, '')
+  t.match(
+    refused.stderr,
+    /^error: the catalog adds jurisdiction "second\.example" beside demo\.open311\.city: once this server serves several jurisdictions, every GeoReport request must name its jurisdiction_id \(one of demo\.open311\.city, second\.example\); requests without one are refused\. Nothing was imported; to add it, run the command again with --yes\n$/,
+  )
+  const stillOne = await cli('services', 'list')
+  t.equal(stillOne.code, 0, `still one jurisdiction: services list needs no --jurisdiction-id (${describe(stillOne)})`)
+
+  const confirmed = await cli('services', 'import', file, '--yes')
+  t.equal(confirmed.code, 0, describe(confirmed))
+  t.same(lines(confirmed.stdout), [
+    'warning: jurisdiction "second.example" was added beside demo.open311.city: once this server serves several jurisdictions, ' +
+      'every GeoReport request must name its jurisdiction_id (one of demo.open311.city, second.example); requests without one are refused',
+    'jurisdiction second.example: 1 created, 0 updated, 0 unchanged',
+  ])
+  const ambiguous = await cli('services', 'list')
+  t.equal(ambiguous.code, 1)
+  t.equal(ambiguous.stderr, 'error: jurisdiction_id is required: this server serves several jurisdictions (demo.open311.city, second.example)\n')
+  const again = await cli('services', 'import', file)
+  t.equal(again.code, 0, 're-importing a served jurisdiction needs no --yes')
+  t.equal(again.stdout, 'jurisdiction second.example: 0 created, 0 updated, 1 unchanged\n')
 })
 
 t.test('the bin as a process: writes to the configured database, reads it back, and exits 0, 1 or 2', async (t) => {

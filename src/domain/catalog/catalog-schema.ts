@@ -19,7 +19,7 @@ export const catalogAttributeSchema = {
   additionalProperties: false,
   required: ['code', 'datatype', 'description'],
   properties: {
-    code: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,100}$' },
+    code: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,100}$', description: '1 to 100 letters, digits, "_", "." or "-"' },
     datatype: { type: 'string', enum: ATTRIBUTE_DATATYPES },
     description: { type: 'string', minLength: 1, maxLength: 2000 },
     datatype_description: { type: 'string', maxLength: 2000, default: '' },
@@ -36,7 +36,11 @@ export const catalogServiceSchema = {
   additionalProperties: false,
   required: ['service_code', 'service_name'],
   properties: {
-    service_code: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+    service_code: {
+      type: 'string',
+      pattern: '^[A-Za-z0-9_-]{1,64}$',
+      description: '1 to 64 letters, digits, "_" or "-" (clients put it in URLs unescaped)',
+    },
     service_name: { type: 'string', minLength: 1, maxLength: 200 },
     description: { type: 'string', maxLength: 4000, default: '' },
     type: { type: 'string', enum: SERVICE_TYPES, default: 'realtime' },
@@ -105,7 +109,11 @@ export const catalogSchema = {
       additionalProperties: false,
       required: ['id', 'name', 'time_zone'],
       properties: {
-        id: { type: 'string', pattern: '^[A-Za-z0-9.-]{1,253}$' },
+        id: {
+          type: 'string',
+          pattern: '^[A-Za-z0-9.-]{1,253}$',
+          description: '1 to 253 letters, digits, "." or "-": the Open311 jurisdiction_id, by convention the city\'s domain',
+        },
         name: { type: 'string', minLength: 1, maxLength: 200 },
         time_zone: { type: 'string', minLength: 1, maxLength: 64 },
         contact: { type: 'string', maxLength: 1000, default: '' },

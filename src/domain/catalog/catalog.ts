@@ -5,6 +5,7 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm'
 import type { Db } from '../../db/database.js'
 import { jurisdictions, serviceAttributes, serviceRequests, services } from '../../db/schema.js'
+import { conflict } from '../errors.js'
 import { forgetJurisdictions } from '../jurisdictions.js'
 import { type Catalog, type CatalogAttribute, type CatalogService, DEFAULT_CALENDAR, type ServiceLevel } from './catalog-schema.js'
 
@@ -16,14 +17,28 @@ export interface ImportSummary {
   created: string[]
   updated: string[]
   unchanged: string[]
+  /** Present when the import did something an operator must know of (it added a jurisdiction beside others). */
+  warnings?: string[]
+}
+
+export interface ImportOptions {
+  /**
+   * An import that adds a jurisdiction beside those already served turns jurisdiction_id from
+   * optional into required for every GeoReport client. Operators' entry points (CLI, admin API)
+   * pass whether the operator confirmed it and how one confirms (their own words: a flag, a
+   * query parameter); unconfirmed, the import is refused and changes nothing. Absent (seeding,
+   * tests), the import goes ahead and the summary still warns.
+   */
+  newJurisdiction?: { confirmed: boolean; howToConfirm: string }
 }
 
 /** Upserts a validated catalog in one transaction; services absent from it are left as they are. */
-export async function importCatalog(db: Db, catalog: Catalog): Promise<ImportSummary> {
+export async function importCatalog(db: Db, catalog: Catalog, options: ImportOptions = {}): Promise<ImportSummary> {
   const result = await db.transaction(async (tx) => {
     // Two imports at once (two operators, two instances seeding) would race on the unique keys.
     await tx.execute(sql`select pg_advisory_xact_lock(${CATALOG_LOCK_KEY})`)
     const j = catalog.jurisdiction
+    const warnings = await checkNewJurisdiction(tx, j.id, options)
     const calendar = { ...DEFAULT_CALENDAR, ...j.calendar }
     const fields = {
       name: j.name,
@@ -49,7 +64,7 @@ export async function importCatalog(db: Db, catalog: Catalog): Promise<ImportSum
       })
 
     const existing = new Map((await loadCatalogServices(tx, j.id, { includeInactive: true })).map((s) => [s.service_code, s]))
-    const summary: ImportSummary = { jurisdiction: j.id, created: [], updated: [], unchanged: [] }
+    const summary: ImportSummary = { jurisdiction: j.id, created: [], updated: [], unchanged: [], ...(warnings.length ? { warnings } : {}) }
     for (const service of catalog.services) {
       const current = existing.get(service.service_code)
       if (current && sameService(current, service)) {
@@ -79,6 +94,24 @@ export async function importCatalog(db: Db, catalog: Catalog): Promise<ImportSum
   })
   forgetJurisdictions(db)
   return result
+}
+
+/** Under the catalog lock: refuses an unconfirmed new jurisdiction beside others, or says what a confirmed one means. */
+async function checkNewJurisdiction(tx: Db, id: string, options: ImportOptions): Promise<string[]> {
+  const served = (await tx.select({ id: jurisdictions.id }).from(jurisdictions).orderBy(asc(jurisdictions.id))).map((r) => r.id)
+  if (served.length === 0 || served.includes(id)) return []
+  const consequence =
+    `once this server serves several jurisdictions, every GeoReport request must name its jurisdiction_id ` +
+    `(one of ${[...served, id].sort().join(', ')}); requests without one are refused`
+  if (options.newJurisdiction && !options.newJurisdiction.confirmed) {
+    throw conflict([
+      {
+        code: 'new_jurisdiction',
+        description: `the catalog adds jurisdiction "${id}" beside ${served.join(', ')}: ${consequence}. Nothing was imported; to add it, ${options.newJurisdiction.howToConfirm}`,
+      },
+    ])
+  }
+  return [`jurisdiction "${id}" was added beside ${served.join(', ')}: ${consequence}`]
 }
 
 /**

@@ -6,14 +6,14 @@ import { count, sql } from 'drizzle-orm'
 import type { Db } from '../../db/database.js'
 import { jurisdictions } from '../../db/schema.js'
 import { type CreatedApiKey, createApiKey } from '../api-keys/api-keys.js'
-import { CATALOG_LOCK_KEY, type ImportSummary, importCatalog } from '../catalog/catalog.js'
+import { CATALOG_LOCK_KEY, type ImportOptions, type ImportSummary, importCatalog } from '../catalog/catalog.js'
 import { validateCatalog } from '../catalog/validate-catalog.js'
 import demoCatalog from './demo-catalog.json' with { type: 'json' }
 
 /** Loads (or refreshes) the demo jurisdiction and catalog; idempotent. */
-export async function loadDemoCatalog(db: Db): Promise<ImportSummary> {
+export async function loadDemoCatalog(db: Db, options: ImportOptions = {}): Promise<ImportSummary> {
   // structuredClone: validation fills defaults in place and the imported JSON is shared.
-  return importCatalog(db, validateCatalog(structuredClone(demoCatalog), 'demo-catalog.json'))
+  return importCatalog(db, validateCatalog(structuredClone(demoCatalog), 'demo-catalog.json'), options)
 }
 
 export interface DemoSeed {

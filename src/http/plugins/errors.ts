@@ -7,7 +7,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { DatabaseOutages } from '../../db/outages.js'
-import { CatalogError } from '../../domain/catalog/validate-catalog.js'
 import { DomainError, type DomainErrorKind } from '../../domain/errors.js'
 import { Open311Error, type Open311ErrorItem, renderErrors } from '../../open311/errors.js'
 import { logController } from '../logging.js'
@@ -81,7 +80,6 @@ async function errorsPlugin(app: FastifyInstance, { outages }: { outages: () => 
     if (outages().noteFailure(error)) {
       return sendUnavailable(request, reply, 'the service is temporarily unavailable (database unreachable); retry later')
     }
-    if (error instanceof CatalogError) return sendErrors(request, reply, 400, [{ code: 400, description: error.message }])
     if (error.validation) {
       const { status, description } = describeValidation(error)
       return sendErrors(request, reply, status, [{ code: status, description }])

@@ -58,6 +58,11 @@ export const importSummary = {
     created: { type: 'array', items: { type: 'string' } },
     updated: { type: 'array', items: { type: 'string' } },
     unchanged: { type: 'array', items: { type: 'string' } },
+    warnings: {
+      type: 'array',
+      items: { type: 'string' },
+      description: 'Present when the import did something every client will notice: it added a jurisdiction beside others',
+    },
   },
 } as const
 

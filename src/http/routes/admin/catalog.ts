@@ -1,9 +1,14 @@
+import { Ajv } from 'ajv'
 import type { FastifyInstance } from 'fastify'
 import { importCatalog, loadCatalogServices } from '../../../domain/catalog/catalog.js'
 import { catalogSchema, catalogServiceSchema } from '../../../domain/catalog/catalog-schema.js'
+import { parseCatalogJson } from '../../../domain/catalog/catalog-json.js'
 import { validateCatalog } from '../../../domain/catalog/validate-catalog.js'
 import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { adminErrors, importSummary } from '../../schemas/admin.js'
+
+/** For the query string only (booleans come as text): this route's validator compiler is its own. */
+const queryAjv = new Ajv({ coerceTypes: 'array', useDefaults: true })
 
 const storedService = {
   type: 'object',
@@ -11,22 +16,50 @@ const storedService = {
 } as const
 
 export default async function adminCatalogRoutes(app: FastifyInstance) {
-  app.put(
+  // This plugin's own JSON parser (the other routes keep Fastify's): a syntax error in a catalog
+  // says its line and column, as the CLI's does for a file.
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, text, done) => {
+    try {
+      done(null, parseCatalogJson(text as string, 'request body'))
+    } catch (err) {
+      done(err as Error)
+    }
+  })
+
+  app.put<{ Querystring: { add_jurisdiction: boolean } }>(
     '/catalog',
     {
       schema: {
         tags: ['Admin'],
         summary: 'Import (upsert) a service catalog',
         description:
-          'Same format and rules as `npm run cli -- services import <file>`. Idempotent: services absent from the body are left unchanged.',
+          'Same format and rules as `npm run cli -- services import <file>`. Idempotent: services absent from the body are left unchanged. ' +
+          'An invalid catalog is refused whole with 400, one error per problem (field path, bad value, what is allowed). ' +
+          'A catalog whose jurisdiction is new while the server already serves another is refused with 409 ' +
+          '(code `new_jurisdiction`) unless `add_jurisdiction=true`: from then on every GeoReport request must name its jurisdiction_id. ' +
+          'The answer then carries that in `warnings`.',
+        querystring: {
+          type: 'object',
+          properties: {
+            add_jurisdiction: {
+              type: 'boolean',
+              default: false,
+              description: 'Confirms that this import may add a jurisdiction beside those already served',
+            },
+          },
+        },
         body: { ...catalogSchema, $id: undefined },
-        response: { 200: importSummary, ...adminErrors },
+        response: { 200: importSummary, 409: { $ref: 'Open311Errors#' }, ...adminErrors },
       },
       // The schema documents the body; validateCatalog checks it, strictly (no type coercion)
-      // and with the same messages as the CLI.
-      validatorCompiler: () => () => true,
+      // and with the same messages as the CLI. The query string is checked as usual.
+      validatorCompiler: ({ schema, httpPart }) => (httpPart === 'body' ? () => true : queryAjv.compile(schema)),
     },
-    async (request) => importCatalog(app.db, validateCatalog(request.body, 'request body')),
+    async (request) =>
+      importCatalog(app.db, validateCatalog(request.body, 'request body'), {
+        newJurisdiction: { confirmed: request.query.add_jurisdiction, howToConfirm: 'send the request again with ?add_jurisdiction=true' },
+      }),
   )
 
   app.get<{ Querystring: { jurisdiction_id?: string; include_inactive?: boolean } }>(
