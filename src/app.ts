@@ -21,6 +21,7 @@ import departmentInboundRoutes from './http/routes/departments/index.js'
 import healthRoutes from './http/routes/health.js'
 import mediaRoutes, { MEDIA_PREFIX } from './http/routes/media/index.js'
 import open311Routes from './http/routes/open311/index.js'
+import rootRoutes from './http/routes/root.js'
 import openDataRoutes from './http/routes/open-data/index.js'
 import { errorList } from './http/schemas/errors.js'
 import { startWorkers } from './workers/index.js'
@@ -141,6 +142,7 @@ export async function buildApp({ config, database, readDatabase, logger, workers
   await app.register(rateLimitsPlugin, { outages: () => db.outages })
   await app.register(openapiPlugin, { serveUi: true })
   await app.register(healthRoutes, { database: db, ...(replica ? { readReplica: replica } : {}) })
+  await app.register(rootRoutes)
   await app.register(open311Routes, { prefix: '/open311/v2' })
   await app.register(openDataRoutes, { prefix: '/open-data/v1' })
   await app.register(mediaRoutes, { prefix: MEDIA_PREFIX })

@@ -13,8 +13,11 @@ import {
   createDepartment,
   findDepartment,
   listDepartments,
+  ROUTES_DOCUMENT_SHAPE,
   type RouteInput,
+  type RoutesDocument,
   rotateSecret,
+  routeInputs,
   setServiceRoutes,
 } from '../domain/departments/departments.js'
 import { createWebhookContext } from '../integrations/webhooks/context.js'
@@ -249,12 +252,16 @@ export const COMMANDS: Command[] = [
       let routes: RouteInput[]
       if (context.options.file) {
         const file = context.options.file
+        let document: RoutesDocument
         try {
-          routes = JSON.parse(await readFile(file, 'utf8')) as RouteInput[]
+          document = JSON.parse(await readFile(file, 'utf8')) as RoutesDocument
         } catch (err) {
           throw new Error(`${file}: ${(err as Error).message}`)
         }
-        if (!Array.isArray(routes)) throw new Error(`${file}: must be a JSON list of routes`)
+        if (!Array.isArray(document) && !Array.isArray((document as { departments?: unknown } | null)?.departments)) {
+          throw new Error(`${file}: must be ${ROUTES_DOCUMENT_SHAPE}`)
+        }
+        routes = routeInputs(document)
       } else if (context.options.department?.length) {
         routes = context.options.department.map((department) => ({ department }))
       } else {

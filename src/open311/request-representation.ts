@@ -94,7 +94,8 @@ export function toRequestUpdate(update: PublicUpdateRow, timeZone: string) {
     status: update.status,
     updated_datetime: formatW3c(update.created_at, timeZone),
     description: update.description,
-    media_url: update.media_urls[0] ?? '',
+    // null as on requests: JSON clients test one field the same way everywhere (XML: an empty element either way).
+    media_url: update.media_urls[0] ?? null,
     external_status_code: update.external_status_code,
     extended_attributes: { detailed_status: update.detailed_status, media_urls: update.media_urls },
   }

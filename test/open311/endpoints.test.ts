@@ -327,7 +327,8 @@ t.test('servicerequestupdates: a start_date/end_date window, UTC Z form as FixMy
       status: update.status,
       updated_datetime: chicagoW3c(update.at),
       description: update.description,
-      media_url: update.mediaUrls[0] ?? '',
+      // null when there is none, as on requests (was "" before issue 17).
+      media_url: update.mediaUrls[0] ?? null,
     }
   }
   const pick = (item: Json) =>
@@ -352,7 +353,7 @@ t.test('servicerequestupdates: a start_date/end_date window, UTC Z form as FixMy
     t.type(item.service_request_id, 'string')
     t.match(item.updated_datetime, W3C)
     t.type(item.description, 'string')
-    t.type(item.media_url, 'string')
+    t.ok(item.media_url === null || typeof item.media_url === 'string', 'media_url: a URL or null')
   }
 
   const xmlRes = await get(`servicerequestupdates.xml${qs({ start_date: utcZ(from), end_date: utcZ(before) })}`)

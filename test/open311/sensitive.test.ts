@@ -220,10 +220,10 @@ t.test('anonymous GeoReport reads show the cell centre and none of the text, in 
   const xmlRequest = xml.parse((await app.inject(`/open311/v2/requests/${ids.noise}.xml?extensions=true`)).body).service_requests.request[0]
   t.match(xmlRequest, { lat: '41.8795', long: '-87.636156', address: '', description: '' })
 
-  const updates = (await app.inject(`/open311/v2/servicerequestupdates.json${updatesWindow}`)).json() as { service_request_id: string; description: string; media_url: string }[]
+  const updates = (await app.inject(`/open311/v2/servicerequestupdates.json${updatesWindow}`)).json() as { service_request_id: string; description: string; media_url: string | null }[]
   const noiseUpdates = updates.filter((u) => u.service_request_id === ids.noise)
   t.ok(noiseUpdates.length >= 2, 'servicerequestupdates lists its updates')
-  t.same([...new Set(noiseUpdates.map((u) => `${u.description}|${u.media_url}`))], ['|'], 'with empty descriptions and no media')
+  t.same([...new Set(noiseUpdates.map((u) => `${u.description}|${u.media_url}`))], ['|null'], 'with empty descriptions and no media (media_url null)')
   t.ok(updates.some((u) => u.service_request_id === ids.pothole && u.description === KERB_NOTE), 'a standard request keeps its notes')
 })
 

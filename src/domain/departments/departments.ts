@@ -5,7 +5,7 @@
 import { and, asc, eq, gt, isNull, or, sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../db/database.js'
 import { departmentSecrets, departments, serviceRoutes, services } from '../../db/schema.js'
-import { invalid, notFound } from '../errors.js'
+import { conflict, invalid, notFound } from '../errors.js'
 import { createApiKey } from '../api-keys/api-keys.js'
 import { validateStatusMap } from './status-map.js'
 
@@ -63,11 +63,6 @@ export async function createDepartment(db: Db, deps: DepartmentDeps, input: Depa
   if (mapProblem) throw invalid(mapProblem)
   await checkUrl(input.webhookUrl, deps)
   return db.transaction(async (tx) => {
-    const [existing] = await tx
-      .select({ id: departments.id })
-      .from(departments)
-      .where(and(eq(departments.jurisdictionId, input.jurisdictionId), eq(departments.code, input.code)))
-    if (existing) throw invalid(`code: a department "${input.code}" already exists`)
     const [department] = await tx
       .insert(departments)
       .values({
@@ -80,11 +75,14 @@ export async function createDepartment(db: Db, deps: DepartmentDeps, input: Depa
         statusMap: input.statusMap ?? {},
         enabled: input.enabled ?? true,
       })
+      // The unique key decides, so two registrations of one code at once cannot both pass a check.
+      .onConflictDoNothing({ target: [departments.jurisdictionId, departments.code] })
       .returning()
+    if (!department) throw conflict(`code: a department "${input.code}" already exists`)
     const signingSecret = deps.newSigningSecret()
-    await tx.insert(departmentSecrets).values({ departmentId: department!.id, ciphertext: box.seal(signingSecret) })
-    const key = await createApiKey(tx, { name: `department:${input.code}`, scopes: ['department'], departmentId: department!.id })
-    return { department: department!, signingSecret, inboundKey: key.key }
+    await tx.insert(departmentSecrets).values({ departmentId: department.id, ciphertext: box.seal(signingSecret) })
+    const key = await createApiKey(tx, { name: `department:${input.code}`, scopes: ['department'], departmentId: department.id })
+    return { department, signingSecret, inboundKey: key.key }
   })
 }
 
@@ -168,6 +166,20 @@ export interface RouteInput {
   area?: { type: 'Polygon' | 'MultiPolygon'; coordinates: unknown }
   area_name?: string
 }
+
+/**
+ * What `PUT /admin/v1/services/{code}/routes` and `routes set --file` take: a list of routes, or,
+ * like the CLI's `--department`, the departments' codes, each then a default route.
+ */
+export type RoutesDocument = RouteInput[] | { departments: string[] }
+
+/** The two shapes, for an error that shows what was expected. */
+export const ROUTES_DOCUMENT_SHAPE =
+  'a list of routes, [{"department": "streets"}, {"department": "streets-north", "area_name": "Ward 1", "area": {"type": "Polygon", "coordinates": [...]}}], ' +
+  'or {"departments": ["streets", "parks"]} (each a default route, without an area)'
+
+export const routeInputs = (document: RoutesDocument): RouteInput[] =>
+  Array.isArray(document) ? document : document.departments.map((department) => ({ department }))
 
 /** Replaces a service's routes. At least one default route (without an area) is required. */
 export async function setServiceRoutes(db: Db, jurisdictionId: string, serviceCode: string, routes: RouteInput[]) {

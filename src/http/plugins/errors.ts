@@ -22,6 +22,12 @@ export function sendErrors(request: FastifyRequest, reply: FastifyReply, statusC
   return reply.send(renderErrors(format, errors))
 }
 
+/** 404 for a URL no route takes; `hint` says what the client may have meant (prefixes set their own handler). */
+export function sendNotFound(request: FastifyRequest, reply: FastifyReply, hint?: string) {
+  const description = `no resource at ${request.method} ${request.url.split('?', 1)[0]}${hint ? `; ${hint}` : ''}`
+  return sendErrors(request, reply, 404, [{ code: 404, description }])
+}
+
 /** Seconds a client should wait before retrying after a 503 (an outage, or this instance shutting down). */
 const RETRY_AFTER_SECONDS = 5
 
@@ -94,9 +100,7 @@ async function errorsPlugin(app: FastifyInstance, { outages }: { outages: () => 
     ])
   })
 
-  app.setNotFoundHandler((request, reply) =>
-    sendErrors(request, reply, 404, [{ code: 404, description: `no resource at ${request.method} ${request.url.split('?', 1)[0]}` }]),
-  )
+  app.setNotFoundHandler((request, reply) => sendNotFound(request, reply))
 }
 
 export default fp(errorsPlugin, { name: 'errors' })

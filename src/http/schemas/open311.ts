@@ -235,7 +235,7 @@ export const requestUpdate = {
     status: { type: 'string' },
     updated_datetime: w3cDatetime,
     description: { type: 'string' },
-    media_url: { type: 'string' },
+    media_url: { ...nullableString, description: 'The first photo, or null (XML: an empty element)' },
     external_status_code: nullableString,
     extended_attributes: {
       type: 'object',

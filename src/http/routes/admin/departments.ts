@@ -4,12 +4,15 @@ import {
   type Department,
   findDepartment,
   listDepartments,
-  type RouteInput,
+  ROUTES_DOCUMENT_SHAPE,
+  type RoutesDocument,
   rotateSecret,
+  routeInputs,
   setServiceRoutes,
   updateDepartment,
 } from '../../../domain/departments/departments.js'
 import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
+import { badRequest } from '../../../open311/errors.js'
 import { adminErrors } from '../../schemas/admin.js'
 import { jurisdictionQuery } from '../../schemas/open311.js'
 import { logAction } from '../../logging.js'
@@ -91,6 +94,7 @@ export default async function adminDepartmentRoutes(app: FastifyInstance) {
               inbound_api_key: { type: 'string', description: 'For POST servicerequestupdates' },
             },
           },
+          409: { $ref: 'Open311Errors#' },
           ...adminErrors,
         },
       },
@@ -177,33 +181,45 @@ export default async function adminDepartmentRoutes(app: FastifyInstance) {
     },
   )
 
-  app.put<{ Params: { service_code: string }; Body: RouteInput[]; Querystring: { jurisdiction_id?: string } }>(
+  app.put<{ Params: { service_code: string }; Body: RoutesDocument; Querystring: { jurisdiction_id?: string } }>(
     '/services/:service_code/routes',
     {
       schema: {
         tags: ['Admin'],
         summary: 'Set which departments a service’s requests go to',
-        description: 'Routes with an area (GeoJSON Polygon/MultiPolygon) take requests inside it; routes without an area are the defaults.',
+        description:
+          'Routes with an area (GeoJSON Polygon/MultiPolygon) take requests inside it; routes without an area are the defaults. ' +
+          'The body is a list of routes, or `{"departments": ["streets", …]}` for default routes only (as the CLI’s `--department`).',
         params: { type: 'object', required: ['service_code'], properties: { service_code: { type: 'string' } } },
         querystring: jurisdictionQuery,
         body: {
-          type: 'array',
-          minItems: 1,
-          maxItems: 200,
-          items: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['department'],
-            properties: {
-              department: { type: 'string' },
-              area_name: { type: 'string', maxLength: 200 },
-              area: {
+          oneOf: [
+            {
+              type: 'array',
+              minItems: 1,
+              maxItems: 200,
+              items: {
                 type: 'object',
-                required: ['type', 'coordinates'],
-                properties: { type: { type: 'string', enum: ['Polygon', 'MultiPolygon'] }, coordinates: { type: 'array' } },
+                additionalProperties: false,
+                required: ['department'],
+                properties: {
+                  department: { type: 'string' },
+                  area_name: { type: 'string', maxLength: 200 },
+                  area: {
+                    type: 'object',
+                    required: ['type', 'coordinates'],
+                    properties: { type: { type: 'string', enum: ['Polygon', 'MultiPolygon'] }, coordinates: { type: 'array' } },
+                  },
+                },
               },
             },
-          },
+            {
+              type: 'object',
+              additionalProperties: false,
+              required: ['departments'],
+              properties: { departments: { type: 'array', minItems: 1, maxItems: 200, items: { type: 'string' } } },
+            },
+          ],
         },
         response: {
           200: {
@@ -213,10 +229,20 @@ export default async function adminDepartmentRoutes(app: FastifyInstance) {
           ...adminErrors,
         },
       },
+      // A body of neither shape is answered with both shapes, not with "body must be array".
+      attachValidation: true,
     },
     async (request) => {
+      if (request.validationError) throw explainShape(request.validationError)
       const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
-      return setServiceRoutes(app.db, jurisdiction.id, request.params.service_code, request.body)
+      return setServiceRoutes(app.db, jurisdiction.id, request.params.service_code, routeInputs(request.body))
     },
   )
+}
+
+/** A body that is neither a list nor {"departments"}: say what is expected; a fault inside one shape keeps its own message. */
+function explainShape(error: Error & { validation?: { instancePath: string; keyword: string }[] }): Error {
+  const first = error.validation?.[0]
+  const wrongShape = first?.instancePath === '' && (first.keyword === 'type' || first.keyword === 'oneOf')
+  return wrongShape ? badRequest(`body: must be ${ROUTES_DOCUMENT_SHAPE}`) : error
 }

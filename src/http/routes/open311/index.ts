@@ -1,6 +1,7 @@
 import cors from '@fastify/cors'
 import type { FastifyInstance } from 'fastify'
 import { Open311Error } from '../../../open311/errors.js'
+import { sendNotFound } from '../../plugins/errors.js'
 import discoveryRoutes from './discovery.js'
 import { registerFormBodies, registerFormParsing } from './form-body.js'
 import postRequestRoutes from './post-request.js'
@@ -23,8 +24,21 @@ const RESOURCES: [string, string[]][] = [
   ['/servicerequestupdates.:format', ['GET', 'HEAD', 'POST']],
 ]
 
+/** The resources' paths without their `.json`/`.xml` suffix: what a client that forgot it asked for. */
+const WITHOUT_SUFFIX = RESOURCES.map(([url]) => new RegExp(`^${url.replace('.:format', '').replace(/:[a-z_]+/g, '[^/.]+')}$`))
+
+/** What a 404 under the prefix suggests: the same URL with a format, or where to start. */
+function suggestion(prefix: string, url: string): string | undefined {
+  const [path = '', query] = url.slice(prefix.length).split(/\?(.*)/s, 2)
+  if (path === '' || path === '/') return `start at ${prefix}/discovery.json or ${prefix}/services.json`
+  if (!WITHOUT_SUFFIX.some((pattern) => pattern.test(path))) return undefined
+  const rest = query ? `?${query}` : ''
+  return `GeoReport URLs end in their format: ${prefix}${path}.json${rest} or ${prefix}${path}.xml${rest}`
+}
+
 /** GeoReport v2 under /open311/v2. */
 export default async function open311Routes(app: FastifyInstance) {
+  await app.register(notFoundHandler)
   // Reads are public data: any origin may read them from a browser.
   await app.register(cors, { origin: '*', methods: ['GET', 'HEAD'], exposedHeaders: 'x-page, x-page-size, x-next-page-url, link, etag' })
   // The catalog documents carry ETags and ready-compressed bodies (once per catalog version, see
@@ -47,6 +61,17 @@ export default async function open311Routes(app: FastifyInstance) {
     })
     registerMethodNotAllowed(rest)
   })
+}
+
+/**
+ * 404s under the prefix, with a suggestion. In a context of its own, whose body parsing (none:
+ * a 404 reads no body, whatever its type) reaches no route: a POST of a form to `requests`
+ * without its suffix gets the suggestion, not a 415 for a body nobody reads.
+ */
+async function notFoundHandler(app: FastifyInstance) {
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_request, _body, done) => done(null, undefined))
+  app.setNotFoundHandler((request, reply) => sendNotFound(request, reply, suggestion(app.prefix, request.url)))
 }
 
 /** Any other method on a known resource: 405 with Allow (bodies of those are refused like any other). */
