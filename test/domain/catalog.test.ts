@@ -338,6 +338,24 @@ const invalid: { name: string; field: string; detail: RegExp; mutate: (c: RawCat
     mutate: (c) => Object.assign(c.services[0]!, { service_name: 'x'.repeat(201) }),
   },
   {
+    name: 'a service level with both deadlines',
+    field: 'services[0].service_level',
+    detail: /^must be an object with exactly one of hours, business_days \(got an object with hours, business_days\)$/,
+    mutate: (c) => Object.assign(c.services[0]!, { service_level: { hours: 4, business_days: 1 } }),
+  },
+  {
+    name: 'a working day twice',
+    field: 'jurisdiction.calendar.working_days',
+    detail: /^must not repeat an item \(got 1 at \[0\] and \[1\]\)$/,
+    mutate: (c) => Object.assign(c.jurisdiction, { calendar: { working_days: [1, 1, 2] } }),
+  },
+  {
+    name: 'a holiday that does not exist',
+    field: 'jurisdiction.calendar.holidays[1]',
+    detail: /^"2026-02-30" is not a date/,
+    mutate: (c) => Object.assign(c.jurisdiction, { calendar: { holidays: ['2026-12-25', '2026-02-30'] } }),
+  },
+  {
     name: 'keywords not a list',
     field: 'services[0].keywords',
     detail: /^must be a list of at most 100 items \(got "road"\)$/,

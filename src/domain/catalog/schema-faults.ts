@@ -42,7 +42,8 @@ function faultOf(error: ErrorObject): CatalogFault {
   if (error.keyword === 'uniqueItems') {
     const { i, j } = error.params as { i: number; j: number }
     const items = error.data as unknown[]
-    return { field: toFieldPath(error.instancePath) || '(root)', detail: `must not repeat an item (got ${shown(items[i])} at [${j}] and [${i}])` }
+    const [first, second] = [Math.min(i, j), Math.max(i, j)]
+    return { field: toFieldPath(error.instancePath) || '(root)', detail: `must not repeat an item (got ${shown(items[first])} at [${first}] and [${second}])` }
   }
   if (error.keyword === 'additionalProperties') {
     const known = Object.keys(schema.properties ?? {}).join(', ')
