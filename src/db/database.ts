@@ -28,7 +28,22 @@ export interface Database {
    * (notifications sent meanwhile are lost).
    */
   listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>
+  /** How its connections are used now (for /metrics); cheap, read from memory. */
+  poolStats(): PoolStats
   close(): Promise<void>
+}
+
+/**
+ * A backend's connections: `max` allowed, `open` now; on PostgreSQL also how many of those are
+ * idle and how many queries wait for one. The embedded database is one in-process connection
+ * that queues statements inside PGlite, which does not say how many wait: it has no `idle` or
+ * `waiting`.
+ */
+export interface PoolStats {
+  max: number
+  open: number
+  idle?: number
+  waiting?: number
 }
 
 export interface DatabaseOptions {

@@ -151,3 +151,28 @@ export async function holdForDestination(tx: Db, workerId: string, id: number, f
 async function held(tx: Db, update: SQL): Promise<boolean> {
   return (await queryRows<{ id: number }>(tx, update)).length > 0
 }
+
+export interface OutboxBacklog {
+  /** Events waiting to be delivered: due, waiting for a retry, or held while their endpoint is disabled. */
+  pending: number
+  /** Seconds since the oldest pending event was enqueued; 0 with none pending. */
+  oldestPendingAgeSeconds: number
+  /** Dead letters: events that used up their attempts and wait for a replay. */
+  deadLettered: number
+}
+
+/**
+ * The queue's state as every instance sees it (for /metrics): one statement over the two
+ * partial indexes (pending, failed), so its cost follows the backlog, not the table's history.
+ * A replayed dead letter is pending again with its first enqueue time: it counts as old.
+ */
+export async function outboxBacklog(db: Db): Promise<OutboxBacklog> {
+  const [row] = await queryRows<{ pending: number; oldest_age: number; dead_lettered: number }>(
+    db,
+    sql`select count(*)::int as pending,
+               coalesce(extract(epoch from now() - min(created_at)), 0)::float8 as oldest_age,
+               (select count(*)::int from outbox where state = 'failed') as dead_lettered
+        from outbox where state = 'pending'`,
+  )
+  return { pending: row!.pending, oldestPendingAgeSeconds: Math.max(0, row!.oldest_age), deadLettered: row!.dead_lettered }
+}

@@ -15,20 +15,11 @@ import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import { buildTestApp } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/database.js'
+import { eventually } from '../helpers/eventually.js'
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
 import { testDatabaseUrl } from '../helpers/template.js'
 
 const postgresUrl = testDatabaseUrl()
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe()
-    if (value !== undefined && value !== false) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 t.test('what counts as an outage: connection and server-availability errors, never a failing statement', async (t) => {
   const { database } = await createTestDatabase(t)

@@ -13,7 +13,7 @@ import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import { type DepartmentDeliveryOptions, deliverDue } from '../../src/workers/department-deliveries.js'
 import type { AppConfig } from '../../src/config.js'
-import { buildTestApp, type TestApp } from '../helpers/app.js'
+import { buildTestApp, type TestApp, type TestAppOptions } from '../helpers/app.js'
 
 interface Teardown {
   teardown(fn: () => unknown): void
@@ -141,8 +141,8 @@ export interface Harness extends TestApp {
   retire(code: string): Promise<void>
 }
 
-export async function setupHarness(t: Teardown, overrides: Partial<AppConfig> = {}): Promise<Harness> {
-  const testApp = await buildTestApp(t, { rateLimits: { perIpPerMinute: 1_000_000, perKeyPerMinute: 1_000_000 }, ...overrides })
+export async function setupHarness(t: Teardown, overrides: Partial<AppConfig> = {}, options: TestAppOptions = {}): Promise<Harness> {
+  const testApp = await buildTestApp(t, { rateLimits: { perIpPerMinute: 1_000_000, perKeyPerMinute: 1_000_000 }, ...overrides }, options)
   const { app } = testApp
   await loadDemoCatalog(app.db)
   const adminKey = await createApiKey(app.db, { name: 'webhook-tests-admin', scopes: ['admin'] })

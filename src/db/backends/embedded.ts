@@ -50,6 +50,7 @@ export async function openEmbedded(options: DatabaseOptions): Promise<Database> 
     async listen(channel, onNotify) {
       return client.listen(channel, onNotify)
     },
+    poolStats: () => ({ max: 1, open: client.closed ? 0 : 1 }),
     close() {
       outages.stop()
       closing ??= (async () => {

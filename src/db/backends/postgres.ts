@@ -83,9 +83,10 @@ function releasedWhenBroken(client: pg.PoolClient): pg.PoolClient {
 const MIGRATION_LOCK_KEY = 311_2_0
 
 export function openPostgres(databaseUrl: string, options: DatabaseOptions): Database {
+  const max = options.poolSize ?? 10
   const pool = new ReleasingPool({
     connectionString: databaseUrl,
-    max: options.poolSize ?? 10,
+    max,
     connectionTimeoutMillis: 10_000,
     application_name: 'open311-server',
     Client: options.preparedStatements === false ? pg.Client : NamingClient,
@@ -124,6 +125,7 @@ export function openPostgres(databaseUrl: string, options: DatabaseOptions): Dat
       }
     },
     listen: listener.listen,
+    poolStats: () => ({ max, open: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     close() {
       outages.stop()
       closing ??= listener.close().then(() => pool.end())

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { Database } from '../../db/database.js'
+import { withDeadline } from '../../shared/deadline.js'
 
 const statusBody = { type: 'object', properties: { status: { type: 'string' } }, required: ['status'] } as const
 
@@ -34,21 +35,13 @@ export default async function healthRoutes(app: FastifyInstance, options: { data
   )
 
   const checkReplica = async (replica: Pingable, log: FastifyInstance['log']): Promise<'ready' | 'unreachable'> => {
-    let timer: NodeJS.Timeout | undefined
     try {
-      await Promise.race([
-        replica.ping(),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(Object.assign(new Error('read replica check timed out'), { code: 'ETIMEDOUT' })), REPLICA_CHECK_MS)
-        }),
-      ])
+      await withDeadline(replica.ping(), REPLICA_CHECK_MS, 'read replica check')
       return 'ready'
     } catch (err) {
       // The replica's own tracker logs the outage once (as the read replica); anything else is worth a line.
       if (!replica.outages.noteFailure(err)) log.warn({ err }, 'readiness check: read replica failed')
       return 'unreachable'
-    } finally {
-      clearTimeout(timer)
     }
   }
 

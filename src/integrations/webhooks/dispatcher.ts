@@ -29,9 +29,21 @@ export interface DeliveryPolicy {
   failed(tx: Db, failure: { destinationId: number; eventId: string; attempts: number; error: string; deadLettered: boolean }, now: Date): Promise<void>
 }
 
+/**
+ * What became of an attempt, once recorded: `failed` will be retried, `dead_lettered` was the
+ * last attempt, `gone` (410) holds the event until its endpoint is re-enabled.
+ */
+export const DELIVERY_OUTCOMES = ['delivered', 'failed', 'dead_lettered', 'gone'] as const
+export type DeliveryOutcome = (typeof DELIVERY_OUTCOMES)[number]
+
 export interface DispatcherOptions {
   db: Db
   policy: DeliveryPolicy
+  /**
+   * Told each outcome once it is committed in the outbox, and only for rows this worker still
+   * held (one taken over after a lock timeout is the other worker's to tell); for /metrics.
+   */
+  recorded?: (outcome: DeliveryOutcome, count: number) => void
   agent: Agent
   workerId: string
   timeoutMs: number
@@ -109,6 +121,7 @@ export async function deliverDue(options: DispatcherOptions): Promise<number> {
   })
   const recorded = await completeDelivered(options.db, options.workerId, now, delivered)
   if (recorded.length > 0) {
+    options.recorded?.('delivered', recorded.length)
     await options.policy.delivered(
       recorded.map((r) => ({ id: Number(r.id), destinationId: Number(r.department_id) })),
       now,
@@ -116,37 +129,47 @@ export async function deliverDue(options: DispatcherOptions): Promise<number> {
   }
   for (const [i, row] of rows.entries()) {
     const outcome = outcomes[i]!
-    if (outcome.kind === 'gone') await handleGone(options, row, now)
-    else if (outcome.kind === 'failed') await handleFailure(options, row, outcome, now)
+    const committed =
+      outcome.kind === 'gone' ? await handleGone(options, row, now) : outcome.kind === 'failed' ? await handleFailure(options, row, outcome, now) : null
+    if (committed) options.recorded?.(committed, 1)
   }
   return rows.length
 }
 
-async function handleGone(options: DispatcherOptions, row: ClaimedRow, now: Date) {
+/** Returns the outcome it committed, or null when the row was no longer this worker's. */
+async function handleGone(options: DispatcherOptions, row: ClaimedRow, now: Date): Promise<DeliveryOutcome | null> {
   // The attempt does not count: the event waits, pending, until the endpoint is fixed and re-enabled.
-  await options.db.transaction(async (tx) => {
-    if (!(await holdForDestination(tx, options.workerId, row.id, { status: 410, error: 'endpoint answered 410 Gone' }))) return
+  return options.db.transaction(async (tx) => {
+    if (!(await holdForDestination(tx, options.workerId, row.id, { status: 410, error: 'endpoint answered 410 Gone' }))) return null
     await options.policy.gone(tx, Number(row.department_id), now)
+    return 'gone'
   })
 }
 
-async function handleFailure(options: DispatcherOptions, row: ClaimedRow, outcome: Extract<Outcome, { kind: 'failed' }>, now: Date) {
+/** Returns the outcome it committed, or null when the row was no longer this worker's. */
+async function handleFailure(
+  options: DispatcherOptions,
+  row: ClaimedRow,
+  outcome: Extract<Outcome, { kind: 'failed' }>,
+  now: Date,
+): Promise<DeliveryOutcome | null> {
   const delay = retryDelayMs(row.attempts, {
     retryAfterMs: outcome.retryAfterMs,
     throttled: outcome.throttled,
     elapsedMs: now.getTime() - toDate(row.created_at).getTime(),
   })
   const failure = { status: outcome.status, error: outcome.error }
-  await options.db.transaction(async (tx) => {
+  return options.db.transaction(async (tx) => {
     const held =
       delay === null
         ? await deadLetter(tx, options.workerId, row.id, now, failure)
         : await retryLater(tx, options.workerId, row.id, new Date(now.getTime() + delay), failure)
-    if (!held) return
+    if (!held) return null
     await options.policy.failed(
       tx,
       { destinationId: Number(row.department_id), eventId: row.event_id, attempts: row.attempts, error: outcome.error, deadLettered: delay === null },
       now,
     )
+    return delay === null ? 'dead_lettered' : 'failed'
   })
 }
