@@ -16,14 +16,17 @@ import errorsPlugin, { frameworkErrors, sendUnavailable } from './http/plugins/e
 import inputTextPlugin from './http/plugins/input-text.js'
 import openapiPlugin from './http/plugins/openapi.js'
 import rateLimitsPlugin from './http/plugins/rate-limits.js'
+import requestMetricsPlugin from './http/plugins/request-metrics.js'
 import adminRoutes from './http/routes/admin/index.js'
 import departmentInboundRoutes from './http/routes/departments/index.js'
 import healthRoutes from './http/routes/health.js'
 import mediaRoutes, { MEDIA_PREFIX } from './http/routes/media/index.js'
+import metricsRoutes from './http/routes/metrics.js'
 import open311Routes from './http/routes/open311/index.js'
 import rootRoutes from './http/routes/root.js'
 import openDataRoutes from './http/routes/open-data/index.js'
 import { errorList } from './http/schemas/errors.js'
+import { createMetrics, type Metrics } from './metrics/metrics.js'
 import { startWorkers } from './workers/index.js'
 
 declare module 'fastify' {
@@ -38,6 +41,8 @@ declare module 'fastify' {
      */
     readDb: Db
     webhooks: WebhookContext
+    /** What /metrics reports (src/metrics); null while METRICS is off. */
+    metrics: Metrics | null
   }
 }
 
@@ -119,6 +124,8 @@ export async function buildApp({ config, database, readDatabase, logger, workers
   // A getter: nothing touches the database until a request does (OpenAPI generation relies on it).
   app.decorate('db', { getter: () => db.db })
   app.decorate('readDb', { getter: () => (replica ?? db).db })
+  const metrics = config.metrics.enabled ? createMetrics({ database: db, ...(replica ? { readReplica: replica } : {}), logger: app.log }) : null
+  app.decorate('metrics', metrics)
   app.addSchema(errorList)
   // Set when close() begins: requests arriving on kept-alive connections while in-flight ones
   // finish are told to go elsewhere (Fastify has already set Connection: close on them).
@@ -134,6 +141,8 @@ export async function buildApp({ config, database, readDatabase, logger, workers
       return sendUnavailable(request, reply, 'the server is shutting down; retry the request')
     }
   })
+  // Before every route, so each one is timed, the not-found answers too.
+  if (metrics) await app.register(requestMetricsPlugin, { metrics })
 
   await app.register(errorsPlugin, { outages })
   await app.register(inputTextPlugin)
@@ -143,6 +152,7 @@ export async function buildApp({ config, database, readDatabase, logger, workers
   await app.register(openapiPlugin, { serveUi: true })
   await app.register(healthRoutes, { database: db, ...(replica ? { readReplica: replica } : {}) })
   await app.register(rootRoutes)
+  await app.register(metricsRoutes, { ...(metrics ? { metrics } : {}), ...(config.metrics.token ? { token: config.metrics.token } : {}) })
   await app.register(open311Routes, { prefix: '/open311/v2' })
   await app.register(openDataRoutes, { prefix: '/open-data/v1' })
   await app.register(mediaRoutes, { prefix: MEDIA_PREFIX })

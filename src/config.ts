@@ -56,6 +56,12 @@ export interface AppConfig {
     /** The contact address; unset: the first address in the jurisdiction's `contact`. */
     contactEmail?: string
   }
+  /** GET /metrics (Prometheus): off unless enabled, and then only with the bearer token. */
+  metrics: {
+    enabled: boolean
+    /** What `Authorization: Bearer` must carry; set whenever `enabled` is. */
+    token?: string
+  }
 }
 
 export class ConfigError extends Error {
@@ -102,6 +108,9 @@ const envSchema = {
     OPEN_DATA_LICENSE: { type: 'string', pattern: '^https?://\\S+$', default: 'https://opendatacommons.org/licenses/pddl/1-0/' },
     OPEN_DATA_PUBLISHER: { type: 'string', minLength: 1, maxLength: 200 },
     OPEN_DATA_CONTACT_EMAIL: { type: 'string', pattern: `^${CONTACT_EMAIL.source}$` },
+    METRICS: { type: 'string', enum: ['off', 'on'], default: 'off' },
+    // Long and without spaces: it goes in an Authorization header, and it is the only guard.
+    METRICS_TOKEN: { type: 'string', pattern: '^\\S{32,}$' },
   },
 } as const
 
@@ -127,6 +136,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   // The embedded database has no replicas: a read URL without a primary is a mistake, not a
   // setting to ignore (it would silently serve feeds from a database nobody writes to).
   if (databaseReadUrl && !databaseUrl) throw new ConfigError('DATABASE_READ_URL', 'needs DATABASE_URL (the primary it replicates)')
+  const metricsEnabled = values.METRICS === 'on'
+  // Never served open: the figures are the city's traffic and queues, and every scrape reads the database.
+  if (metricsEnabled && !values.METRICS_TOKEN) throw new ConfigError('METRICS_TOKEN', 'is required with METRICS=on (e.g. `openssl rand -base64 32`)')
   return {
     port,
     host: values.HOST as string,
@@ -162,6 +174,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       ...(values.OPEN_DATA_PUBLISHER ? { publisher: values.OPEN_DATA_PUBLISHER as string } : {}),
       ...(values.OPEN_DATA_CONTACT_EMAIL ? { contactEmail: values.OPEN_DATA_CONTACT_EMAIL as string } : {}),
     },
+    metrics: { enabled: metricsEnabled, ...(metricsEnabled ? { token: values.METRICS_TOKEN as string } : {}) },
   }
 }
 
@@ -173,6 +186,7 @@ const FORMAT_HINTS: Record<string, string> = {
   DATABASE_READ_URL: 'must be a postgres:// or postgresql:// connection URL',
   PUBLIC_BASE_URL: 'must be an absolute http:// or https:// URL',
   OPEN_DATA_LICENSE: 'must be the licence\'s absolute http:// or https:// URL',
+  METRICS_TOKEN: 'must be at least 32 characters without spaces (e.g. `openssl rand -base64 32`)',
   OPEN_DATA_CONTACT_EMAIL: 'must be a plain email address (letters, digits and . _ + - before the @; DCAT-US hasEmail has no room for a name), such as opendata@city.example',
 }
 

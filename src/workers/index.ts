@@ -39,6 +39,7 @@ export async function startWorkers(app: FastifyInstance, database: Database): Pr
         timeoutMs: app.webhooks.timeoutMs,
         disableAfterDays: app.webhooks.disableAfterDays,
         batchSize: deliveryBatch,
+        ...(app.metrics ? { recorded: app.metrics.recordDeliveries } : {}),
       }),
   })
   // Due dates pass with time, not with a notification: a sweep a minute (docs/service-levels.md).

@@ -94,6 +94,18 @@ t.test('loadConfig: OPEN_DATA_* say what the data catalogs publish, with open de
   t.same(loadConfig({ OPEN_DATA_PUBLISHER: '', OPEN_DATA_CONTACT_EMAIL: ' ' }).openData, { license: 'https://opendatacommons.org/licenses/pddl/1-0/' }, 'empty counts as unset')
 })
 
+t.test('loadConfig: METRICS is off unless on, and on only with METRICS_TOKEN', async (t) => {
+  const token = 'k2Xv9mQ4tR7wY1zA3cE5gI8jL0nP6sU+/b=='
+  t.same(loadConfig({}).metrics, { enabled: false }, 'off by default')
+  t.same(loadConfig({ METRICS_TOKEN: token }).metrics, { enabled: false }, 'a token alone does not turn it on')
+  t.same(loadConfig({ METRICS: 'on', METRICS_TOKEN: ` ${token} ` }).metrics, { enabled: true, token }, 'trimmed like every value')
+  t.throws(
+    () => loadConfig({ METRICS: 'on' }),
+    { name: 'ConfigError', variable: 'METRICS_TOKEN', message: /^Invalid configuration: METRICS_TOKEN is required with METRICS=on/ },
+    'never served without a token',
+  )
+})
+
 const BAD_VALUES: [variable: string, value: string, message: RegExp][] = [
   ['PORT', 'abc', /integer/],
   ['PORT', '70000', /65535/],
@@ -109,6 +121,9 @@ const BAD_VALUES: [variable: string, value: string, message: RegExp][] = [
   // DCAT-US's hasEmail wants a dot in the domain: refused here rather than by every harvester.
   ['OPEN_DATA_CONTACT_EMAIL', 'data@localhost', /must be a plain email address/],
   ['OPEN_DATA_CONTACT_EMAIL', 'mailto:data@city.example', /must be a plain email address/],
+  ['METRICS', 'true', /must be one of: off, on/],
+  ['METRICS_TOKEN', 'short', /at least 32 characters without spaces/],
+  ['METRICS_TOKEN', `${'x'.repeat(20)} ${'y'.repeat(20)}`, /at least 32 characters without spaces/],
 ]
 
 for (const [variable, value, message] of BAD_VALUES) {

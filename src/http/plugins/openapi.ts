@@ -29,7 +29,7 @@ async function openapiPlugin(app: FastifyInstance, options: { serveUi: boolean }
         { name: 'Open311', description: 'GeoReport v2; `.xml` answers carry the same data with the spec element names' },
         { name: 'Admin', description: 'Operators: catalog, API keys, departments, deliveries. Bearer key with the admin scope.' },
         { name: 'Departments', description: 'Inbound progress from department systems (signed webhooks)' },
-        { name: 'Operations', description: 'Health and readiness probes' },
+        { name: 'Operations', description: 'Health and readiness probes, Prometheus metrics' },
       ],
       components: { securitySchemes },
     },

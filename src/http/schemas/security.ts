@@ -19,6 +19,11 @@ export const securitySchemes = {
       'A client app’s key (`requests:write` scope), or a department’s inbound key for `POST servicerequestupdates`, ' +
       'sent as `Authorization: Bearer`.',
   },
+  metricsToken: {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'The METRICS_TOKEN of the configuration (not an API key), for GET /metrics',
+  },
   apiKeyQuery: {
     type: 'apiKey',
     in: 'query',
