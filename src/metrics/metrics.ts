@@ -7,7 +7,7 @@
  * - this process's own: the requests it served, the deliveries its dispatcher recorded, its
  *   database pools, Node's (CPU, memory, event loop, GC). Counters start at zero with the
  *   process, which rate() and increase() allow for. Sum them over instances.
- * - the shared state, read from the database at each scrape: the outbox backlog. Every instance
+ * - the shared state, read from the database at each scrape: the outbox backlog, overdue work. Every instance
  *   reads the same database and reports the same value: take max() over instances, never sum().
  *
  * Deliveries are counted where the dispatcher records each outcome, not derived from the outbox
@@ -19,6 +19,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { Database, DatabaseLogger, PoolStats } from '../db/database.js'
 import { quietDuringOutages } from '../db/outages.js'
 import { DELIVERY_OUTCOMES, type DeliveryOutcome } from '../integrations/webhooks/dispatcher.js'
+import { countOverdueWorkOrders } from '../domain/service-levels/overdue.js'
 import { outboxBacklog } from '../outbox/outbox.js'
 import { withDeadline } from '../shared/deadline.js'
 
@@ -89,10 +90,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   /*
    * The shared figures, read from the database at every scrape, each by its owner module in one
-   * statement. The next one planned is overdue work orders (issue 15): once work orders have a
-   * due date, `open311_work_orders_overdue` (open work orders past due, by department) is read
-   * here from the work-orders module, beside the backlog. There is no overdue concept yet, so
-   * there is no such gauge: an always-zero one would say "nothing is late" where nothing is measured.
+   * statement: the outbox's backlog, the service levels' overdue work.
    */
   const databaseUp = new Gauge({
     name: 'open311_database_up',
@@ -110,21 +108,32 @@ export function createMetrics(options: MetricsOptions): Metrics {
     help: 'Events that used up their attempts and wait for a replay (all instances: shared database)',
     registers,
   })
+  const overdue = new Gauge({
+    name: 'open311_work_orders_overdue',
+    help: 'Open work orders past their service-level due date, as the overdue sweep marked them (all instances: shared database)',
+    registers,
+  })
 
   // A read failing for want of a database is logged once, as the outage, not at every scrape.
   const log = quietDuringOutages(options.logger, () => options.database.outages)
   const readShared = async () => {
     try {
-      const backlog = await withDeadline(outboxBacklog(options.database.db), SHARED_READ_MS, 'reading the outbox backlog for /metrics')
+      const db = options.database.db
+      const [backlog, overdueCount] = await withDeadline(
+        Promise.all([outboxBacklog(db), countOverdueWorkOrders(db)]),
+        SHARED_READ_MS,
+        'reading the shared figures for /metrics',
+      )
+      overdue.set(overdueCount)
       pending.set(backlog.pending)
       oldestAge.set(backlog.oldestPendingAgeSeconds)
       deadLettered.set(backlog.deadLettered)
       databaseUp.set(1)
     } catch (err) {
       // NaN, not 0: an alert on the backlog must not read an unknown as "nothing waits".
-      for (const gauge of [pending, oldestAge, deadLettered]) gauge.set(Number.NaN)
+      for (const gauge of [pending, oldestAge, deadLettered, overdue]) gauge.set(Number.NaN)
       databaseUp.set(0)
-      log.warn({ err }, 'metrics: could not read the outbox backlog')
+      log.warn({ err }, 'metrics: could not read the shared figures')
     }
   }
   // Scrapes that overlap (several Prometheus servers) share one read.

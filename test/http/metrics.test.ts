@@ -6,9 +6,9 @@
  * the database pools; and what a scrape says when the database is gone.
  */
 import type { AddressInfo } from 'node:net'
-import { eq, sql } from 'drizzle-orm'
+import { eq, inArray, sql } from 'drizzle-orm'
 import t from 'tap'
-import { outbox } from '../../src/db/schema.js'
+import { outbox, workOrders } from '../../src/db/schema.js'
 import { MAX_ATTEMPTS } from '../../src/integrations/webhooks/retry-policy.js'
 import { buildTestApp } from '../helpers/app.js'
 import { closeDatabaseUnderApp } from '../helpers/closed-database.js'
@@ -181,6 +181,19 @@ t.test('the outbox backlog, read from the database, with the worker stopped; del
   await h.retire('metrics')
 })
 
+t.test('overdue work orders: open ones the sweep marked, read from the database', async (t) => {
+  t.equal((await metrics()).value('open311_work_orders_overdue'), 0, 'none marked yet')
+  await h.registerDepartment('late')
+  await h.route('sidewalk-damage', 'late')
+  const [late] = await h.workOrdersOf(await h.submit())
+  const [closed] = await h.workOrdersOf(await h.submit())
+  // As the sweep marks them (src/domain/service-levels/overdue.ts), without its clock and calendar.
+  await app.db.update(workOrders).set({ overdueAt: new Date() }).where(inArray(workOrders.id, [late!.id, closed!.id]))
+  await app.db.update(workOrders).set({ state: 'cancelled' }).where(eq(workOrders.id, closed!.id))
+  t.equal((await metrics()).value('open311_work_orders_overdue'), 1, 'the open one; the cancelled breach is history, not backlog')
+  await h.retire('late')
+})
+
 t.test('database pools', async (t) => {
   const exposition = await metrics()
   const pool = (name: string) => exposition.value(`open311_database_pool_${name}`, { database: 'primary' })
@@ -224,8 +237,9 @@ t.test('the database gone: the process figures are still served, the shared ones
   t.equal(exposition.value('open311_database_up'), 0)
   t.ok(Number.isNaN(exposition.value('open311_outbox_pending_events')), 'the backlog is unknown, not 0')
   t.ok(Number.isNaN(exposition.value('open311_outbox_oldest_pending_age_seconds')))
+  t.ok(Number.isNaN(exposition.value('open311_work_orders_overdue')))
   t.equal(exposition.samples('open311_http_request_duration_seconds', { route: '/healthz', status_code: '200' })[0]?.count, '1', 'the requests are still counted')
-  const warning = broken.logs().find((l) => l.msg === 'metrics: could not read the outbox backlog')
+  const warning = broken.logs().find((l) => l.msg === 'metrics: could not read the shared figures')
   t.match(warning, { level: 40 }, 'logged as a warning')
   t.notOk(/select count|from outbox/i.test(broken.rawLogs()), 'without the statement')
 })

@@ -47,3 +47,17 @@ export async function markOverdueWorkOrders(db: Db, { now, batchSize = 100 }: Ov
     return marked.length
   })
 }
+
+/**
+ * Open work orders marked overdue, across every jurisdiction (for /metrics, read at each scrape;
+ * one answer for all instances). No index holds exactly this set, so it reads the open work
+ * orders: on a large table, a partial index on (overdue_at) for open states would make it cheap.
+ */
+export async function countOverdueWorkOrders(db: Db): Promise<number> {
+  const [row] = await queryRows<{ overdue: number }>(
+    db,
+    sql`select count(*)::int as overdue from work_orders
+        where overdue_at is not null and state not in ${sql.raw(`(${TERMINAL_WORK_ORDER_STATES.map((s) => `'${s}'`).join(', ')})`)}`,
+  )
+  return row!.overdue
+}

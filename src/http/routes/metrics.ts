@@ -24,7 +24,7 @@ export default async function metricsRoutes(app: FastifyInstance, options: { met
         summary: 'Prometheus metrics',
         description:
           'The Prometheus text exposition format: requests by route and status with latency histograms, the outbox backlog and its oldest event, ' +
-          'webhook deliveries by outcome, database pools, the process. Off unless `METRICS=on`; then only with `Authorization: Bearer <METRICS_TOKEN>`. ' +
+          'webhook deliveries by outcome, overdue work orders, database pools, the process. Off unless `METRICS=on`; then only with `Authorization: Bearer <METRICS_TOKEN>`. ' +
           'Each metric and example alert rules: docs/operations.md.',
         security: [{ metricsToken: [] }],
         response: {
