@@ -38,7 +38,7 @@ t.test('the committed openapi/openapi.json is the document the code serves', asy
 
 t.test('the document says what the server reads and sends', async (t) => {
   const document = (await app.inject('/docs/json')).json()
-  t.same(Object.keys(document.components.securitySchemes).sort(), ['adminKey', 'apiKeyQuery', 'clientKey'])
+  t.same(Object.keys(document.components.securitySchemes).sort(), ['adminKey', 'apiKeyQuery', 'clientKey', 'metricsToken'])
 
   for (const path of ['/open311/v2/requests.{format}', '/open311/v2/servicerequestupdates.{format}']) {
     const post = document.paths[path].post

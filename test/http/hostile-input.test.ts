@@ -125,7 +125,7 @@ function assertEnvelope(t: Test, res: LightMyRequestResponse, format: string, la
 t.test('the walk covers every kind of route', async (t) => {
   const kinds = new Set(operations.map((op) => op.path.split('/')[1]))
   // '' is GET /, the signpost (issue 17).
-  t.same([...kinds].sort(), ['', 'admin', 'departments', 'healthz', 'media', 'open-data', 'open311', 'readyz'], 'the signpost, Open311, open-data, media, admin, department and health routes are all documented')
+  t.same([...kinds].sort(), ['', 'admin', 'departments', 'healthz', 'media', 'metrics', 'open-data', 'open311', 'readyz'], 'the signpost, Open311, open-data, media, metrics, admin, department and health routes are all documented')
   t.ok(operations.length >= 25, `${operations.length} operations`)
   t.ok(operations.some((op) => op.bodyFields.length > 0 && isOpen311(op)), 'form bodies are among them')
 })
