@@ -6,7 +6,6 @@
 import { mkdir } from 'node:fs/promises'
 import { PGlite } from '@electric-sql/pglite'
 import { btree_gist } from '@electric-sql/pglite/contrib/btree_gist'
-import { postgis } from '@electric-sql/pglite-postgis'
 import { drizzle } from 'drizzle-orm/pglite'
 import { migrate } from 'drizzle-orm/pglite/migrator'
 import type { Database, DatabaseOptions } from '../database.js'
@@ -14,6 +13,10 @@ import { MIGRATIONS_FOLDER } from '../migrations-folder.js'
 import { trackOutages } from '../outages.js'
 import * as schema from '../schema.js'
 import { lockDataDir } from './data-dir-lock.js'
+import { postgisCore } from './postgis-core.js'
+
+// PostGIS without its raster and topology libraries, which every start would otherwise compile.
+const EXTENSIONS = { postgis: postgisCore, btree_gist }
 
 export async function openEmbedded(options: DatabaseOptions): Promise<Database> {
   let unlock = async () => {}
@@ -26,7 +29,7 @@ export async function openEmbedded(options: DatabaseOptions): Promise<Database> 
     client = await PGlite.create({
       ...(options.dataDir ? { dataDir: options.dataDir } : {}),
       ...(options.loadDataDir ? { loadDataDir: options.loadDataDir } : {}),
-      extensions: { postgis, btree_gist },
+      extensions: EXTENSIONS,
     })
   } catch (err) {
     await unlock()
@@ -67,7 +70,7 @@ export async function openEmbedded(options: DatabaseOptions): Promise<Database> 
 
 /** A migrated embedded database as a tarball, to clone per test file instead of migrating each time. */
 export async function dumpEmbeddedTemplate(options: DatabaseOptions): Promise<Blob> {
-  const client = await PGlite.create({ extensions: { postgis, btree_gist } })
+  const client = await PGlite.create({ extensions: EXTENSIONS })
   try {
     await migrate(drizzle({ client, schema }), { migrationsFolder: MIGRATIONS_FOLDER })
     return await client.dumpDataDir('none')
