@@ -16,6 +16,8 @@
 #   docker run --rm -e DATABASE_URL=... <image> node dist/cli/main.js keys create --name my-app
 #   Other commands: demo, services import <file>, services list,
 #                   keys list, keys revoke <id>
+#   On the embedded database, while the server runs (it runs the command for the CLI):
+#   docker exec <container> node dist/cli/main.js keys create --name ops --scope admin
 #
 # Other runtime settings: LOG_LEVEL, PUBLIC_BASE_URL, SEED_DEMO, TRUST_PROXY.
 

@@ -7,7 +7,8 @@
  *
  *   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench -- --rows 1000000
  *
- * The open-data feed's scenarios (issue 14) are in open-data.ts: `--only open-data`.
+ * The open-data feed's scenarios (issue 14) are in open-data.ts: `--only open-data`. Start time
+ * (issue 17, start-time.ts) needs no PostGIS and runs first: `--only start` runs it alone.
  */
 import { execFileSync } from 'node:child_process'
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -22,6 +23,7 @@ import { submitServiceRequest } from '../src/domain/requests/submit-request.js'
 import { validateSubmission } from '../src/domain/requests/submission.js'
 import { benchUrl, CENTRE, measure, median, postForm, prepareDatabase, quiet, radiusSearchPath, randomPoint, startDeployedServer, startProcess } from './setup.js'
 import { benchOpenData } from './open-data.js'
+import { benchStartTime } from './start-time.js'
 import { benchLatency, benchServerDeliveries, prepareDepartment, startReceiver } from './webhooks.js'
 
 const { values: args } = parseArgs({
@@ -32,6 +34,7 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     'embedded-rows': { type: 'string', default: '100000' },
     'export-rounds': { type: 'string', default: '3' },
+    'start-rounds': { type: 'string', default: '5' },
   },
 })
 const ROWS = Number(args.rows)
@@ -191,11 +194,15 @@ async function postWrite(database: Database, form: URLSearchParams): Promise<() 
 
 async function main() {
   console.log(AS_DEPLOYED)
-  const apiKey = await prepareDatabase(ROWS)
   const port = 31000 + Math.floor(Math.random() * 1000)
   console.log('# building dist/ …')
   execFileSync('npm', ['run', '-s', 'build'], { stdio: 'inherit' })
   await mkdir('bench/.results', { recursive: true })
+  if (selected('start: npm start', 'start: node dist/server.js')) {
+    await benchStartTime({ rounds: Number(args['start-rounds']), port: port + 4, report: (figure) => figures.push(figure) })
+    if (args.only === 'start') return writeResults()
+  }
+  const apiKey = await prepareDatabase(ROWS)
   const server = await startDeployedServer(process.cwd(), port, SERVER_LOG)
   const base = server.base
   const pool = new pg.Pool({ connectionString: benchUrl, max: CONNECTIONS })
@@ -340,7 +347,10 @@ async function main() {
     await server.stop()
     await pool.end()
   }
+  await writeResults()
+}
 
+async function writeResults() {
   const table = [
     `| scenario | req/s | p50 ms | p99 ms | note |`,
     `| --- | ---: | ---: | ---: | --- |`,

@@ -271,7 +271,7 @@ export async function startDeployedServer(root: string, port: number, logFile: s
 }
 
 /** The measuring process's environment without settings that would change the server's defaults. */
-function clean(env: NodeJS.ProcessEnv): Record<string, string> {
+export function clean(env: NodeJS.ProcessEnv): Record<string, string> {
   const kept: Record<string, string> = {}
   for (const [name, value] of Object.entries(env)) {
     if (value !== undefined && !/^(DATABASE_|LOG_LEVEL|RATE_LIMIT_|DATA_DIR|PUBLIC_BASE_URL|TRUST_PROXY|NODE_OPTIONS)/.test(name)) kept[name] = value

@@ -30,9 +30,6 @@ say() { printf '\n== %s\n' "$*"; }
 # json KEY… < document: the value at that path (strings bare, anything else as JSON).
 json() { node -e 'let s="";process.stdin.on("data",c=>s+=c).on("end",()=>{let v=JSON.parse(s);for(const k of process.argv.slice(1))v=v[k];console.log(typeof v==="string"?v:JSON.stringify(v))})' "$@"; }
 
-say "an admin key (the CLI opens the embedded database, so before the server starts)"
-ADMIN=$(npm run -s cli -- keys create --name ops --scope admin | tail -1)
-
 say "a receiver on 127.0.0.1:$RECEIVER_PORT that prints each delivery as one JSON line"
 setsid node -e '
   require("http").createServer((q, s) => {
@@ -48,9 +45,14 @@ OUTBOUND_ALLOWLIST=127.0.0.1/32 OUTBOUND_ALLOW_HTTP=true OUTBOUND_ALLOWED_PORTS=
 pids+=($!)
 for _ in $(seq 1 120); do curl -sf "$BASE/readyz" >/dev/null && break; sleep 0.5; done
 curl -sf "$BASE/readyz" >/dev/null || { cat "$WORK/server.log"; exit 1; }
-# The first start on an empty data directory seeds the demo city and logs a demo key once.
-DEMO_KEY=$(grep -o 'demo API key for POST requests (shown once): [^"]*' "$WORK/server.log" | sed 's/.*: //')
-[ -n "$DEMO_KEY" ] || { echo "no demo key in the server log"; exit 1; }
+# The first start on an empty data directory seeds the demo city and prints its keys once (stderr),
+# just after it starts answering.
+for _ in $(seq 1 50); do grep -q 'client key (requests:write' "$WORK/server.log" && break; sleep 0.1; done
+DEMO_KEY=$(sed -n 's/^ *client key (requests:write[^:]*: *\(o311_[A-Za-z0-9_-]*\)$/\1/p' "$WORK/server.log")
+[ -n "$DEMO_KEY" ] || { echo "no demo client key in the server's banner"; cat "$WORK/server.log"; exit 1; }
+
+say "an admin key of our own (the running server runs the CLI's command on its embedded database)"
+ADMIN=$(npm run -s cli -- keys create --name ops --scope admin | tail -1)
 
 say "register the department (its signing secret and inbound key are shown once)"
 DEPT=$(curl -sf -X POST "$BASE/admin/v1/departments" -H "Authorization: Bearer $ADMIN" -H 'content-type: application/json' \

@@ -6,7 +6,7 @@ import zlib from 'node:zlib'
 import compress from '@fastify/compress'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { AppConfig } from './config.js'
-import { type Database, type Db, openDatabase } from './db/database.js'
+import { configuredDatabase, type Database, type Db, openDatabase } from './db/database.js'
 import type { DatabaseOutages } from './db/outages.js'
 import { clientErrorHandler } from './http/client-errors.js'
 import { logController, loggerOptions, requestIdOptions } from './http/logging.js'
@@ -85,12 +85,7 @@ export async function buildApp({ config, database, readDatabase, logger, workers
   const ownsDatabase = !database
   const db =
     database ??
-    (await openDatabase({
-      ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : { dataDir: `${config.dataDir}/pglite` }),
-      poolSize: config.databasePoolSize,
-      preparedStatements: config.databasePreparedStatements,
-      logger: app.log,
-    }))
+    (await openDatabase({ ...configuredDatabase(config), logger: app.log }))
   if (ownsDatabase) {
     app.addHook('onClose', async () => db.close())
     await db.migrate()

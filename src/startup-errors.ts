@@ -8,6 +8,9 @@ export function describeStartupError(err: unknown): string {
   }
   if (e?.code === '28P01' || e?.code === '28000') return `the database refused the credentials in DATABASE_URL (${e.message})`
   if (e?.code === '3D000') return `the database named in DATABASE_URL does not exist (${e.message})`
-  if (e?.code === 'EADDRINUSE') return `the port is already in use (${e.message}); set PORT`
+  if (e?.code === 'EADDRINUSE') {
+    return `port ${e.port} on ${e.address} is already in use (another open311-server?); stop what holds it, or set PORT to a free port`
+  }
+  if (e?.code === 'EACCES' && e.port !== undefined) return `not allowed to listen on port ${e.port} (ports below 1024 need privileges); set PORT`
   return e?.message ?? String(err)
 }

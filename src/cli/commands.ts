@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import type { AppConfig } from '../config.js'
-import { type Database, openDatabase } from '../db/database.js'
+import { configuredDatabase, type Database, openDatabase } from '../db/database.js'
 import { API_KEY_SCOPES, type ApiKeyScope, createApiKey, listApiKeys, revokeApiKey } from '../domain/api-keys/api-keys.js'
 import { type ImportOptions, type ImportSummary, importCatalog, loadCatalogServices } from '../domain/catalog/catalog.js'
 import { readCatalog } from '../domain/catalog/catalog-json.js'
@@ -47,20 +47,29 @@ export interface CommandContext {
   /** Runs `work` with the migrated database (the CLI opens the configured one and closes it after). */
   withDatabase: <T>(work: (database: Database, config: AppConfig) => Promise<T>) => Promise<T>
   out: (line: string) => void
+  /** A file argument as a path to read: relative to where the operator ran the CLI (a server running the command has its own working directory). */
+  path: (file: string) => string
 }
 
 interface Command {
   name: string
   synopsis: string
+  /** false: the command never opens the database (runs in the CLI process even while a server holds it). */
+  usesDatabase?: false
   run(context: CommandContext): Promise<void>
+}
+
+/** A list for people: a header row, then tab-separated rows (still one record a line for `cut` and scripts; --json for programs). */
+function printTable(context: CommandContext, header: string[], rows: string[][]) {
+  for (const row of [header, ...rows]) context.out(row.join('\t'))
 }
 
 /** Opens the configured database, brings it up to date, runs `work`, and always closes it. */
 export async function openConfiguredDatabase<T>(config: AppConfig, work: (database: Database, config: AppConfig) => Promise<T>): Promise<T> {
   const database = await openDatabase({
-    ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : { dataDir: `${config.dataDir}/pglite` }),
+    ...configuredDatabase(config),
+    // One command at a time: two connections are plenty.
     poolSize: 2,
-    preparedStatements: config.databasePreparedStatements,
     logger: { warn: () => {}, info: () => {}, error: () => {} },
   })
   try {
@@ -108,7 +117,7 @@ export const COMMANDS: Command[] = [
       // Validate the whole file before touching the database: a bad file changes nothing.
       let text: string
       try {
-        text = await readFile(file, 'utf8')
+        text = await readFile(context.path(file), 'utf8')
       } catch (err) {
         throw new CatalogError(file, [{ field: '(file)', detail: `cannot be read: ${(err as Error).message}` }])
       }
@@ -124,11 +133,11 @@ export const COMMANDS: Command[] = [
         const jurisdiction = await resolveJurisdiction(db, context.options['jurisdiction-id'])
         const services = await loadCatalogServices(db, jurisdiction.id, { includeInactive: true })
         if (context.options.json) return context.out(JSON.stringify(services, null, 2))
-        for (const s of services) {
-          context.out(
-            [s.service_code, s.type, s.active ? 'active' : 'inactive', `${s.attributes.length} attributes`, s.service_name].join('\t'),
-          )
-        }
+        printTable(
+          context,
+          ['service_code', 'type', 'state', 'attributes', 'service_name'],
+          services.map((s) => [s.service_code, s.type, s.active ? 'active' : 'inactive', `${s.attributes.length} attributes`, s.service_name]),
+        )
       })
     },
   },
@@ -161,10 +170,20 @@ export const COMMANDS: Command[] = [
       await context.withDatabase(async ({ db }) => {
         const keys = await listApiKeys(db)
         if (context.options.json) return context.out(JSON.stringify(keys, null, 2))
-        for (const k of keys) {
-          const state = k.revoked_at ? `revoked ${k.revoked_at.toISOString()}` : 'active'
-          context.out([k.id, k.key_id, k.name, k.scopes.join(','), k.default_channel, state].join('\t'))
-        }
+        printTable(
+          context,
+          ['id', 'key_id', 'name', 'scopes', 'channel', 'created', 'last_used', 'state'],
+          keys.map((k) => [
+            String(k.id),
+            k.key_id,
+            k.name,
+            k.scopes.join(','),
+            k.default_channel,
+            k.created_at.toISOString(),
+            k.last_used_at?.toISOString() ?? 'never',
+            k.revoked_at ? `revoked ${k.revoked_at.toISOString()}` : 'active',
+          ]),
+        )
       })
     },
   },
@@ -215,10 +234,11 @@ export const COMMANDS: Command[] = [
         const jurisdiction = await resolveJurisdiction(db, context.options['jurisdiction-id'])
         const list = await listDepartments(db, jurisdiction.id)
         if (context.options.json) return context.out(JSON.stringify(list, null, 2))
-        for (const d of list) {
-          const state = d.enabled ? 'enabled' : `disabled (${d.disabledReason ?? 'by an operator'})`
-          context.out([d.code, d.name, d.webhookUrl ?? '(no webhook)', state].join('\t'))
-        }
+        printTable(
+          context,
+          ['code', 'name', 'webhook_url', 'state'],
+          list.map((d) => [d.code, d.name, d.webhookUrl ?? '(no webhook)', d.enabled ? 'enabled' : `disabled (${d.disabledReason ?? 'by an operator'})`]),
+        )
       })
     },
   },
@@ -245,7 +265,7 @@ export const COMMANDS: Command[] = [
   },
   {
     name: 'routes set',
-    synopsis: 'routes set <service_code> (--department D ... | --file routes.json)   see README "Departments"',
+    synopsis: 'routes set <service_code> (--department D ... | --file routes.json)   see docs/department-integration.md',
     async run(context) {
       const serviceCode = context.args[0]
       if (!serviceCode) throw new UsageError('routes set needs a service code')
@@ -254,7 +274,7 @@ export const COMMANDS: Command[] = [
         const file = context.options.file
         let document: RoutesDocument
         try {
-          document = JSON.parse(await readFile(file, 'utf8')) as RoutesDocument
+          document = JSON.parse(await readFile(context.path(file), 'utf8')) as RoutesDocument
         } catch (err) {
           throw new Error(`${file}: ${(err as Error).message}`)
         }
@@ -293,6 +313,7 @@ export const COMMANDS: Command[] = [
   },
   {
     name: 'openapi',
+    usesDatabase: false,
     synopsis: 'openapi [--check]            write openapi/openapi.json from the routes; --check fails when stale',
     async run(context) {
       const document = await renderOpenApiDocument()
@@ -308,5 +329,5 @@ export const COMMANDS: Command[] = [
 ]
 
 export function usage(): string {
-  return `usage: open311 <command>   (npm run cli -- <command>)\n\n${COMMANDS.map((c) => `  ${c.synopsis}`).join('\n')}\n\nConfiguration comes from the same environment variables as the server (DATABASE_URL, DATA_DIR, ...).\n`
+  return `usage: open311 <command>   (npm run cli -- <command>)\n\n${COMMANDS.map((c) => `  ${c.synopsis}`).join('\n')}\n\nConfiguration comes from the same environment variables as the server (DATABASE_URL, DATA_DIR, ...).\nOn the embedded database, a server running on the same DATA_DIR runs the command for you.\n`
 }

@@ -5,6 +5,7 @@
 import type { SQL } from 'drizzle-orm'
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
 import type { BaseLogger } from 'pino'
+import type { AppConfig } from '../config.js'
 import type { DatabaseOutages } from './outages.js'
 
 /** The little a database backend logs through. */
@@ -61,6 +62,20 @@ export interface DatabaseOptions {
    */
   preparedStatements?: boolean
   logger: DatabaseLogger
+}
+
+/** The embedded database's own directory under DATA_DIR (PostgreSQL wants its data directory to itself). */
+export const embeddedDataDir = (dataDir: string) => `${dataDir}/pglite`
+
+/** The primary database a configuration names: DATABASE_URL, else the embedded one under DATA_DIR. */
+export function configuredDatabase(
+  config: Pick<AppConfig, 'databaseUrl' | 'dataDir' | 'databasePoolSize' | 'databasePreparedStatements'>,
+): Omit<DatabaseOptions, 'logger'> {
+  return {
+    ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : { dataDir: embeddedDataDir(config.dataDir) }),
+    poolSize: config.databasePoolSize,
+    preparedStatements: config.databasePreparedStatements,
+  }
 }
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -8,6 +9,7 @@ import { createEmbeddedDataDir, createTestDatabase } from '../helpers/database.j
 import { lines, type RunResult, runCli } from '../helpers/process.js'
 
 const RAW_KEY = /^o311_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/
+const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
 
 
 const tmp = await mkdtemp(join(tmpdir(), 'open311-cli-'))
@@ -23,6 +25,8 @@ if (!url) t.setTimeout(480_000)
 const config = loadConfig({ DATA_DIR: join(tmp, 'in-process'), ...(url ? { DATABASE_URL: url } : {}) })
 
 const cli = inProcessCli(database, config)
+/** Runs a command line in-process, as a server does for a CLI process (`cwd`: where that process ran). */
+const cliIn = (cwd: string, ...args: string[]) => inProcessCli(database, config, { cwd })(...args)
 const describe = (r: Pick<RunResult, 'code' | 'stderr'>) => `exit ${r.code}; stderr: ${r.stderr.trim() || '(empty)'}`
 
 const demoCatalog = JSON.parse(await readFile(new URL('../../src/domain/demo/demo-catalog.json', import.meta.url), 'utf8')) as {
@@ -49,7 +53,8 @@ t.test('demo loads the catalog, and a second run changes nothing', async (t) => 
 t.test('services list shows the catalog, one service a line', async (t) => {
   const list = await cli('services', 'list')
   t.equal(list.code, 0, describe(list))
-  const rows = lines(list.stdout).map((line) => line.split('\t'))
+  const [header, ...rows] = lines(list.stdout).map((line) => line.split('\t'))
+  t.same(header, ['service_code', 'type', 'state', 'attributes', 'service_name'], 'a header row names the columns')
   t.equal(rows.length, demoServiceCount)
   t.match(
     rows.find((row) => row[0] === 'pothole'),
@@ -81,11 +86,10 @@ t.test('keys: create prints the raw key last, list never shows it, revoke marks 
 
   const list = await cli('keys', 'list')
   t.equal(list.code, 0, describe(list))
-  t.same(
-    lines(list.stdout).map((line) => line.split('\t')),
-    [[id, keyId, 'app', 'requests:write', 'app', 'active']],
-    'the new key is the only one (the failed create made none)',
-  )
+  const [columns, ...keys] = lines(list.stdout).map((line) => line.split('\t'))
+  t.same(columns, ['id', 'key_id', 'name', 'scopes', 'channel', 'created', 'last_used', 'state'], 'a header row names the columns')
+  t.match(keys, [[id, keyId, 'app', 'requests:write', 'app', ISO_TIME, 'never', 'active']], 'the new key is the only one (the failed create made none)')
+  t.equal(keys.length, 1)
   t.notOk(list.stdout.includes(secret), 'keys list never prints the secret part')
   t.notOk(list.stdout.includes(rawKey), 'keys list never prints the raw key')
 
@@ -95,9 +99,9 @@ t.test('keys: create prints the raw key last, list never shows it, revoke marks 
 
   const after = await cli('keys', 'list')
   t.equal(after.code, 0, describe(after))
-  const rows = lines(after.stdout).map((line) => line.split('\t'))
+  const rows = lines(after.stdout).map((line) => line.split('\t')).slice(1)
   t.equal(rows.length, 1)
-  t.match(rows[0], [id, keyId, 'app', 'requests:write', 'app', /^revoked \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/])
+  t.match(rows[0], [id, keyId, 'app', 'requests:write', 'app', ISO_TIME, 'never', /^revoked \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/])
   t.notOk(after.stdout.includes(secret), 'still no secret after revocation')
 
   const missing = await cli('keys', 'revoke', '99999')
@@ -106,14 +110,30 @@ t.test('keys: create prints the raw key last, list never shows it, revoke marks 
   t.equal(missing.stdout, '')
 })
 
-t.test('an unknown command exits 2 and prints the usage', async (t) => {
+t.test('an unknown command says so on stderr with the usage, and exits 2', async (t) => {
   const result = await cli('frobnicate')
   t.equal(result.code, 2)
-  t.match(result.stdout, /^usage: open311 <command>/)
-  t.equal(result.stderr, '')
+  t.match(result.stderr, /^error: unknown command "frobnicate"\n\nusage: open311 <command>/)
+  t.equal(result.stdout, '')
   for (const command of ['migrate', 'demo', 'services import <file>', 'services list', 'keys create', 'keys list', 'keys revoke <id>']) {
-    t.ok(result.stdout.includes(`  ${command}`), `usage lists ${command}`)
+    t.ok(result.stderr.includes(`  ${command}`), `usage lists ${command}`)
   }
+
+  const group = await cli('keys', 'rotate')
+  t.equal(group.code, 2)
+  t.match(group.stderr, /^error: "keys rotate" is not a command; keys takes one of: create, list, revoke\n\nusage: /)
+
+  const bare = await cli()
+  t.equal(bare.code, 2, 'no command at all is a usage error too')
+  t.match(bare.stdout, /^usage: open311 <command>/)
+
+  const help = await cli('--help')
+  t.equal(help.code, 0)
+  t.match(help.stdout, /^usage: open311 <command>/)
+  // The usage points only at documents that exist, and at sections they have.
+  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8')
+  for (const [, section] of help.stdout.matchAll(/README "([^"]+)"/g)) t.match(readme, new RegExp(`^#+ ${section}$`, 'm'), `README has "${section}"`)
+  for (const [doc] of help.stdout.matchAll(/docs\/[\w-]+\.md/g)) t.ok(existsSync(new URL(`../../${doc}`, import.meta.url)), `${doc} exists`)
 })
 
 const newService = {
@@ -187,7 +207,8 @@ t.test('services import: a valid file creates its new service, re-importing chan
   // bench-repair was also the valid first service of the rejected bad-datatype file: it is new here.
   t.equal(first.stdout, 'jurisdiction demo.open311.city: 1 created, 0 updated, 0 unchanged\n')
 
-  const again = await cli('services', 'import', file)
+  // A relative path is read from the working directory the command line came with.
+  const again = await cliIn(tmp, 'services', 'import', 'one-more.json')
   t.equal(again.code, 0, describe(again))
   t.equal(again.stdout, 'jurisdiction demo.open311.city: 0 created, 0 updated, 1 unchanged\n')
 
@@ -277,7 +298,7 @@ t.test('the bin as a process: writes to the configured database, reads it back, 
   // The unknown command never opens the database, so it can run beside the first real one.
   const [unknown, created] = await Promise.all([run('frobnicate'), run('keys', 'create', '--name', 'from-a-process', '--scope', 'requests:write')])
   t.equal(unknown.code, 2, 'an unknown command exits 2')
-  t.match(unknown.stdout, /^usage: open311 <command>/)
+  t.match(unknown.stderr, /^error: unknown command "frobnicate"\n\nusage: open311 <command>/)
   t.equal(created.code, 0, describe(created))
   const keyId = RAW_KEY.exec(lines(created.stdout).at(-1) ?? '')?.[1]
   t.ok(keyId, `the last line is the raw key: ${created.stdout}`)
@@ -289,7 +310,7 @@ t.test('the bin as a process: writes to the configured database, reads it back, 
   t.equal(listed.stderr, '')
   t.match(
     lines(listed.stdout).map((line) => line.split('\t')).find((row) => row[1] === keyId),
-    [/^\d+$/, keyId, 'from-a-process', 'requests:write', 'app', 'active'],
+    [/^\d+$/, keyId, 'from-a-process', 'requests:write', 'app', ISO_TIME, 'never', 'active'],
     'the key created by the other process is listed',
   )
 

@@ -1,8 +1,9 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { ConfigError, loadConfig } from '../../src/config.js'
+import { SUPPORTED_NODE, unsupportedNodeMessage } from '../../src/startup/supported-node.js'
 import { runNode } from '../helpers/process.js'
 
 t.test('loadConfig: defaults for an empty environment', async (t) => {
@@ -164,4 +165,18 @@ t.test('the server process fails fast with one clear line when the database is u
   t.match(result.stderr, /open311-server failed to start: cannot reach the database at 127\.0\.0\.1:1 \(ECONNREFUSED\); check DATABASE_URL/)
   t.equal(result.stderr.trim().split('\n').length, 1, 'one line, no stack trace')
   t.ok(result.durationMs < 10_000, `exits quickly (${Math.round(result.durationMs)} ms)`)
+})
+
+t.test('the Node.js versions: the range is package.json engines; older versions get one line saying what is needed', async (t) => {
+  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { engines: { node: string } }
+  t.equal(pkg.engines.node, SUPPORTED_NODE, 'engines and the start-up check say the same')
+  for (const version of ['20.19.0', '20.20.2', '22.12.0', '23.0.0', '24.11.1', '25.2.0']) t.equal(unsupportedNodeMessage(version), null, `${version} runs`)
+  for (const version of ['18.20.4', '20.18.1', '21.7.3', '22.11.0']) {
+    t.equal(
+      unsupportedNodeMessage(version),
+      `open311-server needs Node.js 20.19 or later on 20, or 22.12 or later (this is Node.js ${version}): ` +
+        'its dependencies load ES modules with require(), which older versions cannot. Install Node.js 22 or 24 (LTS).',
+      `${version} is refused`,
+    )
+  }
 })

@@ -13,8 +13,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 export class DataDirInUseError extends Error {
   constructor(dataDir: string, pid: number | string) {
     super(
-      `the embedded database in ${dataDir} is in use by process ${pid}. ` +
-        'Stop that process first, or use the admin HTTP API while the server runs.',
+      `the embedded database in ${dataDir} is in use by process ${pid}, ` +
+        'a server still starting (it runs CLI commands once it is ready) or another command; try again in a moment.',
     )
     this.name = 'DataDirInUseError'
   }
@@ -59,7 +59,8 @@ async function readOwner(path: string): Promise<string | null> {
   return readFile(path, 'utf8').catch(() => null)
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this id exists (EPERM: it does, as another user's). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true

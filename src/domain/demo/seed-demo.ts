@@ -18,17 +18,21 @@ export async function loadDemoCatalog(db: Db, options: ImportOptions = {}): Prom
 
 export interface DemoSeed {
   catalog: ImportSummary
-  apiKey: CreatedApiKey
+  /** For client apps: POST requests (requests:write). */
+  clientKey: CreatedApiKey
+  /** For the operator trying the admin API (admin): without it a first run could not reach /admin/v1 at all. */
+  adminKey: CreatedApiKey
 }
 
-/** Seeds the demo and a demo API key when the database holds no jurisdiction; otherwise does nothing. */
+/** Seeds the demo, a client key and an admin key when the database holds no jurisdiction; otherwise does nothing. */
 export async function seedDemoIfEmpty(db: Db): Promise<DemoSeed | null> {
   return db.transaction(async (tx) => {
     await tx.execute(sql`select pg_advisory_xact_lock(${CATALOG_LOCK_KEY})`)
     const [row] = await tx.select({ n: count() }).from(jurisdictions)
     if ((row?.n ?? 0) > 0) return null
     const catalog = await loadDemoCatalog(tx)
-    const apiKey = await createApiKey(tx, { name: 'demo', scopes: ['requests:write'] })
-    return { catalog, apiKey }
+    const clientKey = await createApiKey(tx, { name: 'demo', scopes: ['requests:write'] })
+    const adminKey = await createApiKey(tx, { name: 'demo-admin', scopes: ['admin'] })
+    return { catalog, clientKey, adminKey }
   })
 }
