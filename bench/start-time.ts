@@ -10,12 +10,13 @@
  * each as `npm start` and as `node dist/server.js` (the bench builds dist/ first). The four are
  * measured in alternation, `rounds` times, so drift on a shared machine spreads over all of
  * them; each is reported by its median, with its phases (what the server's progress lines say
- * each took).
+ * each took) and the CPU seconds its processes used until then (npm's included): on a shared
+ * machine the wall time measures the neighbours too, the CPU time much less so.
  *
  *   npm run bench -- --only start [--start-rounds 5]
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -38,6 +39,8 @@ type Command = keyof typeof COMMANDS
 interface Run {
   /** ms from spawn until services.json answered. */
   ms: number
+  /** CPU seconds (user + system) of the command's processes by then. */
+  cpu: number
   /** Seconds the server's progress lines give each phase; `load` = before the first line (process, modules). */
   phases: Record<string, number>
 }
@@ -72,10 +75,23 @@ async function timeStart(command: Command, dataDir: string, port: number): Promi
       await sleep(50)
     }
     const ms = performance.now() - started
-    return { ms, phases: phasesOf(stderr, ((firstLine.at ?? started) - started) / 1000) }
+    return { ms, cpu: await groupCpuSeconds(child.pid!), phases: phasesOf(stderr, ((firstLine.at ?? started) - started) / 1000) }
   } finally {
     await stop(child, exited)
   }
+}
+
+/** User + system CPU seconds of the live processes in process group `pgid` (Linux /proc; clock ticks at 100 Hz). */
+async function groupCpuSeconds(pgid: number): Promise<number> {
+  let ticks = 0
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '')
+    // Fields after the command name (which may hold spaces, inside parentheses): state is the 3rd field.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    if (Number(fields[2]) === pgid) ticks += Number(fields[11]) + Number(fields[12])
+  }
+  return ticks / 100
 }
 
 async function stop(child: ChildProcess, exited: Promise<void>) {
@@ -104,7 +120,7 @@ export async function benchStartTime({ rounds, port, report }: { rounds: number;
   const runs = new Map<string, Run[]>()
   const record = (scenario: string, run: Run) => {
     runs.set(scenario, [...(runs.get(scenario) ?? []), run])
-    console.log(`# ${scenario}: ${(run.ms / 1000).toFixed(2)} s (${JSON.stringify(run.phases)})`)
+    console.log(`# ${scenario}: ${(run.ms / 1000).toFixed(2)} s, ${run.cpu.toFixed(1)} s CPU (${JSON.stringify(run.phases)})`)
   }
   const root = await mkdtemp(join(tmpdir(), 'open311-bench-start-'))
   try {
@@ -129,6 +145,7 @@ export async function benchStartTime({ rounds, port, report }: { rounds: number;
       p99: Math.round(Math.max(...ms)),
       note:
         `p50 = median, p99 = slowest of ${list.length}; runs ${ms.map((v) => (v / 1000).toFixed(1)).join(', ')} s; ` +
+        `CPU ${list.map((r) => r.cpu.toFixed(1)).join(', ')} s (median ${median(list.map((r) => r.cpu)).toFixed(1)}); ` +
         `median phases: first line ${phase('load')} s, database open ${phase('open')} s, migrations ${phase('migrate')} s, ready at ${phase('ready')} s of the server process`,
     })
   }
