@@ -81,17 +81,23 @@ async function timeStart(command: Command, dataDir: string, port: number): Promi
   }
 }
 
-/** User + system CPU seconds of the live processes in process group `pgid` (Linux /proc; clock ticks at 100 Hz). */
-async function groupCpuSeconds(pgid: number): Promise<number> {
-  let ticks = 0
+/** The /proc/<pid>/stat fields, after the command name, of the live processes in process group `pgid` (Linux). */
+async function groupProcesses(pgid: number): Promise<string[][]> {
+  const found: string[][] = []
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue
     const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '')
-    // Fields after the command name (which may hold spaces, inside parentheses): state is the 3rd field.
+    // The command name may hold spaces, inside parentheses: the fields start after it (state first).
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    if (Number(fields[2]) === pgid) ticks += Number(fields[11]) + Number(fields[12])
+    if (Number(fields[2]) === pgid) found.push(fields)
   }
-  return ticks / 100
+  return found
+}
+
+/** User + system CPU seconds of the live processes in group `pgid` (clock ticks at 100 Hz). */
+async function groupCpuSeconds(pgid: number): Promise<number> {
+  const processes = await groupProcesses(pgid)
+  return processes.reduce((sum, fields) => sum + Number(fields[11]) + Number(fields[12]), 0) / 100
 }
 
 async function stop(child: ChildProcess, exited: Promise<void>) {
@@ -102,6 +108,9 @@ async function stop(child: ChildProcess, exited: Promise<void>) {
   }
   const killer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 20_000)
   await exited
+  // npm can exit before the server under it has closed: the next start would find it still
+  // answering on the port (and fail itself on the busy port). Wait for the whole group.
+  while ((await groupProcesses(child.pid!)).length > 0) await sleep(50)
   clearTimeout(killer)
 }
 
