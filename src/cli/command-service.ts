@@ -16,6 +16,7 @@ import { isAbsolute } from 'node:path'
 import type { AppConfig } from '../config.js'
 import type { Database, DatabaseLogger } from '../db/database.js'
 import { runCommandLine } from './command-line.js'
+import { COMMANDS } from './commands.js'
 import { newControlToken, removeControlFile, writeControlFile } from './control-file.js'
 
 /** Far more than any command line; a body past it is refused unread. */
@@ -53,7 +54,7 @@ export async function serveCommands({ config, database, logger }: CommandService
     let stdout = ''
     let stderr = ''
     // Which command, never its arguments (names and URLs are the operator's business, not the log's).
-    logger.info({ command: argv.filter((a) => !a.startsWith('-')).slice(0, 2).join(' ') }, 'CLI command run by the server for a local operator')
+    logger.info({ command: knownCommand(argv) }, 'CLI command run by the server for a local operator')
     const code = await runCommandLine(argv, {
       stdout: (text) => (stdout += text),
       stderr: (text) => (stderr += text),
@@ -96,4 +97,15 @@ async function readJson(request: IncomingMessage): Promise<unknown> {
   } catch {
     return null
   }
+}
+
+/** The command's name from the list of commands, or `unknown`: never a word of its arguments (`--name alice keys create`). */
+function knownCommand(argv: string[]): string {
+  const words = argv.filter((a) => !a.startsWith('-'))
+  for (let i = 0; i < words.length; i++) {
+    const two = `${words[i]} ${words[i + 1] ?? ''}`
+    const found = COMMANDS.find((c) => c.name === two) ?? COMMANDS.find((c) => c.name === words[i])
+    if (found) return found.name
+  }
+  return 'unknown'
 }

@@ -301,7 +301,6 @@ export const requestTokens = pgTable(
 
 export const requestUpdateNumber = pgSequence('request_update_number', { startWith: 1 })
 
-/** The request's history: every public or internal change, each with a stable `update_id`. */
 /**
  * Pre-approved answers: public text an operator or a department names instead of writing its
  * own (Employment Ontario: 80% of answers pre-approved). Optionally offered only for one
@@ -330,6 +329,7 @@ export const responseTemplates = pgTable(
   ],
 )
 
+/** The request's history: every public or internal change, each with a stable `update_id`. */
 export const requestUpdates = pgTable(
   'request_updates',
   {

@@ -62,11 +62,21 @@ export const requireClientKey: preValidationAsyncHookHandler = async function re
   request.apiKey = key
 }
 
-/** The key a client offers: Authorization: Bearer, else `api_key` in the body, else in the query. */
-function offeredKey(request: FastifyRequest): string | undefined {
-  const fromBody = (request.body as Record<string, unknown> | undefined)?.api_key
+/** The key a client offers: Authorization: Bearer, else `api_key` in the body (or the fields read so far), else in the query. */
+function offeredKey(request: FastifyRequest, body = request.body as Record<string, unknown> | undefined): string | undefined {
+  const fromBody = body?.api_key
   const fromQuery = (request.query as Record<string, unknown> | undefined)?.api_key
   return [bearerToken(request), fromBody, fromQuery].find((v) => typeof v === 'string' && v !== '') as string | undefined
+}
+
+/**
+ * Whether a multipart body's photos may be read: the caller's requests:write key, from the header,
+ * the query or a form field sent before the first photo. Checked before any photo byte is held,
+ * so a caller without a key cannot make the server buffer megabytes (requireClientKey runs only
+ * once the whole body is read).
+ */
+export async function mayUploadPhotos(request: FastifyRequest, fieldsSoFar: Record<string, unknown>): Promise<boolean> {
+  return (await verifyApiKey(request.server.db, offeredKey(request, fieldsSoFar), 'requests:write')) !== null
 }
 
 /**

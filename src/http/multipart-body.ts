@@ -28,8 +28,12 @@ export interface Upload {
 export interface MultipartLimits {
   /** Everything but the file parts' contents: text fields and framing (BODY_LIMIT_BYTES). */
   textLimit: number
-  /** The file parts this route takes: their field name, how large each may be, how many. */
-  files?: { field: string; maxBytes: number; maxFiles: number }
+  /**
+   * The file parts this route takes: their field name, how large each may be, how many, and
+   * `admit`, asked (with the fields read so far) before the first file's bytes are read: a 403
+   * without reading them when it says no.
+   */
+  files?: { field: string; maxBytes: number; maxFiles: number; admit: (fieldsSoFar: Record<string, string | string[]>) => Promise<boolean> }
 }
 
 /** The whole body's limit: the text's, and each file's on top (what a Content-Length is held to). */
@@ -105,7 +109,9 @@ function readMultipart(headers: Record<string, string | string[] | undefined>, p
       else if (Array.isArray(existing)) existing.push(value)
       else fields[name] = [existing, value]
     })
-    const photos = files ? readFileParts(parser, files, uploads, finish) : undefined
+    // While a caller is being admitted, the body waits: nothing more is read or buffered.
+    const hold = (paused: boolean) => (paused ? payload.pause() : settled || payload.resume())
+    const photos = files ? readFileParts(parser, files, { fields, uploads, hold }, finish) : undefined
     if (!photos) {
       parser.on('file', (name: string, file: Readable) => {
         file.resume()
@@ -140,11 +146,17 @@ function readMultipart(headers: Record<string, string | string[] | undefined>, p
  * The file parts of a route that takes them: each kept whole in memory (a photo is decoded from
  * all of its bytes anyway) up to `maxBytes`, at most `maxFiles` of them, under `field` only.
  */
-function readFileParts(parser: BusboyInstance, files: NonNullable<MultipartLimits['files']>, uploads: Upload[], finish: (err?: Error) => void) {
+function readFileParts(
+  parser: BusboyInstance,
+  files: NonNullable<MultipartLimits['files']>,
+  { fields, uploads, hold }: { fields: Record<string, string | string[]>; uploads: Upload[]; hold: (paused: boolean) => void },
+  finish: (err?: Error) => void,
+) {
   const tooMany = () => badRequest(`${files.field}: at most ${files.maxFiles} photos per request`)
   const reading = new Set<Readable>()
   let consumed = 0
   let done: (() => void) | undefined
+  let admission: Promise<boolean> | undefined
   parser.on('file', (name: string, file: Readable & { truncated?: boolean }) => {
     if (name !== files.field) {
       file.resume()
@@ -155,12 +167,34 @@ function readFileParts(parser: BusboyInstance, files: NonNullable<MultipartLimit
       return finish(tooMany())
     }
     reading.add(file)
+    // At once, not once admitted: busboy says a file is over its limit as it parses, whoever reads.
+    file.on('limit', () => finish(new Open311Error(413, `${files.field}: a photo may be at most ${megabytes(files.maxBytes)}`)))
+    file.pause()
+    if (!admission) {
+      hold(true)
+      admission = files.admit(fields).then(
+        (admitted) => (hold(false), admitted),
+        () => false,
+      )
+    }
+    void admission.then((admitted) => {
+      if (admitted) return readFile(file, name)
+      file.resume()
+      finish(
+        new Open311Error(
+          403,
+          `${files.field}: photos need a valid API key with the requests:write scope first: as Authorization: Bearer, ` +
+            '?api_key= or an api_key field before the photos',
+        ),
+      )
+    })
+  })
+  const readFile = (file: Readable & { truncated?: boolean }, name: string) => {
     const chunks: Buffer[] = []
     file.on('data', (chunk: Buffer) => {
       consumed += chunk.length
       chunks.push(chunk)
     })
-    file.on('limit', () => finish(new Open311Error(413, `${files.field}: a photo may be at most ${megabytes(files.maxBytes)}`)))
     file.on('end', () => {
       reading.delete(file)
       const bytes = Buffer.concat(chunks)
@@ -168,7 +202,8 @@ function readFileParts(parser: BusboyInstance, files: NonNullable<MultipartLimit
       if (bytes.length > 0 && !file.truncated) uploads.push({ field: name, bytes })
       if (reading.size === 0) done?.()
     })
-  })
+    file.resume()
+  }
   parser.on('filesLimit', () => finish(tooMany()))
   return {
     /** File bytes busboy has parsed out so far: those read, and those waiting in the file streams. */

@@ -50,7 +50,7 @@ export async function startWorkers(app: FastifyInstance, database: Database): Pr
     logger: app.log,
     intervalMs: 60_000,
     batchSize: overdueBatch,
-    work: () => markOverdueWorkOrders(app.db, { now: new Date(), batchSize: overdueBatch }),
+    work: () => markOverdueWorkOrders(app.db, { batchSize: overdueBatch }),
   })
   return [tokenAcceptor, dispatcher, overdueSweeper]
 }

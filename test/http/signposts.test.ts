@@ -41,6 +41,12 @@ t.test('a GeoReport URL without its format suffix: 404 suggesting .json and .xml
   const cases: { method?: 'GET' | 'POST'; url: string; suggests: string }[] = [
     { url: '/open311/v2/requests', suggests: '/open311/v2/requests.json or /open311/v2/requests.xml' },
     { url: '/open311/v2/requests?status=open&page=2', suggests: '/open311/v2/requests.json?status=open&page=2 or /open311/v2/requests.xml?status=open&page=2' },
+    // A key or an email in the query is not echoed back (redacted as in the logs).
+    {
+      url: '/open311/v2/requests?api_key=SECRET-KEY-123&email=a%40b.example&status=open',
+      suggests:
+        '/open311/v2/requests.json?api_key=[REDACTED]&email=[REDACTED]&status=open or /open311/v2/requests.xml?api_key=[REDACTED]&email=[REDACTED]&status=open',
+    },
     { method: 'POST', url: '/open311/v2/requests', suggests: '/open311/v2/requests.json or /open311/v2/requests.xml' },
     { url: '/open311/v2/requests/100001', suggests: '/open311/v2/requests/100001.json or /open311/v2/requests/100001.xml' },
     { url: '/open311/v2/services', suggests: '/open311/v2/services.json or /open311/v2/services.xml' },

@@ -296,6 +296,22 @@ t.test('what is not an accepted image is a 400 naming media, in both formats, an
   jsonErrors(t, invalidReport, 400, /attribute\[size\]/, 'a photo with an invalid report: the report’s error')
 })
 
+t.test('photos are read only from a caller with a valid key, given before them: else a 403 and nothing read or written', async (t) => {
+  const withoutKey = (parts: Part[]) => pothole(parts).filter((p) => p.name !== 'api_key')
+  const cases: [string, Part[], Record<string, string>][] = [
+    ['no key at all', withoutKey([jpegPart(upload)]), {}],
+    ['a key that does not exist', [{ name: 'api_key', value: 'o311_nokeyhere000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }, ...withoutKey([jpegPart(upload)])], {}],
+    ['the key after the photo', [...withoutKey([jpegPart(upload)]), { name: 'api_key', value: client.key }], {}],
+  ]
+  for (const [label, parts, headers] of cases) {
+    const before = await counts()
+    jsonErrors(t, await post(parts, 'json', headers), 403, /^media: photos need a valid API key with the requests:write scope first/, label)
+    t.same(await counts(), before, `${label}: nothing written`)
+  }
+  const inHeader = await post(withoutKey([jpegPart(upload)]), 'json', { authorization: `Bearer ${client.key}` })
+  t.equal(inHeader.statusCode, 200, `a key in Authorization: Bearer admits photos anywhere in the body (${inHeader.body})`)
+})
+
 t.test('a photo over MEDIA_MAX_BYTES is a 413, however the body is framed, and nothing is written', async (t) => {
   const noise = Buffer.alloc(900 * 900 * 3)
   for (let i = 0; i < noise.length; i++) noise[i] = (i * 2654435761) >>> 24

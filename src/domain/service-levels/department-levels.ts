@@ -5,7 +5,7 @@
  */
 import { and, asc, eq, inArray, sql } from 'drizzle-orm'
 import type { Db } from '../../db/database.js'
-import { departmentServiceLevels, services } from '../../db/schema.js'
+import { departments, departmentServiceLevels, services } from '../../db/schema.js'
 import type { ServiceLevel } from '../catalog/catalog-schema.js'
 import { invalid } from '../errors.js'
 
@@ -17,6 +17,9 @@ export async function setDepartmentServiceLevels(db: Db, jurisdictionId: string,
   const repeated = codes.find((code, i) => codes.indexOf(code) !== i)
   if (repeated) throw invalid(`service_levels: ${repeated} appears more than once`)
   return db.transaction(async (tx) => {
+    // Two PUTs at once (two operators, two instances) would both delete, then both insert: one
+    // waits here for the other's list to be written, then replaces it.
+    await tx.select({ id: departments.id }).from(departments).where(eq(departments.id, departmentId)).for('update')
     const found = codes.length
       ? await tx
           .select({ id: services.id, code: services.serviceCode })

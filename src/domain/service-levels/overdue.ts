@@ -13,24 +13,25 @@ import { raiseOperatorAlert } from '../operator-alerts.js'
 import { enqueueWorkOrderEvents, workOrderPublicId } from '../work-orders/events.js'
 
 export interface OverdueSweep {
-  /** The sweep's clock: tests pass a fake one. */
-  now: Date
+  /** The sweep's clock: tests pass a fake one; by default the database's, one clock for every instance. */
+  now?: Date
   batchSize?: number
 }
 
 /** Marks up to `batchSize` work orders overdue as of `now`; returns how many it marked. */
-export async function markOverdueWorkOrders(db: Db, { now, batchSize = 100 }: OverdueSweep): Promise<number> {
+export async function markOverdueWorkOrders(db: Db, { now, batchSize = 100 }: OverdueSweep = {}): Promise<number> {
+  const at = now ? sql`${now.toISOString()}::timestamptz` : sql`now()`
   return db.transaction(async (tx) => {
     const marked = await queryRows<{ id: number; department_id: number; code: string; due_at: Date | string }>(
       tx,
       sql`with due as (
             select id from work_orders
-            where overdue_at is null and due_at is not null and due_at <= ${now.toISOString()}::timestamptz
+            where overdue_at is null and due_at is not null and due_at <= ${at}
               and state not in ${sql.raw(`(${TERMINAL_WORK_ORDER_STATES.map((s) => `'${s}'`).join(', ')})`)}
             order by due_at, id
             limit ${batchSize}
             for update skip locked)
-          update work_orders w set overdue_at = ${now.toISOString()}::timestamptz, updated_at = now()
+          update work_orders w set overdue_at = ${at}, updated_at = now()
           from due, departments d
           where w.id = due.id and d.id = w.department_id
           returning w.id, w.department_id, d.code, w.due_at`,

@@ -4,6 +4,7 @@
  */
 import formbody from '@fastify/formbody'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { mayUploadPhotos } from '../../auth.js'
 import { parseFormEncoded } from '../../form-encoding.js'
 import { bodyTooLarge, type MultipartLimits, multipartBodyParser, wholeBodyLimit } from '../../multipart-body.js'
 
@@ -39,7 +40,7 @@ export async function registerFormBodies(app: FastifyInstance) {
   const { maxBytes, maxFiles } = app.config.media
   const limitsOf = (request: FastifyRequest): MultipartLimits =>
     request.routeOptions.config.photoUploads && maxFiles > 0
-      ? { textLimit: bodyLimit, files: { field: PHOTO_FIELD, maxBytes, maxFiles } }
+      ? { textLimit: bodyLimit, files: { field: PHOTO_FIELD, maxBytes, maxFiles, admit: (fields) => mayUploadPhotos(request, fields) } }
       : { textLimit: bodyLimit }
   app.addContentTypeParser('multipart/form-data', multipartBodyParser(limitsOf))
   // A declared length over the limit is refused before a byte of the body is read.

@@ -10,6 +10,7 @@ import requestReadRoutes from './requests.js'
 import serviceRoutes from './services.js'
 import tokenRoutes from './tokens.js'
 import updateReadRoutes from './updates.js'
+import { redactUrl } from '../../logging.js'
 
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const
 
@@ -32,7 +33,8 @@ function suggestion(prefix: string, url: string): string | undefined {
   const [path = '', query] = url.slice(prefix.length).split(/\?(.*)/s, 2)
   if (path === '' || path === '/') return `start at ${prefix}/discovery.json or ${prefix}/services.json`
   if (!WITHOUT_SUFFIX.some((pattern) => pattern.test(path))) return undefined
-  const rest = query ? `?${query}` : ''
+  // The query as a log line shows it: a key or an email in it is not echoed back.
+  const rest = query ? redactUrl(`?${query}`) : ''
   return `GeoReport URLs end in their format: ${prefix}${path}.json${rest} or ${prefix}${path}.xml${rest}`
 }
 
