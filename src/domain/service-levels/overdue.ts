@@ -18,6 +18,12 @@ export interface OverdueSweep {
   batchSize?: number
 }
 
+/**
+ * The final states as literals, not parameters: the planner then sees the predicate of the
+ * partial index work_orders_due_idx (migration 0011) in the query, whatever plan it makes.
+ */
+const FINAL_STATES = sql.raw(`(${TERMINAL_WORK_ORDER_STATES.map((s) => `'${s}'`).join(', ')})`)
+
 /** Marks up to `batchSize` work orders overdue as of `now`; returns how many it marked. */
 export async function markOverdueWorkOrders(db: Db, { now, batchSize = 100 }: OverdueSweep = {}): Promise<number> {
   const at = now ? sql`${now.toISOString()}::timestamptz` : sql`now()`
@@ -27,7 +33,7 @@ export async function markOverdueWorkOrders(db: Db, { now, batchSize = 100 }: Ov
       sql`with due as (
             select id from work_orders
             where overdue_at is null and due_at is not null and due_at <= ${at}
-              and state not in ${sql.raw(`(${TERMINAL_WORK_ORDER_STATES.map((s) => `'${s}'`).join(', ')})`)}
+              and state not in ${FINAL_STATES}
             order by due_at, id
             limit ${batchSize}
             for update skip locked)
@@ -58,7 +64,7 @@ export async function countOverdueWorkOrders(db: Db): Promise<number> {
   const [row] = await queryRows<{ overdue: number }>(
     db,
     sql`select count(*)::int as overdue from work_orders
-        where overdue_at is not null and state not in ${sql.raw(`(${TERMINAL_WORK_ORDER_STATES.map((s) => `'${s}'`).join(', ')})`)}`,
+        where overdue_at is not null and state not in ${FINAL_STATES}`,
   )
   return row!.overdue
 }

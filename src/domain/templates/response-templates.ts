@@ -63,7 +63,14 @@ export async function saveTemplate(db: Db, jurisdictionId: string, code: string,
     .insert(responseTemplates)
     .values({ jurisdictionId, code, ...fields })
     .onConflictDoUpdate({ target: [responseTemplates.jurisdictionId, responseTemplates.code], set: { ...fields, updatedAt: new Date() } })
-  return (await listTemplates(db, jurisdictionId)).find((t) => t.code === code)!
+  return {
+    code,
+    public_text: fields.publicText,
+    active: fields.active,
+    service_code: serviceId === null ? null : input.serviceCode!,
+    department_status_code: fields.departmentStatusCode,
+    detailed_status: fields.detailedStatus,
+  }
 }
 
 export async function listTemplates(db: Db, jurisdictionId: string): Promise<TemplateView[]> {
