@@ -34,6 +34,11 @@ export interface Cell {
  * at once when one is running (the background job: that one will do it).
  */
 export async function refreshRollups(db: Db, { wait = true }: { wait?: boolean } = {}): Promise<number> {
+  // Reports that find nothing pending must not queue on the refresh lock behind each other
+  // (reports on several instances would run one at a time). An entry committed after this
+  // read is of a write that finished after the report was asked.
+  const [pending] = await queryRows<{ any: boolean }>(db, sql`select exists (select 1 from report_rollup_pending) as any`)
+  if (!pending!.any) return 0
   let total = 0
   for (;;) {
     const done = await db.transaction(async (tx) => {
