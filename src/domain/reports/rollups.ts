@@ -37,8 +37,10 @@ export async function refreshRollups(db: Db, { wait = true }: { wait?: boolean }
   // Reports that find nothing pending must not queue on the refresh lock behind each other
   // (reports on several instances would run one at a time). An entry committed after this
   // read is of a write that finished after the report was asked.
-  const [pending] = await queryRows<{ any: boolean }>(db, sql`select exists (select 1 from report_rollup_pending) as any`)
-  if (!pending!.any) return 0
+  // Only what is pending now: under a steady stream of writes the refresh still ends.
+  const [pending] = await queryRows<{ last: string | null }>(db, sql`select max(id)::text as last from report_rollup_pending`)
+  if (pending!.last === null) return 0
+  const last = pending!.last
   let total = 0
   for (;;) {
     const done = await db.transaction(async (tx) => {
@@ -47,7 +49,7 @@ export async function refreshRollups(db: Db, { wait = true }: { wait?: boolean }
         tx,
         sql`with taken as (
               delete from report_rollup_pending
-              where id in (select id from report_rollup_pending order by id limit ${REFRESH_BATCH})
+              where id in (select id from report_rollup_pending where id <= ${last}::bigint order by id limit ${REFRESH_BATCH})
               returning jurisdiction_id, service_id, day)
             select distinct jurisdiction_id, service_id, day::text as day from taken`,
       )
