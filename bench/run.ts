@@ -24,7 +24,7 @@ import { submitServiceRequest } from '../src/domain/requests/submit-request.js'
 import { validateSubmission } from '../src/domain/requests/submission.js'
 import { benchUrl, CENTRE, measure, median, postForm, prepareDatabase, quiet, radiusSearchPath, randomPoint, startDeployedServer, startProcess } from './setup.js'
 import { benchOpenData } from './open-data.js'
-import { DUPLICATE_SEARCH, explainCandidateSearch, formAtCityPoint, setGraffitiPolicy } from './duplicates.js'
+import { deleteBenchPosts, DUPLICATE_SEARCH, explainCandidateSearch, formAtCityPoint, setGraffitiPolicy } from './duplicates.js'
 import { benchStartTime } from './start-time.js'
 import { benchLatency, benchServerDeliveries, prepareDepartment, startReceiver } from './webhooks.js'
 
@@ -323,8 +323,11 @@ async function main() {
           })
         }
       }
+      // Every run starts from the data set as generated (bench/duplicates.ts, deleteBenchPosts).
+      const lastId = Number((await pool.query<{ id: string }>('select max(id) as id from service_requests')).rows[0]!.id)
       await explain('before the POSTs')
       const posting = (on: boolean) => async () => {
+        await deleteBenchPosts(pool, lastId)
         await setGraffitiPolicy(pool, on)
         return viaAutocannon({
           url: `${base}/open311/v2/requests.json`,
@@ -338,7 +341,8 @@ async function main() {
         [dupOn, posting(true)],
       ])
       await setGraffitiPolicy(pool, false)
-      await explain('after the POSTs')
+      await explain('after the last run (its POSTs still there)')
+      await deleteBenchPosts(pool, lastId)
       await database.close()
     }
     // Before the webhook scenario, whose work orders on 5,000 open requests would show in the feed.

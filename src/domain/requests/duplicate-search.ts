@@ -54,8 +54,12 @@ interface CandidateQuery {
   /** The moment the window reaches back from (now() for a POST). */
   asOf: SQL
   limit: number
-  /** Leave this request out (the GET asks about a request that is itself a candidate). */
-  excludeId?: number
+  /**
+   * The GET's question, about a request already there: only requests before it (at `asOf`, its
+   * own requested_at), and not itself. A POST has no upper bound: a report committed since its
+   * transaction began (an Idempotency-Key's) is still one it may duplicate.
+   */
+  before?: { excludeId: number }
   /**
    * `link`: the chosen original is locked FOR SHARE until the POST commits, so it cannot close
    * between the search and the commit (a close waits, then its cascade sees the new duplicate).
@@ -71,17 +75,29 @@ interface CandidateQuery {
  * the GiST index's columns (location, requested_at), so they are one index range.
  */
 export function duplicateCandidates(q: CandidateQuery): SQL {
+  // The radius, window and limit are written into the text, not sent as parameters: with them
+  // as parameters PostgreSQL's generic plan guessed a third of the table for the window and
+  // cost the index scan at 30× the custom plans', so the POST's named statement was planned
+  // afresh on every execution (~3 ms each; docs/benchmarks.md). They are whole numbers within
+  // the catalog's bounds (and the database's checks), so a text per distinct setting: a few.
+  const radius = sql.raw(String(wholeNumber(q.search.radiusM)))
+  const reachBack = sql.raw(`interval '${wholeNumber(q.search.windowDays)} days'`)
   return sql`select sr.id, sr.public_id, sr.requested_at, ST_Distance(sr.location, ${q.point}) as distance_m
     from service_requests sr
-    where ST_DWithin(sr.location, ${q.point}, ${q.search.radiusM}::float8)
-      and sr.requested_at >= ${q.asOf} - ${q.search.windowDays}::int * interval '1 day'
-      and sr.requested_at <= ${q.asOf}
+    where ST_DWithin(sr.location, ${q.point}, ${radius})
+      and sr.requested_at >= ${q.asOf} - ${reachBack}
+      ${q.before ? sql`and sr.requested_at <= ${q.asOf} and sr.id <> ${q.before.excludeId}::bigint` : sql``}
       and sr.service_id = ${q.serviceId}::bigint and sr.jurisdiction_id = ${q.jurisdictionId}::text
       and sr.status = 'open' and sr.parent_request_id is null and sr.is_public and ${TOKEN_ACCEPTED}
-      ${q.excludeId !== undefined ? sql`and sr.id <> ${q.excludeId}::bigint` : sql``}
     order by distance_m, sr.requested_at, sr.id
-    limit ${q.limit}::int
+    limit ${sql.raw(String(wholeNumber(q.limit)))}
     ${q.lock ? sql`for share of sr` : sql``}`
+}
+
+/** A value written into SQL text: only a non-negative safe integer, whatever a caller passes. */
+function wholeNumber(value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) throw new Error(`duplicate search: ${value} is not a whole number`)
+  return value
 }
 
 /**
@@ -132,7 +148,7 @@ export async function possibleDuplicatesOf(
     search,
     asOf: sql`(select requested_at from service_requests where id = ${request.id}::bigint)`,
     limit: MAX_POSSIBLE_DUPLICATES,
-    excludeId: request.id,
+    before: { excludeId: request.id },
   })
   const [row] = await queryRows<{ found: PossibleDuplicate[] | string }>(
     db,
