@@ -194,6 +194,20 @@ async function postWrite(database: Database, form: URLSearchParams): Promise<() 
   return () => submitServiceRequest(database.db, { jurisdiction, service, submission, channel: 'app' })
 }
 
+/** postWrite at a fresh city point each time, with graffiti's policy off or suggest 50 m / 30 d (bench/duplicates.ts). */
+async function cityPointWrite(database: Database, on: boolean): Promise<() => Promise<unknown>> {
+  const jurisdiction = await resolveJurisdiction(database.db, undefined)
+  const stored = (await activeService(database.db, jurisdiction, 'graffiti'))!
+  const service = on
+    ? { ...stored, duplicates: { policy: DUPLICATE_SEARCH.policy, radius_m: DUPLICATE_SEARCH.radiusM, window_days: DUPLICATE_SEARCH.windowDays } }
+    : { ...stored, duplicates: undefined }
+  return () => {
+    const form = new URLSearchParams(formAtCityPoint('unused'))
+    const submission = validateSubmission(Object.fromEntries(form), service, jurisdiction.timeZone)
+    return submitServiceRequest(database.db, { jurisdiction, service, submission, channel: 'app' })
+  }
+}
+
 async function main() {
   // The start-time scenarios say their own set-up (start-time.ts): the embedded default, not PostGIS.
   if (args.only !== 'start') console.log(AS_DEPLOYED)
@@ -340,6 +354,23 @@ async function main() {
         [dupOff, posting(false)],
         [dupOn, posting(true)],
       ])
+      // The same pair without HTTP: the POST's own write (submitServiceRequest, one statement)
+      // at city points, the service's policy given in the call, so only the statement differs.
+      const writeOff = "the POST's own write, dup-detection off (without HTTP)"
+      const writeOn = "the POST's own write, dup-detection on (without HTTP)"
+      const writes = await openDatabase({ databaseUrl: benchUrl, logger: quiet, poolSize: CONNECTIONS })
+      const writing = (on: boolean) => {
+        const write = cityPointWrite(writes, on)
+        return async () => {
+          await deleteBenchPosts(pool, lastId)
+          return viaLoop(await write)()
+        }
+      }
+      await alternating([
+        [writeOff, writing(false)],
+        [writeOn, writing(true)],
+      ])
+      await writes.close()
       await setGraffitiPolicy(pool, false)
       await explain('after the last run (its POSTs still there)')
       await deleteBenchPosts(pool, lastId)

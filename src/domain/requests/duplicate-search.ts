@@ -76,7 +76,7 @@ interface CandidateQuery {
  */
 export function duplicateCandidates(q: CandidateQuery): SQL {
   // The radius, window and limit are written into the text, not sent as parameters: with them
-  // as parameters PostgreSQL's generic plan guessed a third of the table for the window and
+  // as parameters PostgreSQL's generic plan could not estimate the circle and the window and
   // cost the index scan at 30× the custom plans', so the POST's named statement was planned
   // afresh on every execution (~3 ms each; docs/benchmarks.md). They are whole numbers within
   // the catalog's bounds (and the database's checks), so a text per distinct setting: a few.

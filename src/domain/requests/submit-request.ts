@@ -68,11 +68,11 @@ export async function assertInsideJurisdiction(db: Db, jurisdiction: Jurisdictio
  * department with its `work_order.created` event — in one statement of named steps
  * (data-modifying CTEs), so it is atomic on its own: `db` may be the database or a caller's
  * transaction (one that also stores an Idempotency-Key). Uploaded photos are one more step
- * (media-store.ts), only when there are any: a POST without them runs the statement it always did. So is the duplicate search
- * (duplicate-search.ts), only for a service with a policy and a report with a point: `suggest`
- * adds the candidates to the answer, `link` makes the row a duplicate of the nearest (locked
- * FOR SHARE until commit) and opens no work order. A new field at creation is a column in
- * requestRow or one more step here. The token acceptor and the dispatchers are woken by the
+ * (media-store.ts), only when there are any: a POST without them runs the statement it always
+ * did. So is the duplicate search (duplicate-search.ts), only for a service with a policy and a
+ * report with a point: `suggest` adds the candidates to the answer, `link` makes the row a
+ * duplicate of the nearest (locked FOR SHARE until commit) and opens no work order. A new field
+ * at creation is a column in requestRow or one more step here. The token acceptor and the dispatchers are woken by the
  * NOTIFYs its last select sends (delivered at commit).
  *
  * One statement, not one per step, and no transaction around it: each is a round trip. This
