@@ -7,7 +7,8 @@
  *
  *   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench -- --rows 1000000
  *
- * The open-data feed's scenarios (issue 14) are in open-data.ts: `--only open-data`. Start time
+ * The open-data feed's scenarios (issue 14) are in open-data.ts: `--only open-data`; duplicates at
+ * intake (issue 15) in duplicates.ts: `--only dup`. Start time
  * (issue 17, start-time.ts) needs no PostGIS and runs first: `--only start` runs it alone.
  */
 import { execFileSync } from 'node:child_process'
@@ -23,6 +24,7 @@ import { submitServiceRequest } from '../src/domain/requests/submit-request.js'
 import { validateSubmission } from '../src/domain/requests/submission.js'
 import { benchUrl, CENTRE, measure, median, postForm, prepareDatabase, quiet, radiusSearchPath, randomPoint, startDeployedServer, startProcess } from './setup.js'
 import { benchOpenData } from './open-data.js'
+import { deleteBenchPosts, DUPLICATE_SEARCH, explainCandidateSearch, formAtCityPoint, setGraffitiPolicy } from './duplicates.js'
 import { benchStartTime } from './start-time.js'
 import { benchLatency, benchServerDeliveries, prepareDepartment, startReceiver } from './webhooks.js'
 
@@ -192,6 +194,20 @@ async function postWrite(database: Database, form: URLSearchParams): Promise<() 
   return () => submitServiceRequest(database.db, { jurisdiction, service, submission, channel: 'app' })
 }
 
+/** postWrite at a fresh city point each time, with graffiti's policy off or suggest 50 m / 30 d (bench/duplicates.ts). */
+async function cityPointWrite(database: Database, on: boolean): Promise<() => Promise<unknown>> {
+  const jurisdiction = await resolveJurisdiction(database.db, undefined)
+  const stored = (await activeService(database.db, jurisdiction, 'graffiti'))!
+  const service = on
+    ? { ...stored, duplicates: { policy: DUPLICATE_SEARCH.policy, radius_m: DUPLICATE_SEARCH.radiusM, window_days: DUPLICATE_SEARCH.windowDays } }
+    : { ...stored, duplicates: undefined }
+  return () => {
+    const form = new URLSearchParams(formAtCityPoint('unused'))
+    const submission = validateSubmission(Object.fromEntries(form), service, jurisdiction.timeZone)
+    return submitServiceRequest(database.db, { jurisdiction, service, submission, channel: 'app' })
+  }
+}
+
 async function main() {
   // The start-time scenarios say their own set-up (start-time.ts): the embedded default, not PostGIS.
   if (args.only !== 'start') console.log(AS_DEPLOYED)
@@ -297,6 +313,67 @@ async function main() {
           }),
         ],
       ])
+      await database.close()
+    }
+    // Duplicates at intake (issue 15): the same POST with graffiti's policy off and on, posted at
+    // city points so the search runs where requests are; the candidate search's plan and cost
+    // at this size before and after (bench/duplicates.ts, docs/benchmarks.md).
+    const dupOff = 'POST dup-detection off (graffiti at city points)'
+    const dupOn = `POST dup-detection on (${DUPLICATE_SEARCH.policy}, ${DUPLICATE_SEARCH.radiusM} m, ${DUPLICATE_SEARCH.windowDays} days)`
+    if (selected(dupOff, dupOn)) {
+      const database = await openDatabase({ databaseUrl: benchUrl, logger: quiet, poolSize: 2 })
+      const explain = async (when: string) => {
+        const found = await explainCandidateSearch(database, pool)
+        console.log(`# candidate search ${when}: ${found.counts.total} graffiti requests, ${found.counts.in_window} open originals in the window`)
+        console.log(found.custom.plan.map((line) => `#   ${line}`).join('\n'))
+        console.log(`# generic plan:\n${found.generic.plan.map((line) => `#   ${line}`).join('\n')}`)
+        for (const [kind, timing] of [['custom', found.custom], ['generic', found.generic]] as const) {
+          figures.push({
+            scenario: `candidate search ${when}, EXPLAIN ANALYZE execution ms (${kind} plan, 200 city points)`,
+            reqPerSec: Number.NaN,
+            p50: timing.median,
+            p99: timing.p99,
+            note: `${found.counts.in_window} open graffiti originals in the 30-day window of ${found.counts.total}`,
+          })
+        }
+      }
+      // Every run starts from the data set as generated (bench/duplicates.ts, deleteBenchPosts).
+      const lastId = Number((await pool.query<{ id: string }>('select max(id) as id from service_requests')).rows[0]!.id)
+      await explain('before the POSTs')
+      const posting = (on: boolean) => async () => {
+        await deleteBenchPosts(pool, lastId)
+        await setGraffitiPolicy(pool, on)
+        return viaAutocannon({
+          url: `${base}/open311/v2/requests.json`,
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          requests: [{ setupRequest: (request) => ({ ...request, body: formAtCityPoint(apiKey) }) }],
+        })()
+      }
+      await alternating([
+        [dupOff, posting(false)],
+        [dupOn, posting(true)],
+      ])
+      // The same pair without HTTP: the POST's own write (submitServiceRequest, one statement)
+      // at city points, the service's policy given in the call, so only the statement differs.
+      const writeOff = "the POST's own write, dup-detection off (without HTTP)"
+      const writeOn = "the POST's own write, dup-detection on (without HTTP)"
+      const writes = await openDatabase({ databaseUrl: benchUrl, logger: quiet, poolSize: CONNECTIONS })
+      const writing = (on: boolean) => {
+        const write = cityPointWrite(writes, on)
+        return async () => {
+          await deleteBenchPosts(pool, lastId)
+          return viaLoop(await write)()
+        }
+      }
+      await alternating([
+        [writeOff, writing(false)],
+        [writeOn, writing(true)],
+      ])
+      await writes.close()
+      await setGraffitiPolicy(pool, false)
+      await explain('after the last run (its POSTs still there)')
+      await deleteBenchPosts(pool, lastId)
       await database.close()
     }
     // Before the webhook scenario, whose work orders on 5,000 open requests would show in the feed.

@@ -17,7 +17,8 @@ import { createWebhookContext } from '../src/integrations/webhooks/context.js'
 import { BENCH_WEBHOOK_ENV } from './webhooks.js'
 
 export const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
-const BENCH_DB = 'open311_bench'
+// BENCH_DB_NAME: another database beside it, e.g. for two branches' runs on one server (their migrations differ).
+const BENCH_DB = process.env.BENCH_DB_NAME ?? 'open311_bench'
 export const benchUrl = (() => {
   const url = new URL(ADMIN_URL)
   url.pathname = `/${BENCH_DB}`

@@ -70,6 +70,18 @@ export type AttributeDatatype = (typeof ATTRIBUTE_DATATYPES)[number]
 export const SERVICE_PRIVACY = ['standard', 'sensitive'] as const
 export type ServicePrivacy = (typeof SERVICE_PRIVACY)[number]
 
+/**
+ * What a POST does with open requests of the same service nearby (docs/service-levels.md,
+ * "Duplicates at intake"): `off` looks for none; `suggest` creates the request and names the
+ * likely original in the answer; `link` creates it as a duplicate of the nearest one, with no
+ * work order of its own (src/domain/requests/duplicate-search.ts).
+ */
+export const DUPLICATE_POLICIES = ['off', 'suggest', 'link'] as const
+export type DuplicatePolicy = (typeof DUPLICATE_POLICIES)[number]
+/** Bounds of a policy's radius and window: beyond them the search stops being about one spot and one spell. */
+export const DUPLICATE_MAX_RADIUS_M = 5000
+export const DUPLICATE_MAX_WINDOW_DAYS = 365
+
 export const OPEN311_STATUSES = ['open', 'closed'] as const
 export type Open311Status = (typeof OPEN311_STATUSES)[number]
 
@@ -133,11 +145,23 @@ export const services = pgTable(
     slaHours: integer('sla_hours'),
     /** … or this many business days of the jurisdiction's calendar (at most one of the two; neither: no deadline). */
     slaBusinessDays: integer('sla_business_days'),
+    /** Duplicates at intake: DUPLICATE_POLICIES, with its radius (metres) and window (days); both set unless off. */
+    duplicatePolicy: text('duplicate_policy').$type<DuplicatePolicy>().notNull().default('off'),
+    duplicateRadiusM: integer('duplicate_radius_m'),
+    duplicateWindowDays: integer('duplicate_window_days'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
   (t) => [
     uniqueIndex('services_jurisdiction_code_key').on(t.jurisdictionId, t.serviceCode),
+    check('services_duplicate_policy_check', inList('duplicate_policy', DUPLICATE_POLICIES)),
+    // Off may keep a radius and window for later; suggest and link need both, within the bounds.
+    check(
+      'services_duplicate_search_check',
+      sql.raw(`(duplicate_policy = 'off' or (duplicate_radius_m is not null and duplicate_window_days is not null))
+        and duplicate_radius_m between 1 and ${DUPLICATE_MAX_RADIUS_M} is not false
+        and duplicate_window_days between 1 and ${DUPLICATE_MAX_WINDOW_DAYS} is not false`),
+    ),
     check('services_sla_check', sql`num_nonnulls(sla_hours, sla_business_days) <= 1 and sla_hours > 0 is not false and sla_business_days > 0 is not false`),
     check('services_type_check', inList('type', SERVICE_TYPES)),
     check('services_code_url_safe', sql`service_code ~ '^[A-Za-z0-9_-]{1,64}$'`),

@@ -5,6 +5,7 @@
  */
 import type { CatalogAttribute } from '../domain/catalog/catalog-schema.js'
 import type { ExtendedRequestRow, PublicRequestRow, PublicUpdateRow } from '../domain/requests/find-requests.js'
+import type { PossibleDuplicate } from '../domain/requests/duplicate-search.js'
 import { isFreeText } from '../domain/requests/sensitive-location.js'
 import { formatOptionalW3c, formatW3c } from './datetime.js'
 
@@ -20,6 +21,8 @@ export interface RequestNote {
 export interface RequestExtensions {
   notes: PublicUpdateRow[]
   attributeDefinitions: CatalogAttribute[]
+  /** GET of one request of a `suggest` service: what its POST would name now (absent: not shown). */
+  possibleDuplicates?: PossibleDuplicate[]
 }
 
 /** The core GeoReport v2 request. */
@@ -59,7 +62,13 @@ export function toExtendedRequest(row: ExtendedRequestRow, timeZone: string, ext
     },
     attributes: publicAnswers(row, extensions.attributeDefinitions),
     notes: extensions.notes.map((u) => toNote(u, timeZone)),
+    ...(extensions.possibleDuplicates ? { possible_duplicates: extensions.possibleDuplicates.map((d) => toPossibleDuplicate(d, timeZone)) } : {}),
   }
+}
+
+/** A possible duplicate in the answers of POST (extensions=true) and GET of one request. */
+export function toPossibleDuplicate(d: PossibleDuplicate, timeZone: string) {
+  return { service_request_id: d.service_request_id, distance_m: d.distance_m, requested_datetime: formatW3c(d.requested_at, timeZone) }
 }
 
 function publicAnswers({ attributes: answers, generalised }: ExtendedRequestRow, definitions: CatalogAttribute[]) {

@@ -19,6 +19,7 @@ export const CONTAINER_CHILDREN: Readonly<Record<string, string>> = {
   notes: 'note',
   media_urls: 'media_url',
   labels: 'label',
+  possible_duplicates: 'possible_duplicate',
 }
 
 export type Format = 'json' | 'xml'

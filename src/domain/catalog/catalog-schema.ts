@@ -2,7 +2,15 @@
  * The catalog file format (`services import`, admin `PUT /admin/v1/catalog`): a jurisdiction and
  * its services with their attribute definitions. Documented in README.md ("Catalog format").
  */
-import { ATTRIBUTE_DATATYPES, SERVICE_PRIVACY, SERVICE_TYPES } from '../../db/schema.js'
+import {
+  ATTRIBUTE_DATATYPES,
+  DUPLICATE_MAX_RADIUS_M,
+  DUPLICATE_MAX_WINDOW_DAYS,
+  DUPLICATE_POLICIES,
+  type DuplicatePolicy,
+  SERVICE_PRIVACY,
+  SERVICE_TYPES,
+} from '../../db/schema.js'
 
 const attributeValue = {
   type: 'object',
@@ -79,6 +87,20 @@ export const catalogServiceSchema = {
         business_days: { type: 'integer', minimum: 1, maximum: 3650 },
       },
     },
+    duplicates: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['policy'],
+      description:
+        'Duplicates at intake (docs/service-levels.md): on POST, open requests of this service within `radius_m` metres and ' +
+        '`window_days` days are looked for. `suggest`: the request is created and the answer names the likely original; ' +
+        '`link`: it is created as a duplicate of the nearest one, without a work order of its own. Absent: off',
+      properties: {
+        policy: { type: 'string', enum: DUPLICATE_POLICIES },
+        radius_m: { type: 'integer', minimum: 1, maximum: DUPLICATE_MAX_RADIUS_M, description: 'Required unless the policy is off' },
+        window_days: { type: 'integer', minimum: 1, maximum: DUPLICATE_MAX_WINDOW_DAYS, description: 'Required unless the policy is off' },
+      },
+    },
     attributes: { type: 'array', maxItems: 200, items: catalogAttributeSchema, default: [] },
   },
 } as const
@@ -149,7 +171,15 @@ export interface CatalogService {
   department_issues_reference: boolean
   privacy: (typeof SERVICE_PRIVACY)[number]
   service_level?: ServiceLevel
+  duplicates?: DuplicateSettings
   attributes: CatalogAttribute[]
+}
+
+/** A service's duplicate policy; radius and window are present unless the policy is off (validate-catalog.ts). */
+export interface DuplicateSettings {
+  policy: DuplicatePolicy
+  radius_m?: number
+  window_days?: number
 }
 
 /** Exactly one of the two. */

@@ -7,7 +7,7 @@ import type { Db } from '../../db/database.js'
 import { jurisdictions, serviceAttributes, serviceRequests, services } from '../../db/schema.js'
 import { conflict } from '../errors.js'
 import { forgetJurisdictions } from '../jurisdictions.js'
-import { type Catalog, type CatalogAttribute, type CatalogService, DEFAULT_CALENDAR, type ServiceLevel } from './catalog-schema.js'
+import { type Catalog, type CatalogAttribute, type CatalogService, DEFAULT_CALENDAR, type DuplicateSettings, type ServiceLevel } from './catalog-schema.js'
 
 /** Serialises catalog writers across processes; transaction-scoped, so it can never leak. */
 export const CATALOG_LOCK_KEY = 311_002
@@ -145,6 +145,9 @@ async function writeService(tx: Db, jurisdictionId: string, service: CatalogServ
     privacy: service.privacy,
     slaHours: service.service_level?.hours ?? null,
     slaBusinessDays: service.service_level?.business_days ?? null,
+    duplicatePolicy: service.duplicates?.policy ?? 'off',
+    duplicateRadiusM: service.duplicates?.radius_m ?? null,
+    duplicateWindowDays: service.duplicates?.window_days ?? null,
   }
   let serviceId = id
   if (serviceId === undefined) {
@@ -231,6 +234,7 @@ export async function loadCatalogServices(
     department_issues_reference: r.departmentIssuesReference,
     privacy: r.privacy,
     ...serviceLevelOf(r),
+    ...duplicatesOf(r),
     attributes: attributesByService.get(r.id) ?? [],
   }))
 }
@@ -240,6 +244,20 @@ function serviceLevelOf(row: { slaHours: number | null; slaBusinessDays: number 
   if (row.slaHours !== null) return { service_level: { hours: row.slaHours } }
   if (row.slaBusinessDays !== null) return { service_level: { business_days: row.slaBusinessDays } }
   return {}
+}
+
+/** The catalog's `duplicates`, present unless the service is off with nothing kept for later (as for service_level). */
+function duplicatesOf(row: { duplicatePolicy: DuplicateSettings['policy']; duplicateRadiusM: number | null; duplicateWindowDays: number | null }): {
+  duplicates?: DuplicateSettings
+} {
+  if (row.duplicatePolicy === 'off' && row.duplicateRadiusM === null && row.duplicateWindowDays === null) return {}
+  return {
+    duplicates: {
+      policy: row.duplicatePolicy,
+      ...(row.duplicateRadiusM !== null ? { radius_m: row.duplicateRadiusM } : {}),
+      ...(row.duplicateWindowDays !== null ? { window_days: row.duplicateWindowDays } : {}),
+    },
+  }
 }
 
 function sameService(stored: StoredService, incoming: CatalogService): boolean {

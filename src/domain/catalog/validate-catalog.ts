@@ -64,6 +64,8 @@ export function validateCatalog(data: unknown, source: string): Catalog {
   if (faults.length > 0) throw new CatalogError(source, faults)
   const catalog = data as Catalog
   for (const service of catalog.services) {
+    // `{"policy": "off"}` says what absence says: stored alike, so re-importing it is no change.
+    if (service.duplicates?.policy === 'off' && service.duplicates.radius_m === undefined && service.duplicates.window_days === undefined) delete service.duplicates
     service.attributes.forEach((attribute, j) => (attribute.order ??= j + 1))
     // Display order, so a file listing attributes in another order is still the same catalog.
     service.attributes.sort((a, b) => a.order! - b.order!)
@@ -95,6 +97,7 @@ function ruleFaults(data: unknown): CatalogFault[] {
     const at = `services[${i}]`
     faults.push(...repeated(firstWithCode, service.service_code, i, `${at}.service_code`, (first) => `services[${first}]`))
     if (Array.isArray(service.attributes)) faults.push(...attributeFaults(service.attributes, `${at}.attributes`))
+    if (isFields(service.duplicates)) faults.push(...duplicateFaults(service.duplicates, `${at}.duplicates`))
   })
   return faults
 }
@@ -129,6 +132,15 @@ function attributeFaults(attributes: unknown[], at: string): CatalogFault[] {
     }
   })
   return faults
+}
+
+/** A policy that searches needs where and how far back: radius_m and window_days (their bounds are the schema's). */
+function duplicateFaults(duplicates: Fields, at: string): CatalogFault[] {
+  const policy = duplicates.policy
+  if (typeof policy !== 'string' || policy === 'off') return []
+  return (['radius_m', 'window_days'] as const)
+    .filter((field) => duplicates[field] === undefined)
+    .map((field) => ({ field: `${at}.${field}`, detail: `is required when the policy is ${policy}` }))
 }
 
 const CLOCK_TIME = /^([01][0-9]|2[0-3]):[0-5][0-9]$/

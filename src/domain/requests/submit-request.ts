@@ -17,6 +17,15 @@ import { OUTBOX_CHANNEL, outboxInsert } from '../../outbox/outbox.js'
 import { photoInsert } from '../media/media-store.js'
 import type { PreparedPhoto } from '../media/photos.js'
 import type { RequestChannel } from './channels.js'
+import {
+  type DuplicateSearch,
+  duplicateCandidates,
+  duplicateNotice,
+  duplicateSearchOf,
+  MAX_POSSIBLE_DUPLICATES,
+  type PossibleDuplicate,
+  possibleDuplicatesJson,
+} from './duplicate-search.js'
 import type { Reporter, Submission } from './submission.js'
 import { newToken, TOKEN_PENDING_CHANNEL, tokenInsert } from './tokens.js'
 
@@ -25,6 +34,10 @@ export interface CreatedRequest {
   token?: string
   serviceNotice: string | null
   accountId: string | null
+  /** What the duplicate search found (services whose policy is not off, requests with a point), nearest first. */
+  possibleDuplicates: PossibleDuplicate[]
+  /** `link`: the original this request was made a duplicate of. */
+  parentServiceRequestId: string | null
 }
 
 export interface NewRequest {
@@ -55,8 +68,11 @@ export async function assertInsideJurisdiction(db: Db, jurisdiction: Jurisdictio
  * department with its `work_order.created` event — in one statement of named steps
  * (data-modifying CTEs), so it is atomic on its own: `db` may be the database or a caller's
  * transaction (one that also stores an Idempotency-Key). Uploaded photos are one more step
- * (media-store.ts), only when there are any: a POST without them runs the statement it always did. A new field at creation is a column in
- * requestRow or one more step here. The token acceptor and the dispatchers are woken by the
+ * (media-store.ts), only when there are any: a POST without them runs the statement it always
+ * did. So is the duplicate search (duplicate-search.ts), only for a service with a policy and a
+ * report with a point: `suggest` adds the candidates to the answer, `link` makes the row a
+ * duplicate of the nearest (locked FOR SHARE until commit) and opens no work order. A new field
+ * at creation is a column in requestRow or one more step here. The token acceptor and the dispatchers are woken by the
  * NOTIFYs its last select sends (delivered at commit).
  *
  * One statement, not one per step, and no transaction around it: each is a round trip. This
@@ -76,17 +92,42 @@ export async function submitServiceRequest(db: Db, input: NewRequest): Promise<C
   const token = input.service.type === 'realtime' ? null : newToken()
   // ST_MakePoint is strict: no lat/long gives a null point, so one statement text serves both cases.
   const point = sql`ST_SetSRID(ST_MakePoint(${submission.long ?? null}::float8, ${submission.lat ?? null}::float8), 4326)::geography`
-  const [row] = await preparedRows<{ public_id: string; service_notice: string | null }>(
+  // Only a service with a policy and a request with a point search: any other POST runs the
+  // statement it always did, without the search's steps (docs/benchmarks.md, "Duplicates at intake").
+  const search = submission.lat !== undefined && submission.long !== undefined ? duplicateSearchOf(input.service) : null
+  const linking = search?.policy === 'link'
+  const candidates = search
+    ? sql`candidates as (${duplicateCandidates({
+        jurisdictionId: input.jurisdiction.id,
+        serviceId: input.service.id,
+        point,
+        search,
+        asOf: sql`now()`,
+        limit: linking ? 1 : MAX_POSSIBLE_DUPLICATES,
+        lock: linking,
+      })}),`
+    : sql``
+  // A linked request opens no work order: the original's crew handles the problem.
+  const toOpen = linking ? sql`(select * from new_request where parent_request_id is null)` : sql`new_request`
+  const [row] = await preparedRows<{
+    public_id: string
+    service_notice: string | null
+    possible_duplicates?: PossibleDuplicate[] | null
+    parent_service_request_id?: string | null
+  }>(
     db,
-    sql`with routed as (${routedDepartments(input.service.id, point)}),
-          new_request as (${requestRow(input, point)}),
+    sql`with ${candidates} routed as (${routedDepartments(input.service.id, point)}),
+          new_request as (${requestRow(input, point, linking ? search : null)}),
           reporter as (${reporterRow(submission.reporter)}),
-          first_entry as (${firstHistoryEntry()}),
+          first_entry as (${firstHistoryEntry(linking)}),
           issued as (${tokenInsert(token, sql`new_request`)}),
-          opened as (${workOrderInsert(sql`new_request`, sql`routed`)}),
+          opened as (${workOrderInsert(toOpen, sql`routed`)}),
           announced as (${outboxInsert(newWorkOrderEventRows({ workOrders: sql`opened`, request: sql`new_request`, reporter: sql`reporter` }))})
           ${photos.length > 0 ? sql`, photographed as (${photoInsert(photos, sql`new_request`)})` : sql``}
-        select r.public_id, r.service_notice,
+        select r.public_id,
+               ${search && !linking ? sql`coalesce(r.service_notice, ${duplicateNotice(sql`candidates`, search, input.jurisdiction.timeZone)})` : sql`r.service_notice`} as service_notice,
+               ${search ? sql`${possibleDuplicatesJson(sql`candidates`, search.hideDistance)} as possible_duplicates,` : sql``}
+               ${linking ? sql`(select public_id from candidates) as parent_service_request_id,` : sql``}
                (select pg_notify(${TOKEN_PENDING_CHANNEL}, '') from issued),
                (select pg_notify(${OUTBOX_CHANNEL}, '') where exists (select 1 from announced))
         from new_request r`,
@@ -95,22 +136,39 @@ export async function submitServiceRequest(db: Db, input: NewRequest): Promise<C
     serviceRequestId: row!.public_id,
     serviceNotice: row!.service_notice,
     accountId: submission.reporter.accountId ?? null,
+    possibleDuplicates: parseList(row!.possible_duplicates),
+    parentServiceRequestId: row!.parent_service_request_id ?? null,
     ...(token ? { token } : {}),
   }
+}
+
+/** json arrives parsed from both drivers; text only if a driver leaves it so. */
+function parseList(value: PossibleDuplicate[] | string | null | undefined): PossibleDuplicate[] {
+  if (value === null || value === undefined) return []
+  return typeof value === 'string' ? (JSON.parse(value) as PossibleDuplicate[]) : value
 }
 
 /**
  * The request row; `agency_responsible` names the routed departments, as Open311 shows them, and
  * `expected_at` is the latest of their service-level due dates until a department gives one.
+ * Linking (`link`, a candidate found): the row is a duplicate of the step `candidates`' one, as
+ * an operator's marking leaves it (work-orders/duplicates.ts), its notice naming the original;
+ * no work order of its own, so no due date.
  */
-function requestRow({ jurisdiction, service, submission, apiKeyId, channel }: NewRequest, point: SQL): SQL {
+function requestRow({ jurisdiction, service, submission, apiKeyId, channel }: NewRequest, point: SQL, link: DuplicateSearch | null): SQL {
+  const due = sql`(select max(${workOrderDue(sql`now()`, sql`${service.id}::bigint`, sql`id`)}) from routed)`
+  const duplicateColumns = link ? sql`, parent_request_id, detailed_status, status_notes, service_notice` : sql``
+  const duplicateValues = link
+    ? sql`, (select id from candidates), coalesce((select 'duplicate' from candidates), 'submitted'),
+          (select 'Duplicate of ' || public_id from candidates), ${duplicateNotice(sql`candidates`, link, jurisdiction.timeZone)}`
+    : sql``
   return sql`insert into service_requests (jurisdiction_id, service_id, description, address, address_id, zipcode, location,
-                                  media_urls, attributes, channel, submitted_by_key_id, agency_responsible, expected_at)
+                                  media_urls, attributes, channel, submitted_by_key_id, agency_responsible, expected_at${duplicateColumns})
     values (${jurisdiction.id}, ${service.id}::bigint, ${submission.description ?? null}::text, ${submission.addressString ?? null}::text,
             ${submission.addressId ?? null}::text, ${submission.zipcode ?? null}::text, ${point},
             ${sql.param(submission.mediaUrls)}::text[], ${JSON.stringify(submission.attributes)}::jsonb, ${channel}::text,
             ${apiKeyId ?? null}::bigint, (select string_agg(name, ', ' order by id) from routed),
-            (select max(${workOrderDue(sql`now()`, sql`${service.id}::bigint`, sql`id`)}) from routed))
+            ${link ? sql`case when exists (select 1 from candidates) then null else ${due} end` : due}${duplicateValues})
     returning *`
 }
 
@@ -123,8 +181,16 @@ function reporterRow(reporter: Reporter): SQL {
     returning email, first_name, last_name, phone`
 }
 
-/** The first entry of the request's history. */
-function firstHistoryEntry(): SQL {
+/**
+ * The first entry of the request's history; a linked request's second says what it duplicates
+ * (inserted in this order, so the history lists them so: created_at is the clock per row).
+ */
+function firstHistoryEntry(linking: boolean): SQL {
+  const received = sql`select id, 'open', 'submitted', 'Request received', 'citizen' from new_request`
+  if (!linking) return sql`insert into request_updates (request_id, status, detailed_status, description, source) ${received}`
   return sql`insert into request_updates (request_id, status, detailed_status, description, source)
-    select id, 'open', 'submitted', 'Request received', 'citizen' from new_request`
+    ${received}
+    union all
+    select r.id, 'open', 'duplicate', 'Duplicate of ' || c.public_id || ', found when it was reported', 'system'
+    from new_request r join candidates c on c.id = r.parent_request_id`
 }

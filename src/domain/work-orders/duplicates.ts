@@ -1,14 +1,20 @@
 /**
  * Duplicates: a request marked as a duplicate of another is linked to the original at the top
  * of the chain (parent_service_request_id), its own open work orders are cancelled (no second
- * crew), and it closes when the original closes (request-closing.ts).
+ * crew), and it closes when the original closes (request-closing.ts). A POST can make the same
+ * link at intake (a service with policy `link`: requests/submit-request.ts). Either link can be
+ * undone (unlinkDuplicate): the request then gets work orders as if it had just come in.
  */
 import { and, asc, eq, inArray, sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../db/database.js'
-import { requestUpdates, serviceRequests } from '../../db/schema.js'
-import { invalid, notFound } from '../errors.js'
+import { requestUpdates, serviceRequests, workOrders } from '../../db/schema.js'
+import { routedDepartments } from '../departments/routing.js'
+import { conflict, invalid, notFound } from '../errors.js'
 import { cancelOpenWorkOrders } from './close-request.js'
+import { workOrderPublicId } from './events.js'
+import { announceWorkOrders, insertWorkOrders } from './open-work-orders.js'
 import { closeDuplicatesOf, closeRequestRow } from './request-closing.js'
+import { lockRequest } from './work-orders.js'
 
 export async function markDuplicate(tx: Db, jurisdictionId: string, publicId: string, parentPublicId: string, actor: 'operator' | 'department') {
   if (publicId === parentPublicId) throw invalid('parent_service_request_id: a request cannot duplicate itself')
@@ -63,4 +69,49 @@ async function originalOf(tx: Db, requestId: number): Promise<number> {
         select id from chain where parent_request_id is null or depth = 100 order by depth desc limit 1`,
   )
   return Number(row?.id ?? requestId)
+}
+
+export interface Unlinked {
+  updateId: string
+  /** The work orders opened for it (WO-…), one per department it routes to now. */
+  workOrders: string[]
+}
+
+/**
+ * Undoes a duplicate link, whether made at intake or by an operator: the request is on its own
+ * again, as if just submitted — detailed status `submitted`, routed now (its location, today's
+ * routes), a work order per department due from now, each announced with `work_order.created`,
+ * agency_responsible and expected_at set as a submission sets them — with a history entry
+ * saying so. Refused (nothing changed) for a request that is closed (a closed duplicate closed
+ * with its original: reopening is another matter) or not a duplicate. The request's lock is
+ * taken first, then its work orders' (the order work-orders.ts sets).
+ */
+export async function unlinkDuplicate(tx: Db, jurisdictionId: string, publicId: string): Promise<Unlinked> {
+  const request = await lockRequest(tx, jurisdictionId, publicId)
+  if (request.status === 'closed') throw conflict(`service request ${publicId} is closed; a closed request is not unlinked`)
+  if (request.parentRequestId === null) throw conflict(`service request ${publicId} is not a duplicate`)
+  const [parent] = await tx.select({ publicId: serviceRequests.publicId }).from(serviceRequests).where(eq(serviceRequests.id, request.parentRequestId))
+  const location = sql`(select location from service_requests where id = ${request.id}::bigint)`
+  const routed = await queryRows<{ id: number; name: string; area_name: string | null }>(tx, routedDepartments(request.serviceId, location))
+  const opened = await insertWorkOrders(tx, request.id, routed.map((d) => ({ id: Number(d.id), areaName: d.area_name })))
+  const note = `Not a duplicate of ${parent?.publicId ?? 'another request'}: handled on its own`
+  await tx
+    .update(serviceRequests)
+    .set({
+      parentRequestId: null,
+      detailedStatus: 'submitted',
+      statusNotes: note,
+      serviceNotice: null,
+      agencyResponsible: routed.length > 0 ? routed.map((d) => d.name).join(', ') : null,
+      // The latest due date of its new work orders, as on submission (none without a deadline).
+      expectedAt: opened.length > 0 ? sql`(select max(due_at) from ${workOrders} where id in ${opened})` : null,
+    })
+    .where(eq(serviceRequests.id, request.id))
+  const [entry] = await tx
+    .insert(requestUpdates)
+    .values({ requestId: request.id, status: 'open', detailedStatus: 'submitted', description: note, source: 'operator' })
+    .returning({ updateId: requestUpdates.updateId })
+  // Announced once the request is as the departments will read it.
+  await announceWorkOrders(tx, opened)
+  return { updateId: entry!.updateId, workOrders: opened.map(workOrderPublicId) }
 }

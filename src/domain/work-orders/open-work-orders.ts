@@ -23,19 +23,26 @@ export function workOrderInsert(request: SQL, departments: SQL): SQL {
     returning *`
 }
 
-/** The pending rows alone; their caller announces them (announceWorkOrders) once the rest of its change is written. */
-export async function insertWorkOrders(tx: Db, requestId: number, departmentIds: number[]): Promise<number[]> {
-  if (departmentIds.length === 0) return []
+/**
+ * The pending rows alone; their caller announces them (announceWorkOrders) once the rest of its
+ * change is written. Each department comes with the routing area that chose it (routing.ts);
+ * without one — a department passing the work on — the work stays in the area it was routed for.
+ */
+export async function insertWorkOrders(tx: Db, requestId: number, departments: { id: number; areaName?: string | null }[]): Promise<number[]> {
+  if (departments.length === 0) return []
   const opened = await tx
     .insert(workOrders)
     .values(
-      departmentIds.map((departmentId) => ({
+      departments.map((department) => ({
         requestId,
-        departmentId,
+        departmentId: department.id,
         // The clock starts again for the department the work passes to (docs/service-levels.md).
-        dueAt: workOrderDue(sql`now()`, sql`(select service_id from service_requests where id = ${requestId})`, sql`${departmentId}::bigint`),
-        // The work stays in the area it was routed for, whoever takes it on (reports group by it).
-        areaName: sql`(select area_name from work_orders where request_id = ${requestId} order by id desc limit 1)`,
+        dueAt: workOrderDue(sql`now()`, sql`(select service_id from service_requests where id = ${requestId})`, sql`${department.id}::bigint`),
+        // Reports group work by it.
+        areaName:
+          department.areaName !== undefined
+            ? department.areaName
+            : sql`(select area_name from work_orders where request_id = ${requestId} order by id desc limit 1)`,
       })),
     )
     .returning({ id: workOrders.id })

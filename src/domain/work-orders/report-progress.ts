@@ -124,7 +124,7 @@ export async function applyDepartmentReport(
 async function openSuccessor(tx: Db, department: Department, workOrder: WorkOrder, targetCode: string): Promise<{ id: number; departmentCode: string }> {
   const target = await findDepartment(tx, department.jurisdictionId, targetCode)
   if (target.id === department.id) throw invalid('reassign_to: the work order already belongs to this department')
-  const [successorId] = await insertWorkOrders(tx, workOrder.requestId, [target.id])
+  const [successorId] = await insertWorkOrders(tx, workOrder.requestId, [{ id: target.id }])
   await tx.update(serviceRequests).set({ agencyResponsible: target.name }).where(eq(serviceRequests.id, workOrder.requestId))
   return { id: successorId!, departmentCode: target.code }
 }

@@ -134,6 +134,26 @@ const note = {
   },
 } as const
 
+/** An open request that a new one may duplicate (duplicates at intake, docs/service-levels.md). */
+export const possibleDuplicate = {
+  type: 'object',
+  required: ['service_request_id', 'distance_m', 'requested_datetime'],
+  properties: {
+    service_request_id: { type: 'string' },
+    distance_m: { type: ['integer', 'null'], description: 'Metres, rounded; null for sensitive services (to the public)' },
+    requested_datetime: w3cDatetime,
+  },
+} as const
+
+export const possibleDuplicates = {
+  type: 'array',
+  maxItems: 5,
+  description:
+    'Only with extensions=true, for services with a duplicate policy: open requests of the same service within its radius and window, ' +
+    'nearest first (at most 5; for policy link, the one linked to). XML: `<possible_duplicates><possible_duplicate>…`',
+  items: possibleDuplicate,
+} as const
+
 export const serviceRequest = {
   type: 'object',
   description: 'XML: `<service_requests><request>…</request></service_requests>`',
@@ -182,6 +202,12 @@ export const serviceRequest = {
       },
     },
     notes: { type: 'array', description: 'Only with extensions=true: public status history', items: note },
+    possible_duplicates: {
+      ...possibleDuplicates,
+      description:
+        'Only with extensions=true, on GET of one request: for an open request (not itself a duplicate) of a service with policy suggest, ' +
+        'the earlier open requests it may duplicate, found as its POST would find them now. XML: `<possible_duplicates><possible_duplicate>…`',
+    },
   },
   examples: [
     {
@@ -214,8 +240,17 @@ export const postRequestAnswer = {
     token: { type: 'string' },
     service_notice: nullableString,
     account_id: nullableString,
+    possible_duplicates: possibleDuplicates,
   },
-  examples: [{ service_request_id: '100043', service_notice: null, account_id: null }],
+  examples: [
+    { service_request_id: '100043', service_notice: null, account_id: null },
+    {
+      service_request_id: '100044',
+      service_notice: 'This looks like request 100041, reported 35 m away on 2026-05-01; if it is the same problem, you can follow that request instead.',
+      account_id: null,
+      possible_duplicates: [{ service_request_id: '100041', distance_m: 35, requested_datetime: '2026-05-01T09:30:00-05:00' }],
+    },
+  ],
 } as const
 
 export const tokenAnswer = {

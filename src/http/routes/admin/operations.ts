@@ -3,7 +3,7 @@ import { acknowledgeAlert, listAlerts, listDeliveries, replayDeliveries } from '
 import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { setPublicView } from '../../../domain/requests/public-view.js'
 import { closeRequestByOperator } from '../../../domain/work-orders/close-request.js'
-import { markDuplicate } from '../../../domain/work-orders/duplicates.js'
+import { markDuplicate, unlinkDuplicate } from '../../../domain/work-orders/duplicates.js'
 import { addRequestNote } from '../../../domain/work-orders/request-notes.js'
 import { notFound } from '../../../open311/errors.js'
 import { adminErrors } from '../../schemas/admin.js'
@@ -194,6 +194,34 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
         markDuplicate(tx, jurisdiction.id, request.params.id, request.body.parent_service_request_id, 'operator'),
       )
       return { update_id: updateId }
+    },
+  )
+
+  app.delete<{ Params: { id: string }; Querystring: { jurisdiction_id?: string } }>(
+    '/requests/:id/duplicate',
+    {
+      schema: {
+        tags: ['Admin'],
+        summary: 'Undo a duplicate link (made at intake or by an operator): the request gets work orders as if just submitted',
+        description:
+          'Clears the link, sets the detailed status back to `submitted` and routes the request now: one work order per department, ' +
+          'due from now, each announced with `work_order.created`. 409 (nothing changed) for a closed request or one that is not a duplicate.',
+        params: requestParams,
+        querystring: jurisdictionQuery,
+        response: {
+          200: {
+            type: 'object',
+            properties: { update_id: { type: 'string' }, work_orders: { type: 'array', items: { type: 'string' }, description: 'The work orders opened (WO-…)' } },
+          },
+          ...conflictErrors,
+        },
+      },
+    },
+    async (request) => {
+      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const result = await app.db.transaction((tx) => unlinkDuplicate(tx, jurisdiction.id, request.params.id))
+      logAction(request, 'duplicate link undone by operator', { serviceRequestId: request.params.id, workOrders: result.workOrders.length })
+      return { update_id: result.updateId, work_orders: result.workOrders }
     },
   )
 

@@ -8,6 +8,7 @@ import { assertInsideJurisdiction, submitServiceRequest } from '../../../domain/
 import { IDEMPOTENCY_KEY_PATTERN, runIdempotent } from '../../../domain/requests/idempotency.js'
 import { type FormFields, validateSubmission } from '../../../domain/requests/submission.js'
 import { badRequest, notFound } from '../../../open311/errors.js'
+import { toPossibleDuplicate } from '../../../open311/request-representation.js'
 import type { Format } from '../../../open311/spark.js'
 import { requireClientKey } from '../../auth.js'
 import { sendOpen311 } from '../../reply.js'
@@ -19,7 +20,7 @@ import { photoUrl } from '../media/index.js'
 import { PHOTO_FIELD } from './form-body.js'
 
 export default async function postRequestRoutes(app: FastifyInstance) {
-  app.post<{ Params: { format: Format }; Body: FormFields }>(
+  app.post<{ Params: { format: Format }; Body: FormFields; Querystring: { extensions?: boolean } }>(
     '/requests.:format',
     {
       config: { photoUploads: true },
@@ -37,11 +38,19 @@ export default async function postRequestRoutes(app: FastifyInstance) {
           'Photos: multipart only, as `media` file parts (at most MEDIA_MAX_FILES, default 3, of MEDIA_MAX_BYTES each, default 10 MB: ' +
           '413 above); JPEG, PNG, WebP or AVIF, checked by decoding; kept only re-encoded as JPEG without any metadata (no EXIF, no GPS), ' +
           'served at `GET /media/v1/{id}/full.jpg` (and `thumb.jpg`), which becomes the first media_url. ' +
-          'A file that is not such an image is a 400 and nothing is created.',
+          'A file that is not such an image is a 400 and nothing is created. ' +
+          'Services with a duplicate policy (docs/service-levels.md, "Duplicates at intake") look for open requests nearby: ' +
+          '`service_notice` names the likely original, and with `extensions=true` the answer lists `possible_duplicates`.',
         consumes: FORM_CONTENT_TYPES,
         security: CLIENT_SECURITY,
         'x-xml-root': 'service_requests',
         params: formatParams,
+        querystring: {
+          type: 'object',
+          properties: {
+            extensions: { type: 'boolean', description: 'Extension: add possible_duplicates (services with a duplicate policy)' },
+          },
+        },
         headers: {
           type: 'object',
           properties: { 'idempotency-key': { type: 'string', description: 'Optional; 1–255 printable ASCII characters' } },
@@ -113,13 +122,17 @@ export default async function postRequestRoutes(app: FastifyInstance) {
           const answer = created.token
             ? { token: created.token, service_notice: created.serviceNotice, account_id: created.accountId }
             : { service_request_id: created.serviceRequestId, service_notice: created.serviceNotice, account_id: created.accountId }
-          return { status: 200, body: [answer as PostAnswer] }
+          // Kept whether or not this POST asked for extensions: a retry gets the same answer either way.
+          const found = created.possibleDuplicates.map((d) => toPossibleDuplicate(d, jurisdiction.timeZone))
+          return { status: 200, body: [{ ...answer, ...(found.length > 0 ? { possible_duplicates: found } : {}) } as PostAnswer] }
         },
       )
       if (result.replayed) reply.header('idempotent-replayed', 'true')
       // Stored answers come back with their keys in the database's order; restore the spec's.
-      const answers = result.body.map(postAnswer)
-      logAction(request, 'service request submitted', { serviceCode, photos: photos.length, replayed: result.replayed })
+      const extensions = request.query.extensions === true
+      const answers = result.body.map((answer) => postAnswer(answer, extensions))
+      const duplicates = result.body[0]?.possible_duplicates?.length ?? 0
+      logAction(request, 'service request submitted', { serviceCode, photos: photos.length, replayed: result.replayed, ...(duplicates ? { possibleDuplicates: duplicates } : {}) })
       reply.code(result.status)
       return sendOpen311(reply, request.params.format, 'service_requests', answers)
     },
@@ -131,16 +144,28 @@ interface PostAnswer {
   token?: string
   service_notice: string | null
   account_id: string | null
+  possible_duplicates?: { service_request_id: string; distance_m: number | null; requested_datetime: string }[]
 }
 
-/** The spec's element order: the id (or token), then service_notice and account_id. */
-function postAnswer(answer: PostAnswer): PostAnswer {
+/**
+ * The spec's element order: the id (or token), then service_notice and account_id; with
+ * extensions, possible_duplicates last (an empty list when the search found none, or did not run).
+ */
+function postAnswer(answer: PostAnswer, extensions: boolean): PostAnswer {
   return {
     ...(answer.service_request_id !== undefined ? { service_request_id: answer.service_request_id } : {}),
     ...(answer.token !== undefined ? { token: answer.token } : {}),
     service_notice: answer.service_notice,
     account_id: answer.account_id,
+    ...(extensions ? { possible_duplicates: (answer.possible_duplicates ?? []).map(possibleDuplicate) } : {}),
   }
 }
+
+/** A stored answer's keys come back in the database's order: the documented one is restored. */
+const possibleDuplicate = (d: NonNullable<PostAnswer['possible_duplicates']>[number]) => ({
+  service_request_id: d.service_request_id,
+  distance_m: d.distance_m,
+  requested_datetime: d.requested_datetime,
+})
 
 export const firstValue = (field: string | string[] | undefined) => (Array.isArray(field) ? field[0] : field)

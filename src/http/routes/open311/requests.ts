@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { loadCatalogServices } from '../../../domain/catalog/catalog.js'
 import { maySensitive } from '../../../domain/catalog/catalog-cache.js'
 import { type Jurisdiction, resolveJurisdiction } from '../../../domain/jurisdictions.js'
-import { findPublicRequests, findPublicUpdates, type RequestFilter } from '../../../domain/requests/find-requests.js'
+import { duplicateSearchOf, possibleDuplicatesOf } from '../../../domain/requests/duplicate-search.js'
+import { type ExtendedRequestRow, findPublicRequests, findPublicUpdates, type RequestFilter } from '../../../domain/requests/find-requests.js'
 import { parseRequestSearch, type RequestSearchParams } from '../../../domain/requests/search-params.js'
 import { notFound } from '../../../open311/errors.js'
 import { toExtendedRequest, toRequest } from '../../../open311/request-representation.js'
@@ -25,9 +26,18 @@ type SearchQuery = RequestSearchParams & { jurisdiction_id?: string; extensions?
 export default async function requestReadRoutes(app: FastifyInstance) {
   /**
    * Up to `pageSize` requests in their wire shape, and whether the filter's limit found more.
-   * With extensions, one extra query each for notes and attribute labels.
+   * With extensions, one extra query each for notes and attribute labels; with `duplicates`
+   * (GET of one request), one more for its possible duplicates when its service suggests them.
    */
-  async function findPage(request: FastifyRequest, reply: FastifyReply, jurisdiction: Jurisdiction, search: RequestFilter, pageSize: number, extensions: boolean) {
+  async function findPage(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    jurisdiction: Jurisdiction,
+    search: RequestFilter,
+    pageSize: number,
+    extensions: boolean,
+    duplicates = false,
+  ) {
     const reader = await readerOf(request, reply)
     const filter: RequestFilter = { ...search, reader, maySensitive: reader === 'public' && (await maySensitive(app.db, jurisdiction)) }
     if (!extensions) {
@@ -40,13 +50,23 @@ export default async function requestReadRoutes(app: FastifyInstance) {
       findPublicUpdates(app.db, { jurisdictionId: jurisdiction.id, requestIds: page.map((r) => r.id), reader }),
       loadCatalogServices(app.db, jurisdiction.id, { includeInactive: true, serviceCodes: [...new Set(page.map((r) => r.service_code))] }),
     ])
+    const suggestions = async (row: ExtendedRequestRow) => {
+      const service = services.find((s) => s.id === row.service_id)
+      const found = service && duplicateSearchOf(service)
+      // Live, for what is still worth suggesting: an open original of a suggest service, with a point.
+      if (!duplicates || found?.policy !== 'suggest' || row.status !== 'open' || row.parent_service_request_id !== null || row.lat === null) return {}
+      return { possibleDuplicates: await possibleDuplicatesOf(app.db, { id: row.id, jurisdictionId: jurisdiction.id, serviceId: row.service_id }, found, reader) }
+    }
     return {
       more: rows.length > page.length,
-      page: page.map((row) =>
-        toExtendedRequest(row, jurisdiction.timeZone, {
-          notes: updates.filter((u) => u.request_id === row.id),
-          attributeDefinitions: services.find((s) => s.id === row.service_id)?.attributes ?? [],
-        }),
+      page: await Promise.all(
+        page.map(async (row) =>
+          toExtendedRequest(row, jurisdiction.timeZone, {
+            notes: updates.filter((u) => u.request_id === row.id),
+            attributeDefinitions: services.find((s) => s.id === row.service_id)?.attributes ?? [],
+            ...(await suggestions(row)),
+          }),
+        ),
       ),
     }
   }
@@ -83,7 +103,9 @@ export default async function requestReadRoutes(app: FastifyInstance) {
       schema: {
         tags: ['Open311'],
         summary: 'GET Service Request',
-        description: `One request, as a one-element list (Spark). ${SENSITIVE_NOTE}`,
+        description:
+          'One request, as a one-element list (Spark). With extensions=true, an open request of a service whose duplicate policy is suggest ' +
+          `also lists possible_duplicates (computed now; docs/service-levels.md). ${SENSITIVE_NOTE}`,
         'x-xml-root': 'service_requests',
         security: OPTIONAL_ADMIN_SECURITY,
         params: {
@@ -107,7 +129,7 @@ export default async function requestReadRoutes(app: FastifyInstance) {
         limit: 1,
         offset: 0,
       }
-      const { page } = await findPage(request, reply, jurisdiction, filter, 1, request.query.extensions === true)
+      const { page } = await findPage(request, reply, jurisdiction, filter, 1, request.query.extensions === true, true)
       if (page.length === 0) throw notFound(`service_request_id "${request.params.service_request_id}" does not exist`)
       return sendOpen311(reply, request.params.format, 'service_requests', page)
     },
