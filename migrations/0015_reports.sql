@@ -42,10 +42,13 @@ CREATE INDEX "work_orders_open_overdue_idx" ON "work_orders" USING btree ("depar
 -- cells a write changes (docs/reports.md; src/domain/reports/rollups.ts recomputes them).
 --
 -- Work orders from before this release: their acknowledgement and completion times were not
--- kept; the department's last event time (else the last change) is the closest record.
+-- kept. Completion: the department's last event time (else the last change). Acknowledgement:
+-- the department's first report in the history, else the same.
 UPDATE "work_orders" SET "completed_at" = coalesce("last_event_at", "updated_at") WHERE "state" = 'completed';--> statement-breakpoint
-UPDATE "work_orders" SET "acknowledged_at" = coalesce("last_event_at", "updated_at")
-  WHERE "state" IN ('accepted', 'scheduled', 'in_progress', 'on_hold', 'completed');--> statement-breakpoint
+UPDATE "work_orders" w SET "acknowledged_at" = coalesce(
+    (SELECT min(u.created_at) FROM request_updates u WHERE u.work_order_id = w.id AND u.source = 'department'),
+    w.last_event_at, w.updated_at)
+  WHERE w.state IN ('accepted', 'scheduled', 'in_progress', 'on_hold', 'completed');--> statement-breakpoint
 -- Which earlier history entries were people's answers was not kept either: operators' public
 -- entries that are not the server's duplicate lines, and pre-approved answers.
 UPDATE "request_updates" SET "is_answer" = true
@@ -110,8 +113,8 @@ CREATE TRIGGER service_requests_report_delete BEFORE DELETE ON service_requests
 CREATE FUNCTION open311_report_work_order_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   -- The request's cells as they are now (this work order included), and the days this work
-  -- order counted on before the change. A work order written in the statement that creates
-  -- its request finds no request yet: the request's own trigger marks that day.
+  -- order counted on before the change. (A work order written in the statement that creates
+  -- its request sees that request: AFTER triggers run at the statement's end.)
   IF TG_OP <> 'DELETE' THEN
     PERFORM open311_report_mark_request(r.id, r.jurisdiction_id, r.service_id) FROM service_requests r WHERE r.id = NEW.request_id;
   END IF;
@@ -141,9 +144,12 @@ END $$;--> statement-breakpoint
 CREATE TRIGGER request_updates_report_change
   AFTER INSERT OR DELETE OR UPDATE OF is_public, is_answer, template_id, created_at ON request_updates
   FOR EACH ROW EXECUTE FUNCTION open311_report_note_changed();--> statement-breakpoint
--- What is already there: every cell it fills, recomputed by the first refresh.
+-- What is already there: every cell it fills, recomputed by the first refresh (set-based: one
+-- entry per cell, whatever the number of requests).
 INSERT INTO report_rollup_pending (jurisdiction_id, service_id, day)
 SELECT DISTINCT r.jurisdiction_id, r.service_id, (m AT TIME ZONE j.time_zone)::date
 FROM service_requests r JOIN jurisdictions j ON j.id = r.jurisdiction_id,
-     LATERAL unnest(ARRAY[r.requested_at, r.closed_at]) m
+     LATERAL (SELECT unnest(ARRAY[r.requested_at, r.closed_at])
+              UNION ALL SELECT unnest(ARRAY[w.acknowledged_at, w.completed_at, w.overdue_at]) FROM work_orders w WHERE w.request_id = r.id
+              UNION ALL SELECT u.created_at FROM request_updates u WHERE u.request_id = r.id AND u.is_public AND u.is_answer) x(m)
 WHERE m IS NOT NULL;

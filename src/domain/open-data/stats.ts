@@ -1,19 +1,22 @@
 /**
  * Public aggregate statistics (`/open-data/v1/stats`, docs/open-data.md "Statistics"): per
- * period and service, how many public requests came in, closed and were acknowledged, and the
- * median times — from the report rollups, never per request. A count from 1 to 4, and a median
- * over fewer than 5 values, is suppressed (null, and the row says so): small cells can single
- * out a household on a quiet street.
+ * month and service, how many public requests came in and closed, how many of their work orders
+ * were acknowledged, and the median times — from the report rollups, never per request. A count
+ * from 1 to 4, and a median over fewer than 5 values, is suppressed (null, and the row says so):
+ * small cells can single out a household on a quiet street. Whole calendar months only, however
+ * the range is asked: with free day ranges, two overlapping answers would give a suppressed
+ * day's count by subtraction.
  */
 import type { Db } from '../../db/database.js'
 import type { Jurisdiction } from '../jurisdictions.js'
-import { type ReportPeriod, type ReportQuery, resolveReportQuery } from '../reports/report-query.js'
+import { type ReportQuery, resolveReportQuery } from '../reports/report-query.js'
+import { shiftDays } from '../reports/local-days.js'
 import { PUBLIC_STATS, type Report, type ReportValue, runReportDefinition } from '../reports/reports.js'
 
 /** The smallest count published. */
 export const MINIMUM_CELL = 5
-/** Without `from`: a year of days ending with `to`. */
-export const DEFAULT_STATS_DAYS = 365
+/** Without `from`: the twelve months ending with `to`'s. */
+export const DEFAULT_STATS_MONTHS = 12
 
 /** Each median and the count of values behind it. */
 const MEDIANS: Record<string, string> = { close_median_seconds: 'closed', ack_median_seconds: 'acknowledged' }
@@ -22,13 +25,15 @@ const COUNTS = ['created', 'closed', 'acknowledged']
 export interface StatsRequest {
   from?: string
   to?: string
-  group?: ReportPeriod
   service?: string
 }
 
 export async function publicStats(db: Db, jurisdiction: Jurisdiction, request: StatsRequest): Promise<{ query: ReportQuery; report: Report }> {
-  const query = await resolveReportQuery(db, jurisdiction, { ...request, group: request.group ?? 'month' }, { by: ['service'], days: DEFAULT_STATS_DAYS, publicOnly: true })
-  const report = await runReportDefinition(db, PUBLIC_STATS, query)
+  const asked = await resolveReportQuery(db, jurisdiction, { ...request, group: 'month' }, { by: ['service'], publicOnly: true })
+  const to = lastDayOfMonth(asked.to)
+  const from = request.from ? firstDayOfMonth(asked.from) : shiftMonths(firstDayOfMonth(asked.to), 1 - DEFAULT_STATS_MONTHS)
+  const query = { ...asked, from, to }
+  const report = await runReportDefinition(db, PUBLIC_STATS, query, { refresh: false })
   return { query, report: { columns: [...report.columns, 'suppressed'], rows: report.rows.map(suppressSmallCells) } }
 }
 
@@ -52,3 +57,11 @@ export function suppressSmallCells(row: Record<string, ReportValue | boolean>): 
   out.suppressed = suppressed
   return out
 }
+
+const firstDayOfMonth = (day: string) => `${day.slice(0, 7)}-01`
+function shiftMonths(firstDay: string, n: number): string {
+  const date = new Date(`${firstDay}T00:00:00Z`)
+  date.setUTCMonth(date.getUTCMonth() + n)
+  return date.toISOString().slice(0, 10)
+}
+const lastDayOfMonth = (day: string) => shiftDays(shiftMonths(firstDayOfMonth(day), 1), -1)

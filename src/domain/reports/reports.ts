@@ -94,9 +94,13 @@ export function runReport(db: Db, name: ReportName, query: ReportQuery): Promise
   return runReportDefinition(db, REPORTS[name], query)
 }
 
-/** Any report over the rollups (the five above, the open-data stats), after refreshing pending cells. */
-export async function runReportDefinition(db: Db, definition: ReportDefinition, query: ReportQuery): Promise<Report> {
-  await refreshRollups(db)
+/**
+ * Any report over the rollups (the five above, the open-data stats), after refreshing pending
+ * cells — unless `refresh` is false: the public stats read the rollups as the report-rollups
+ * worker leaves them, so anonymous traffic never does a refresh's work or waits on its lock.
+ */
+export async function runReportDefinition(db: Db, definition: ReportDefinition, query: ReportQuery, { refresh = true } = {}): Promise<Report> {
+  if (refresh) await refreshRollups(db)
   const rows = await queryRows<Record<string, ReportValue>>(db, withCodes(query, definition.statement(query), definition))
   return { columns: [...(definition.periods ? ['period'] : []), ...dimensionNames(query.by), ...definition.figures], rows }
 }

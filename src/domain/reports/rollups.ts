@@ -111,7 +111,6 @@ export async function rebuildRollups(db: Db, range: { from?: string; to?: string
   return { days, cells }
 }
 
-
 /** Deletes and recomputes the given cells, in the caller's transaction (which holds the refresh lock). */
 async function recomputeCells(tx: Db, cells: Cell[]): Promise<void> {
   if (cells.length === 0) return

@@ -45,7 +45,6 @@ export type ReportOutcome =
   | { applied: true; updateId: string }
   | { applied: false; reason: 'stale' | 'final' | 'backwards'; updateId: string | null }
 
-
 /** Why a report is not applied, or null when it is. */
 function refusal(workOrder: WorkOrder, report: DepartmentReport): 'stale' | 'final' | 'backwards' | null {
   if (isTerminal(workOrder.state)) return 'final'

@@ -25,10 +25,14 @@ export async function closeRequestRow(tx: Db, requestId: number, note: string, d
 
 /** Closes the open duplicates of a request that has just closed. */
 export async function closeDuplicatesOf(tx: Db, parentId: number): Promise<void> {
+  // Locked, and re-checked under the lock: a duplicate unlinked meanwhile (it then has open
+  // work orders of its own, work-orders/duplicates.ts unlinkDuplicate) is not closed here.
   const children = await tx
     .select({ id: serviceRequests.id })
     .from(serviceRequests)
     .where(and(eq(serviceRequests.parentRequestId, parentId), eq(serviceRequests.status, 'open')))
+    .orderBy(serviceRequests.id)
+    .for('update')
   for (const child of children) {
     await closeRequestRow(tx, child.id, 'Closed with the request it duplicates', 'duplicate', 'system')
   }

@@ -23,12 +23,12 @@ function happenedAt(changes: WorkOrderChanges): SQL {
 
 /**
  * Completing after the due date is a breach, recorded like one found by the overdue sweep
- * (service-levels/overdue.ts): as of when the department says the work was done, when it says.
+ * (service-levels/overdue.ts), now: late or not by the completion time the reports count
+ * (reportTime), so one completion is never both within due and a breach.
  */
 function lateCompletion(changes: WorkOrderChanges): SQL {
-  return sql`coalesce(${workOrders.overdueAt}, case when ${workOrders.dueAt} < ${happenedAt(changes)} then now() end)`
+  return sql`coalesce(${workOrders.overdueAt}, case when ${workOrders.dueAt} < ${reportTime(changes)} then now() end)`
 }
-
 
 /**
  * A report time (docs/reports.md) as the department dates it, kept between the work order's

@@ -28,11 +28,13 @@ export const reportQuerystring = {
   },
 } as const
 
+/** The stats take whole months only (src/domain/open-data/stats.ts says why): from and to name theirs. */
 export const statsQuerystring = {
   type: 'object',
   properties: {
     ...rangeProperties,
-    group: { type: 'string', enum: REPORT_PERIODS, default: 'month', description: 'Rows per day, ISO week (from Monday) or month' },
+    from: { type: 'string', format: 'date', description: 'A day of the first month (the whole month is counted); default: 11 months before `to`’s' },
+    to: { type: 'string', format: 'date', description: 'A day of the last month, counted whole; default: today' },
   },
 } as const
 

@@ -19,7 +19,7 @@ export default async function statsRoutes(app: FastifyInstance) {
         summary: 'Statistics: requests, closings and median times per period and service',
         description:
           `Public requests only, from the daily rollups; no request-level data. A count from 1 to ${MINIMUM_CELL - 1}, and a median ` +
-          `over fewer than ${MINIMUM_CELL} values, is null and the row's \`suppressed\` is true. Default: the last 365 days by month. docs/open-data.md.`,
+          `over fewer than ${MINIMUM_CELL} values, is null and the row's \`suppressed\` is true. Whole calendar months (\`from\` and \`to\` name them); default: the last twelve. Up to 30 s behind the latest writes. docs/open-data.md.`,
         params: { type: 'object', required: ['format'], properties: { format: { type: 'string', enum: ['json', 'csv'] } } },
         querystring: statsQuerystring,
         response: {
