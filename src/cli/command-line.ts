@@ -46,6 +46,8 @@ function parseCommandLine(argv: string[]) {
         file: { type: 'string' },
         event: { type: 'string' },
         'failed-since': { type: 'string' },
+        from: { type: 'string' },
+        to: { type: 'string' },
         yes: { type: 'boolean', short: 'y', default: false },
       },
     })

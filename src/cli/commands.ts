@@ -20,6 +20,7 @@ import {
   routeInputs,
   setServiceRoutes,
 } from '../domain/departments/departments.js'
+import { rebuildRollups } from '../domain/reports/rollups.js'
 import { createWebhookContext } from '../integrations/webhooks/context.js'
 import { OPENAPI_PATH, renderOpenApiDocument } from './openapi.js'
 
@@ -42,6 +43,8 @@ export interface CommandContext {
     file?: string
     event?: string
     'failed-since'?: string
+    from?: string
+    to?: string
     yes?: boolean
   }
   /** Runs `work` with the migrated database (the CLI opens the configured one and closes it after). */
@@ -308,6 +311,22 @@ export const COMMANDS: Command[] = [
         const jurisdiction = await resolveJurisdiction(db, context.options['jurisdiction-id'])
         const replayed = await replayDeliveries(db, jurisdiction.id, { ...(event ? { eventId: event } : {}), ...(failedSince ? { failedSince } : {}) })
         context.out(`${replayed.length} deliveries requeued${replayed.length ? `: ${replayed.join(', ')}` : ''}`)
+      })
+    },
+  },
+  {
+    name: 'reports rebuild',
+    synopsis: 'reports rebuild [--from 2026-01-01] [--to 2026-12-31]   recompute the report rollups from the requests (local days; default: all)',
+    async run(context) {
+      const { from, to } = context.options
+      for (const [option, value] of [['--from', from], ['--to', to]] as const) {
+        if (value !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(value)) throw new UsageError(`${option} must be a date, YYYY-MM-DD`)
+      }
+      if (from && to && from > to) throw new UsageError('--from is after --to')
+      await context.withDatabase(async ({ db }) => {
+        const started = performance.now()
+        const rebuilt = await rebuildRollups(db, { ...(from ? { from } : {}), ...(to ? { to } : {}) })
+        context.out(`rebuilt ${rebuilt.days} days (${rebuilt.cells} cells) in ${((performance.now() - started) / 1000).toFixed(1)} s`)
       })
     },
   },

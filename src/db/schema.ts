@@ -257,6 +257,8 @@ export const serviceRequests = pgTable(
     index('service_requests_service_idx').on(t.serviceId),
     // Only duplicates have a parent: the other requests need no entry (one index write fewer per request).
     index('service_requests_parent_idx').on(t.parentRequestId).where(sql`${t.parentRequestId} is not null`),
+    // The report rollups recompute a day from the requests closed on it; open requests need no entry.
+    index('service_requests_closed_at_idx').on(t.closedAt).where(sql`${t.closedAt} is not null`),
   ],
 )
 
@@ -353,6 +355,12 @@ export const requestUpdates = pgTable(
     workOrderId: bigint('work_order_id', { mode: 'number' }),
     /** The pre-approved answer its public text came from (docs/service-levels.md, "Templates"). */
     templateId: bigint('template_id', { mode: 'number' }).references(() => responseTemplates.id),
+    /**
+     * A person's answer to the citizen — an operator's note, a department's own words, a
+     * pre-approved answer — rather than a status line the server wrote ("Streets accepted the
+     * work"): the templates report's share is over these (docs/reports.md).
+     */
+    isAnswer: boolean('is_answer').notNull().default(false),
     createdAt: changeTime('created_at'),
     /**
      * When the entry last entered the public history: its creation, or later, when its request
@@ -572,6 +580,15 @@ export const workOrders = pgTable(
      * breach, recorded once and never cleared.
      */
     overdueAt: timestamp('overdue_at', { withTimezone: true }),
+    /**
+     * When the department first reported it taken on (accepted or any later working state):
+     * time to acknowledge is measured from created_at to here (docs/reports.md). Set by transition.ts.
+     */
+    acknowledgedAt: timestamp('acknowledged_at', { withTimezone: true }),
+    /** When it moved to completed, as the department dates it: SLA compliance compares it with due_at. */
+    completedAt: timestamp('completed_at', { withTimezone: true }),
+    /** The routing area whose route sent it here (service_routes.area_name); null: a default route. */
+    areaName: text('area_name'),
     /** Why it was rejected, cancelled or reassigned. */
     reason: text('reason'),
     reassignedToId: bigint('reassigned_to_id', { mode: 'number' }),
@@ -587,6 +604,17 @@ export const workOrders = pgTable(
     index('work_orders_due_idx')
       .on(t.dueAt)
       .where(sql`overdue_at is null and due_at is not null and state not in ('completed', 'cancelled', 'rejected', 'reassigned')`),
+    // The report rollups recompute a day from the work orders acknowledged, completed or gone
+    // overdue on it (src/domain/reports/rollups.ts); none is set at insert, so a new work order
+    // writes no entry in these.
+    index('work_orders_acknowledged_at_idx').on(t.acknowledgedAt).where(sql`acknowledged_at is not null`),
+    index('work_orders_completed_at_idx').on(t.completedAt).where(sql`completed_at is not null`),
+    index('work_orders_overdue_at_idx').on(t.overdueAt).where(sql`overdue_at is not null`),
+    // Overdue and still open: the timeliness report's "overdue now" and the /metrics gauge read
+    // only these, not every breach ever recorded.
+    index('work_orders_open_overdue_idx')
+      .on(t.departmentId)
+      .where(sql`overdue_at is not null and state not in ('completed', 'cancelled', 'rejected', 'reassigned')`),
     check('work_orders_state_check', inList('state', WORK_ORDER_STATES)),
   ],
 )
@@ -676,3 +704,55 @@ export const openDataRemovals = pgTable(
     check('open_data_removals_reason_check', inList('reason', REMOVAL_REASONS)),
   ],
 )
+
+/**
+ * Report rollups (docs/reports.md): one row per local day of the jurisdiction, service,
+ * department, channel and routing area, holding every report figure attributed to that day, so
+ * a report reads days × groups rows, whatever the number of requests. Never written by hand:
+ * src/domain/reports/rollups.ts recomputes a (jurisdiction, service, day) cell from the base
+ * tables whenever a write marked it (report_rollup_pending). Durations are histograms of whole
+ * seconds rounded down to 3 significant digits (open311_duration_bucket, migration 0015), kept
+ * as two parallel arrays — values ascending, and their counts — so medians merge across days.
+ * `department_id` 0 and `area` '' stand for "none" (a key column cannot be null).
+ */
+export const reportDaily = pgTable(
+  'report_daily',
+  {
+    jurisdictionId: text('jurisdiction_id').notNull(),
+    serviceId: bigint('service_id', { mode: 'number' }).notNull(),
+    day: date('day').notNull(),
+    departmentId: bigint('department_id', { mode: 'number' }).notNull(),
+    channel: text('channel').notNull(),
+    area: text('area').notNull(),
+    created: integer('created').notNull(),
+    stillOpen: integer('still_open').notNull(),
+    duplicates: integer('duplicates').notNull(),
+    closed: integer('closed').notNull(),
+    closeSeconds: integer('close_seconds').array().notNull(),
+    closeCounts: integer('close_counts').array().notNull(),
+    acknowledged: integer('acknowledged').notNull(),
+    ackSeconds: integer('ack_seconds').array().notNull(),
+    ackCounts: integer('ack_counts').array().notNull(),
+    completedWithDue: integer('completed_with_due').notNull(),
+    completedWithinDue: integer('completed_within_due').notNull(),
+    wentOverdue: integer('went_overdue').notNull(),
+    publicNotes: integer('public_notes').notNull(),
+    fromTemplate: integer('from_template').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.jurisdictionId, t.day, t.serviceId, t.departmentId, t.channel, t.area] }),
+  ],
+)
+
+/**
+ * Cells of report_daily a write changed, written by triggers on service_requests, work_orders
+ * and request_updates (migration 0015) in the writer's transaction: insert-only, so writers never
+ * wait on each other here. The refresh (src/domain/reports/rollups.ts) deletes the entries it
+ * can see and recomputes their cells; an entry not yet committed stays for the next refresh.
+ */
+export const reportRollupPending = pgTable('report_rollup_pending', {
+  id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+  jurisdictionId: text('jurisdiction_id').notNull(),
+  serviceId: bigint('service_id', { mode: 'number' }).notNull(),
+  day: date('day').notNull(),
+})

@@ -5,6 +5,7 @@ import type { Database } from '../db/database.js'
 import { OUTBOX_CHANNEL } from '../outbox/outbox.js'
 import { deliverDue } from './department-deliveries.js'
 import { acceptPendingTokens, TOKEN_PENDING_CHANNEL } from '../domain/requests/tokens.js'
+import { refreshRollups } from '../domain/reports/rollups.js'
 import { markOverdueWorkOrders } from '../domain/service-levels/overdue.js'
 import { type PeriodicWorker, startPeriodicWorker } from './periodic.js'
 
@@ -52,5 +53,17 @@ export async function startWorkers(app: FastifyInstance, database: Database): Pr
     batchSize: overdueBatch,
     work: () => markOverdueWorkOrders(app.db, { batchSize: overdueBatch }),
   })
-  return [tokenAcceptor, dispatcher, overdueSweeper]
+  // Reports recompute pending rollup cells before they answer; this keeps the backlog of cells
+  // small between reports, so none of them pays for a busy day's worth (docs/reports.md).
+  // Without waiting: while another instance refreshes, this one skips its turn.
+  const rollupRefresher = await startPeriodicWorker({
+    name: 'report-rollups',
+    database,
+    logger: app.log,
+    intervalMs: 30_000,
+    // refreshRollups works through every pending cell itself.
+    batchSize: Number.POSITIVE_INFINITY,
+    work: () => refreshRollups(app.db, { wait: false }),
+  })
+  return [tokenAcceptor, dispatcher, overdueSweeper, rollupRefresher]
 }

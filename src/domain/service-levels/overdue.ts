@@ -57,8 +57,8 @@ export async function markOverdueWorkOrders(db: Db, { now, batchSize = 100 }: Ov
 
 /**
  * Open work orders marked overdue, across every jurisdiction (for /metrics, read at each scrape;
- * one answer for all instances). No index holds exactly this set, so it reads the open work
- * orders: on a large table, a partial index on (overdue_at) for open states would make it cheap.
+ * one answer for all instances): exactly the set of the partial index work_orders_open_overdue_idx
+ * (migration 0015), which the timeliness report reads too.
  */
 export async function countOverdueWorkOrders(db: Db): Promise<number> {
   const [row] = await queryRows<{ overdue: number }>(

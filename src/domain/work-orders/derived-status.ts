@@ -16,6 +16,8 @@ export interface UpdateSource {
   departmentId?: number
   workOrderId?: number
   note: string
+  /** `note` is the sender's own words (a department's public note), not a status line written here. */
+  noteIsOwnWords?: boolean
   /** A pre-approved answer whose text replaces `note`, checked against the request as this change leaves it. */
   template?: string
   externalStatusCode?: string
@@ -88,6 +90,7 @@ export async function recomputeRequest(tx: Db, requestId: number, source: Update
       detailedStatus: detailed,
       description: note,
       templateId: approved?.templateId ?? null,
+      isAnswer: approved !== undefined || source.noteIsOwnWords === true,
       source: source.source,
       departmentId: source.departmentId ?? null,
       workOrderId: source.workOrderId ?? null,

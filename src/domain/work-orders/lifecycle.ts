@@ -23,6 +23,12 @@ const RANK: Record<WorkOrderState, number> = {
   reassigned: 5,
 }
 
+/**
+ * States in which the department has the work in hand: the first move into one acknowledges the
+ * work order (its token resolves; reports time the acknowledgement from it, docs/reports.md).
+ */
+export const ACKNOWLEDGING_STATES: readonly WorkOrderState[] = ['accepted', 'scheduled', 'in_progress', 'on_hold', 'completed']
+
 export function isTerminal(state: WorkOrderState): boolean {
   return (TERMINAL_WORK_ORDER_STATES as readonly string[]).includes(state)
 }

@@ -17,8 +17,8 @@ import { enqueueWorkOrderEvents } from './events.js'
  * with newWorkOrderEventRows.
  */
 export function workOrderInsert(request: SQL, departments: SQL): SQL {
-  return sql`insert into work_orders (request_id, department_id, due_at)
-    select r.id, d.id, ${workOrderDue(sql`now()`, sql`r.service_id`, sql`d.id`)}
+  return sql`insert into work_orders (request_id, department_id, due_at, area_name)
+    select r.id, d.id, ${workOrderDue(sql`now()`, sql`r.service_id`, sql`d.id`)}, d.area_name
     from ${request} r cross join ${departments} d order by d.id
     returning *`
 }
@@ -34,6 +34,8 @@ export async function insertWorkOrders(tx: Db, requestId: number, departmentIds:
         departmentId,
         // The clock starts again for the department the work passes to (docs/service-levels.md).
         dueAt: workOrderDue(sql`now()`, sql`(select service_id from service_requests where id = ${requestId})`, sql`${departmentId}::bigint`),
+        // The work stays in the area it was routed for, whoever takes it on (reports group by it).
+        areaName: sql`(select area_name from work_orders where request_id = ${requestId} order by id desc limit 1)`,
       })),
     )
     .returning({ id: workOrders.id })

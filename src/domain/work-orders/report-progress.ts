@@ -12,7 +12,7 @@ import { invalid } from '../errors.js'
 import { acceptDepartmentToken, failTokenIfNoOpenWork } from '../requests/tokens.js'
 import { recomputeRequest } from './derived-status.js'
 import { enqueueWorkOrderEvent, workOrderPublicId } from './events.js'
-import { canMove, isTerminal } from './lifecycle.js'
+import { ACKNOWLEDGING_STATES, canMove, isTerminal } from './lifecycle.js'
 import { announceWorkOrders, insertWorkOrders } from './open-work-orders.js'
 import { moveWorkOrders } from './transition.js'
 import type { WorkOrder } from './work-orders.js'
@@ -45,8 +45,6 @@ export type ReportOutcome =
   | { applied: true; updateId: string }
   | { applied: false; reason: 'stale' | 'final' | 'backwards'; updateId: string | null }
 
-/** States in which a department has acknowledged the work. */
-const ACKNOWLEDGING_STATES: WorkOrderState[] = ['accepted', 'scheduled', 'in_progress', 'on_hold', 'completed']
 
 /** Why a report is not applied, or null when it is. */
 function refusal(workOrder: WorkOrder, report: DepartmentReport): 'stale' | 'final' | 'backwards' | null {
@@ -114,6 +112,7 @@ export async function applyDepartmentReport(
     departmentId: department.id,
     workOrderId: workOrder.id,
     note: report.publicNote ?? describeState(department, report),
+    noteIsOwnWords: report.publicNote !== undefined,
     ...(report.template ? { template: report.template } : {}),
     externalStatusCode: report.externalStatusCode,
     externalUpdateId: report.externalUpdateId,

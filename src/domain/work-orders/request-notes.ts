@@ -44,6 +44,7 @@ export async function addRequestNote(tx: Db, jurisdictionId: string, publicId: s
       description,
       isPublic,
       templateId: approved?.templateId ?? null,
+      isAnswer: isPublic,
       mediaUrls: note.mediaUrls ?? [],
       source: note.source,
       externalUpdateId: note.externalUpdateId ?? null,

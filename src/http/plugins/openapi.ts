@@ -28,6 +28,7 @@ async function openapiPlugin(app: FastifyInstance, options: { serveUi: boolean }
       tags: [
         { name: 'Open311', description: 'GeoReport v2; `.xml` answers carry the same data with the spec element names' },
         { name: 'Admin', description: 'Operators: catalog, API keys, departments, deliveries. Bearer key with the admin scope.' },
+        { name: 'Reports', description: 'Managers: volume, timeliness, backlog, duplicates and templates, from daily rollups (docs/reports.md). Admin scope.' },
         { name: 'Departments', description: 'Inbound progress from department systems (signed webhooks)' },
         { name: 'Operations', description: 'Health and readiness probes, Prometheus metrics' },
       ],

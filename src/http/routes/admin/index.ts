@@ -6,6 +6,7 @@ import adminCatalogRoutes from './catalog.js'
 import adminDepartmentRoutes from './departments.js'
 import adminKeyRoutes from './keys.js'
 import adminOperationRoutes from './operations.js'
+import adminReportRoutes from './reports.js'
 import adminServiceLevelRoutes from './service-levels.js'
 import adminTemplateRoutes from './templates.js'
 import adminWorkOrderRoutes from './work-orders.js'
@@ -29,6 +30,7 @@ export default async function adminRoutes(app: FastifyInstance) {
   await app.register(adminKeyRoutes)
   await app.register(adminDepartmentRoutes)
   await app.register(adminOperationRoutes)
+  await app.register(adminReportRoutes)
   await app.register(adminServiceLevelRoutes)
   await app.register(adminTemplateRoutes)
   await app.register(adminWorkOrderRoutes)
