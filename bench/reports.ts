@@ -11,8 +11,14 @@
  *   ratio of the p95s (the issue's target: ≤ 0.1×).
  */
 import { execFileSync } from 'node:child_process'
+import { writeFile } from 'node:fs/promises'
+import { drizzle } from 'drizzle-orm/node-postgres'
 import pg from 'pg'
 import { request } from 'undici'
+import * as schema from '../src/db/schema.js'
+import { resolveJurisdiction } from '../src/domain/jurisdictions.js'
+import { resolveReportQuery } from '../src/domain/reports/report-query.js'
+import { REPORTS, runReport } from '../src/domain/reports/reports.js'
 import { databaseUrl, deployedEnv, prepareDatabase, REPORTS_DATA, startDeployedServer } from './setup.js'
 
 export const REPORT_NAMES = ['volume', 'timeliness', 'backlog', 'duplicates', 'templates'] as const
@@ -34,12 +40,16 @@ export interface ReportsBench {
   /** Seconds per side and report, in `rounds` alternating slices. */
   duration: number
   rounds: number
+  /** Rebuild the rollups even when this data set's were rebuilt by an earlier run. */
+  rebuild: boolean
   selected(...scenarios: string[]): boolean
   report(figure: ReportFigure): void
 }
 
 const JURISDICTION = 'demo.open311.city'
 const DATE_OID = 1082
+/** report_daily's comment once the bench has rebuilt the rollups of the data set there. */
+const REBUILT = 'rebuilt by the reports bench'
 const CHANNELS = ['web', 'app', 'phone', 'chat', 'email', 'walk_in', 'text', 'social', 'internal'] as const
 const OPEN_STATES = `('pending', 'sent', 'accepted', 'scheduled', 'in_progress', 'on_hold')`
 
@@ -62,7 +72,7 @@ const pct = (part: string, whole: string) => `case when ${whole} > 0 then round(
 /**
  * Each report's figures by plain SQL on the base tables, no rollups ($1 from, $2 to: local
  * dates; $3 the time zone; $4 the jurisdiction): what someone without the reports would write.
- * Rows: `period` (the week's Monday, backlog: none), `service_code` (backlog: and `department`,
+ * Rows: `period` (the week's Monday, backlog: none), `service_code` (backlog: and `department_code`,
  * the code of the request's latest work order's department or null) and the spec's figures.
  */
 export const BASELINES: Record<ReportName, string> = {
@@ -133,7 +143,7 @@ export const BASELINES: Record<ReportName, string> = {
     left join open_now n on n.service_id = k.service_id
     order by 1, 2`,
   backlog: `
-    select s.service_code, d.code as department,
+    select s.service_code, d.code as department_code,
            count(*) filter (where a.days <= 2) as open_0_2_days,
            count(*) filter (where a.days between 3 and 7) as open_3_7_days,
            count(*) filter (where a.days between 8 and 30) as open_8_30_days,
@@ -208,7 +218,7 @@ export function compareRows(report: ReportName, keys: string[], endpoint: Row[],
 }
 
 /** The key columns of a report's rows (by=service; backlog: its default by=service,department). */
-const keysOf = (name: ReportName) => (name === 'backlog' ? ['service_code', 'department'] : ['period', 'service_code'])
+const keysOf = (name: ReportName) => (name === 'backlog' ? ['service_code', 'department_code'] : ['period', 'service_code'])
 
 /** Exact percentile (the smallest sample with at least p of the samples at or below it). */
 export function percentile(sorted: number[], p: number): number {
@@ -228,6 +238,39 @@ async function slice(work: () => Promise<unknown>, seconds: number): Promise<num
 }
 
 const round2 = (ms: number) => Math.round(ms * 100) / 100
+const EXPLAIN_FILE = 'bench/.results/reports-explain.txt'
+
+/**
+ * EXPLAIN (ANALYZE, BUFFERS) of each report's statement exactly as the server sends it:
+ * runReport on a connection with auto_explain, which hands every plan back as a NOTICE; the
+ * plans that read report_daily are kept. Written to bench/.results/reports-explain.txt.
+ */
+async function explainReports(url: string, names: readonly ReportName[], range: { from: string; to: string }) {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  const sections: string[] = []
+  let plans: string[] = []
+  client.on('notice', (notice) => plans.push(notice.message ?? ''))
+  try {
+    await client.query(`load 'auto_explain'`)
+    for (const setting of ['log_min_duration = 0', 'log_analyze = on', 'log_buffers = on', 'log_timing = on', "log_level = 'notice'"]) {
+      await client.query(`set auto_explain.${setting}`)
+    }
+    const db = drizzle({ client, schema })
+    const jurisdiction = await resolveJurisdiction(db, JURISDICTION)
+    for (const name of names) {
+      const by = REPORTS[name].defaultBy
+      const query = await resolveReportQuery(db, jurisdiction, { ...range, group: 'week', by: name === 'backlog' ? by : ['service'] }, by)
+      plans = []
+      await runReport(db, name, query)
+      sections.push(`## ${name}\n\n${plans.filter((p) => p.includes('report_daily') && !p.includes('report_rollup_pending')).join('\n\n')}`)
+    }
+  } finally {
+    await client.end()
+  }
+  await writeFile(EXPLAIN_FILE, `${sections.join('\n\n')}\n`)
+  console.log(`# the reports' plans as the server runs them: ${EXPLAIN_FILE}`)
+}
 
 export async function benchReports(bench: ReportsBench) {
   const wanted = REPORT_NAMES.filter((name) => bench.selected(reportScenario(name)))
@@ -237,17 +280,36 @@ export async function benchReports(bench: ReportsBench) {
   const loadSeconds = (performance.now() - loadStarted) / 1000
   const url = databaseUrl(REPORTS_DATA.database)
   console.log(`# reports data set ready in ${loadSeconds.toFixed(0)} s (${bench.rows.toLocaleString('en-US')} requests; made again only when it changed)`)
-  // The rollups from the base tables, by the operators' own command (the loader writes the
-  // base tables in bulk; the write path's triggers only queue what changed).
-  const rebuildStarted = performance.now()
-  const output = execFileSync('node', ['dist/cli/main.js', 'reports', 'rebuild'], { env: { ...process.env, DATABASE_URL: url }, encoding: 'utf8' })
-  const rebuildSeconds = (performance.now() - rebuildStarted) / 1000
-  console.log(`# reports rebuild: ${rebuildSeconds.toFixed(1)} s; ${output.trim().replaceAll('\n', '; ')}`)
-  bench.report({ scenario: 'reports: rollups rebuilt from the base tables (reports rebuild CLI), s', reqPerSec: Number.NaN, p50: Number.NaN, p99: Number.NaN, note: `${rebuildSeconds.toFixed(1)} s at ${bench.rows.toLocaleString('en-US')} requests` })
-
   // Dates as the endpoint writes them (YYYY-MM-DD), not as JavaScript Dates.
   const types = { getTypeParser: (oid: number, format?: 'text' | 'binary') => (oid === DATE_OID ? (value: string) => value : pg.types.getTypeParser(oid, format as 'text')) }
   const pool = new pg.Pool({ connectionString: url, max: 1, types })
+  try {
+    await measureReports(bench, wanted, url, pool, adminKey)
+  } finally {
+    await pool.end()
+  }
+}
+
+async function measureReports(bench: ReportsBench, wanted: ReportName[], url: string, pool: pg.Pool, adminKey: string) {
+  // The rollups from the base tables, by the operators' own command: the loader writes the base
+  // tables in bulk without the triggers that queue changes, and says so by clearing report_daily's
+  // comment; once rebuilt, the write path's triggers keep them right.
+  const [rollups] = (await pool.query<{ comment: string | null }>(`select obj_description('report_daily'::regclass, 'pg_class') as comment`)).rows
+  if (bench.rebuild || rollups!.comment !== REBUILT) {
+    await pool.query('comment on table report_daily is null')
+    const rebuildStarted = performance.now()
+    const output = execFileSync('node', ['dist/cli/main.js', 'reports', 'rebuild'], { env: { ...process.env, DATABASE_URL: url }, encoding: 'utf8' })
+    const rebuildSeconds = (performance.now() - rebuildStarted) / 1000
+    await pool.query(`comment on table report_daily is '${REBUILT}'`)
+    console.log(`# reports rebuild: ${rebuildSeconds.toFixed(1)} s; ${output.trim().replaceAll('\n', '; ')}`)
+    bench.report({
+      scenario: 'reports: rollups rebuilt from the base tables (reports rebuild CLI), s',
+      reqPerSec: Number.NaN,
+      p50: Number.NaN,
+      p99: Number.NaN,
+      note: `${rebuildSeconds.toFixed(1)} s at ${bench.rows.toLocaleString('en-US')} requests`,
+    })
+  } else console.log('# rollups rebuilt by an earlier run on this data set (--reports-rebuild to do it again)')
   const server = await startDeployedServer(process.cwd(), bench.port, 'bench/.results/server-reports.log', deployedEnv(bench.port, url))
   try {
     const [zone] = (await pool.query<{ tz: string; today: string; from: string }>(
@@ -310,9 +372,27 @@ export async function benchReports(bench: ReportsBench) {
         note: `p95 ${round2(percentile(ours, 0.95))} ms over ${ours.length} requests; p95 / baseline p95 = ${ratio.toFixed(3)} (target ≤ 0.1); ${check}`,
       })
       console.log(`# ${name}: p95 ${round2(percentile(ours, 0.95))} ms vs baseline ${round2(percentile(base, 0.95))} ms: ${ratio.toFixed(3)}×`)
+
+      // A city writes all day: a report then first recomputes the cells its writes queued
+      // (refreshRollups). One write before each request (an update the report triggers hear,
+      // which changes no figure: the request's cells are queued), only the request timed.
+      const afterWrite: number[] = []
+      for (let i = 0; i < bench.rounds; i++) {
+        await pool.query(`update service_requests set channel = channel where id = 1 + floor(random() * $1)::bigint`, [bench.rows])
+        afterWrite.push(...(await slice(http, 0)))
+      }
+      afterWrite.sort((a, b) => a - b)
+      bench.report({
+        scenario: `${reportScenario(name)} right after one write (its cells queued), 1 client`,
+        reqPerSec: Number.NaN,
+        p50: round2(percentile(afterWrite, 0.5)),
+        p99: round2(percentile(afterWrite, 0.99)),
+        note: `p95 ${round2(percentile(afterWrite, 0.95))} ms over ${afterWrite.length} requests; p95 / baseline p95 = ${(percentile(afterWrite, 0.95) / percentile(base, 0.95)).toFixed(3)}`,
+      })
+      console.log(`# ${name} right after a write: p50 ${round2(percentile(afterWrite, 0.5))} ms, p95 ${round2(percentile(afterWrite, 0.95))} ms`)
     }
+    await explainReports(url, wanted, { from, to: today })
   } finally {
     await server.stop()
-    await pool.end()
   }
 }

@@ -39,6 +39,8 @@ const { values: args } = parseArgs({
     'start-rounds': { type: 'string', default: '5' },
     /** Alternating slices per report and side (--duration seconds per side in all): a baseline of seconds needs several for a p95. */
     'report-rounds': { type: 'string', default: '10' },
+    /** Rebuild the reports' rollups even when an earlier run rebuilt them on the same data set. */
+    'reports-rebuild': { type: 'boolean', default: false },
   },
 })
 const ROWS = Number(args.rows)
@@ -209,7 +211,7 @@ async function main() {
   }
   // The reports (issue 15) have a data set and a server of their own (reports.ts): `--only
   // reports` (or `--only 'reports: timeliness'`) runs them without making the feed's data set.
-  const reports = () => benchReports({ rows: ROWS, port: port + 5, duration: DURATION, rounds: Number(args['report-rounds']), selected, report: (figure) => figures.push(figure) })
+  const reports = () => benchReports({ rows: ROWS, port: port + 5, duration: DURATION, rounds: Number(args['report-rounds']), rebuild: args['reports-rebuild']!, selected, report: (figure) => figures.push(figure) })
   if (args.only?.startsWith('reports')) {
     await reports()
     return writeResults()

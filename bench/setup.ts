@@ -367,9 +367,12 @@ const TEMPLATES = [
  * completed when the request closed; due after the service's clock hours; overdue a few minutes
  * after due when open past it or completed after it. Public and internal notes by departments
  * (at acknowledgement, 75%; at completion, 50%) and operators (12% of requests), 60% from a
- * template.
+ * template; of the departments' others half are their own words, half plain status lines.
  */
 async function lifecycleRows(db: Db) {
+  // The rollups of a set made anew are stale until rebuilt: the reports bench rebuilds them
+  // when report_daily does not say it was rebuilt since (reports.ts).
+  await db.execute(sql`comment on table report_daily is null`)
   await db.execute(sql`
     insert into response_templates (jurisdiction_id, code, public_text)
     select 'demo.open311.city', code, text from (values ${sql.join(TEMPLATES.map(([code, text]) => sql`(${code}, ${text})`), sql`, `)}) t(code, text)
@@ -416,23 +419,31 @@ async function lifecycleRows(db: Db) {
       where sr.parent_request_id is null) w`)
   console.log(`# work orders in ${Math.round((performance.now() - started) / 1000)} s`)
   const notesStarted = performance.now()
+  // A note is an answer (is_answer) when people wrote it or chose a template, as request-notes.ts
+  // and derived-status.ts mark them: every public operator note, and the department's updates
+  // with a template or words of their own; the rest of the department's are status lines.
   await db.execute(sql`
     with templates as (select array_agg(id order by id) as ids, array_agg(public_text order by id) as texts from response_templates),
     notes as (
       select w.request_id, w.department_id, w.id as work_order_id, 'department' as source, 'open' as status, 'in_progress' as detailed_status,
-             w.acknowledged_at as created_at, random() < 0.9 as is_public, 'Crew assigned; we will be on site this week.' as free_text
+             w.acknowledged_at as created_at, random() < 0.9 as is_public, random() < 0.5 as own_words,
+             'Crew assigned; we will be on site this week.' as free_text, 'In progress' as status_line
       from work_orders w where w.acknowledged_at is not null and w.state <> 'reassigned' and random() < 0.75
       union all
-      select w.request_id, w.department_id, w.id, 'department', 'closed', 'completed', w.completed_at, true, 'Work completed.'
+      select w.request_id, w.department_id, w.id, 'department', 'closed', 'completed', w.completed_at, true, random() < 0.5,
+             'Work completed; the site is clear.', 'Completed'
       from work_orders w where w.completed_at is not null and random() < 0.5
       union all
       select sr.id, null, null, 'operator', sr.status, sr.detailed_status,
-             sr.requested_at + least(${logNormalHours(2, 1)}, (coalesce(sr.closed_at, now()) - sr.requested_at) * 0.5), random() < 0.7,
-             'Called the reporter back about the location.'
+             sr.requested_at + least(${logNormalHours(2, 1)}, (coalesce(sr.closed_at, now()) - sr.requested_at) * 0.5), random() < 0.7, true,
+             'Called the reporter back about the location.', null
       from service_requests sr where random() < 0.12)
-    insert into request_updates (request_id, status, detailed_status, description, is_public, source, department_id, work_order_id, template_id, created_at, changed_at)
-    select n.request_id, n.status, n.detailed_status, case when pick.i is null then n.free_text else templates.texts[pick.i] end,
-           n.is_public, n.source, n.department_id, n.work_order_id, templates.ids[pick.i], n.created_at, n.created_at
+    insert into request_updates (request_id, status, detailed_status, description, is_public, is_answer, source, department_id, work_order_id,
+                                 template_id, created_at, changed_at)
+    select n.request_id, n.status, n.detailed_status,
+           case when pick.i is not null then templates.texts[pick.i] when n.own_words then n.free_text else n.status_line end,
+           n.is_public, n.is_public and (pick.i is not null or n.own_words), n.source, n.department_id, n.work_order_id,
+           templates.ids[pick.i], n.created_at, n.created_at
     from notes n cross join templates
     cross join lateral (select case when random() < 0.6 then 1 + floor(random() * cardinality(templates.ids))::int end + (n.request_id * 0)::int as i) pick`)
   console.log(`# notes in ${Math.round((performance.now() - notesStarted) / 1000)} s`)
