@@ -724,6 +724,8 @@ export const reportDaily = pgTable(
     departmentId: bigint('department_id', { mode: 'number' }).notNull(),
     channel: text('channel').notNull(),
     area: text('area').notNull(),
+    /** The requests' is_public: the open-data stats count public requests only (migration 0016). */
+    public: boolean('public').notNull(),
     created: integer('created').notNull(),
     stillOpen: integer('still_open').notNull(),
     duplicates: integer('duplicates').notNull(),
@@ -740,7 +742,7 @@ export const reportDaily = pgTable(
     fromTemplate: integer('from_template').notNull(),
   },
   (t) => [
-    primaryKey({ columns: [t.jurisdictionId, t.day, t.serviceId, t.departmentId, t.channel, t.area] }),
+    primaryKey({ columns: [t.jurisdictionId, t.day, t.serviceId, t.departmentId, t.channel, t.area, t.public] }),
   ],
 )
 

@@ -32,6 +32,9 @@ const roads = await h.registerDepartment({ code: 'roads' })
 await h.registerDepartment({ code: 'streets' })
 await h.setRoutes('pothole', [{ department: 'roads' }, { department: 'north', area_name: 'Ward A', area: square(Number(A.long), Number(A.lat)) }])
 await h.setRoutes('graffiti', [{ department: 'streets' }])
+// Roads answers for potholes within 24 h, not the service's 48 h.
+const roadsLevel = await app.inject({ method: 'PUT', url: '/admin/v1/departments/roads/service-levels', headers: h.asAdmin, payload: { service_levels: [{ service_code: 'pothole', hours: 24 }] } })
+if (roadsLevel.statusCode !== 200) throw new Error(roadsLevel.body)
 const template = await app.inject({ method: 'PUT', url: '/admin/v1/templates/received', headers: h.asAdmin, payload: { public_text: 'Thank you: request {service_request_id} is with our crews.' } })
 if (template.statusCode !== 200) throw new Error(template.body)
 
@@ -47,11 +50,11 @@ const reportRows = async (name: string, query: string) => (await report(name, qu
 
 const requestId = async (publicId: string) => Number((await rows<{ id: number }>(sql`select id from service_requests where public_id = ${publicId}`))[0]!.id)
 
-/** Sets a request's creation (and its work orders' opening) and channel, as if it came in then. */
+/** Sets a request's creation (and its work orders' opening, due dates moved with it) and channel, as if it came in then. */
 async function cameIn(publicId: string, at: string, channel: string) {
   const id = await requestId(publicId)
   await app.db.execute(sql`update service_requests set requested_at = ${at}::timestamptz, channel = ${channel} where id = ${id}`)
-  await app.db.execute(sql`update work_orders set created_at = ${at}::timestamptz, due_at = case when due_at is null then null else ${at}::timestamptz + interval '48 hours' end where request_id = ${id}`)
+  await app.db.execute(sql`update work_orders set due_at = due_at + (${at}::timestamptz - created_at), created_at = ${at}::timestamptz where request_id = ${id}`)
 }
 const setWorkOrder = async (publicId: string, column: 'acknowledged_at' | 'completed_at' | 'overdue_at', at: string) =>
   app.db.execute(sql`update work_orders set ${sql.identifier(column)} = ${at}::timestamptz where request_id = ${await requestId(publicId)}`)
@@ -91,14 +94,14 @@ await setWorkOrder(r2, 'acknowledged_at', local('03', '10:00'))
 await setWorkOrder(r2, 'completed_at', local('06', '08:00'))
 await setWorkOrder(r2, 'overdue_at', local('05', '08:00'))
 await setClosed(r2, local('06', '08:00'))
-// R3: pothole at B (no area: roads' default route), app, 11-04 12:00; acknowledged a day later;
-// still open and overdue since 11-06 12:00.
+// R3: pothole at B (no area: roads' default route), app, 11-04 12:00, due in roads' 24 h;
+// acknowledged a day later; still open and overdue since 11-05 12:00.
 const r3 = await h.createRequest('pothole', B)
 await report311(roads, r3, 'accepted')
 await cameIn(r3, local('04', '12:00'), 'app')
 await setWorkOrder(r3, 'acknowledged_at', local('05', '12:00'))
-// Its due date passes (11-06 12:00): the sweep, on a fake clock a second later, marks the breach.
-const sweptR3 = await markOverdueWorkOrders(app.db, { now: new Date(Date.parse(local('06', '12:00')) + 1000) })
+// Its due date passes (11-05 12:00): the sweep, on a fake clock a second later, marks the breach.
+const sweptR3 = await markOverdueWorkOrders(app.db, { now: new Date(Date.parse(local('05', '12:00')) + 1000) })
 // R4: graffiti (streets), web, Monday 11-09 09:00; an operator note from the template, then
 // closed by an operator half an hour after it came in, never acknowledged.
 const r4 = await h.createRequest('graffiti', A)
@@ -161,6 +164,8 @@ t.test('volume: created, closed, still open and by channel, per week and service
 })
 
 t.test('timeliness: acknowledgement and closing times, SLA compliance, breaches and overdue now', async (t) => {
+  const [r3Order] = await rows<{ hours: number }>(sql`select extract(epoch from due_at - created_at)::int / 3600 as hours from work_orders where request_id = ${await requestId(r3)}`)
+  t.equal(r3Order!.hours, 24, 'R3 is due in roads’ own 24 h')
   t.equal(sweptR3, 1, 'the sweep marked R3 overdue on its fake clock')
   const none = { acknowledged: 0, ack_median_seconds: null, ack_p90_seconds: null, closed: 0, close_median_seconds: null, close_p90_seconds: null, completed_with_due: 0, completed_within_due: 0, sla_compliance_pct: null, went_overdue: 0 }
   t.same(await reportRows('timeliness', `${NOV}&group=week&by=service`), [
@@ -171,7 +176,7 @@ t.test('timeliness: acknowledgement and closing times, SLA compliance, breaches 
       completed_with_due: 2, completed_within_due: 1, sla_compliance_pct: 50, went_overdue: 2, overdue_open_now: 1,
     },
     { period: '2026-11-09', service_code: 'graffiti', ...none, closed: 1, close_median_seconds: 1800, close_p90_seconds: 1800, overdue_open_now: 0 },
-  ], 'R2’s 72 h (259,200 s) kept to 3 significant digits; R2 completed late and R3 swept: two breaches; R3 overdue now')
+  ], 'R2’s 72 h (259,200 s) kept to 3 significant digits; R2 completed late and R3 swept past roads’ 24 h: two breaches; R3 overdue now')
   t.same(await reportRows('timeliness', `${NOV}&group=week&by=service&area=Ward%20A`), [
     {
       period: '2026-11-02', service_code: 'pothole',

@@ -37,19 +37,27 @@ export interface ReportQuery {
   to: string
   group: ReportPeriod
   by: ReportDimension[]
-  filters: { serviceId?: number; departmentId?: number; channel?: RequestChannel; area?: string }
+  filters: { serviceId?: number; departmentId?: number; channel?: RequestChannel; area?: string; publicOnly?: boolean }
   /** As asked, for the answer's envelope. */
   asked: { service?: string; department?: string; channel?: string; area?: string }
 }
 
+export interface ReportDefaults {
+  by: ReportDimension[]
+  /** The range without `from`: this many days ending with `to`. */
+  days?: number
+  /** Public requests only (the open-data stats). */
+  publicOnly?: boolean
+}
+
 /** The asked report, checked: codes resolved (unknown ones are a 400 naming them), the range bounded. */
-export async function resolveReportQuery(db: Db, jurisdiction: Jurisdiction, request: ReportRequest, defaultBy: ReportDimension[]): Promise<ReportQuery> {
+export async function resolveReportQuery(db: Db, jurisdiction: Jurisdiction, request: ReportRequest, defaults: ReportDefaults): Promise<ReportQuery> {
   const [today] = await queryRows<{ today: string }>(db, sql`select (now() at time zone ${jurisdiction.timeZone})::date::text as today`)
   const to = request.to ?? today!.today
-  const from = request.from ?? shiftDays(to, 1 - DEFAULT_REPORT_DAYS)
+  const from = request.from ?? shiftDays(to, 1 - (defaults.days ?? DEFAULT_REPORT_DAYS))
   if (from > to) throw invalid(`from: ${from} is after to (${to})`)
   if (daysBetween(from, to) + 1 > MAX_REPORT_DAYS) throw invalid(`from, to: at most ${MAX_REPORT_DAYS} days in one report`)
-  const filters: ReportQuery['filters'] = {}
+  const filters: ReportQuery['filters'] = defaults.publicOnly ? { publicOnly: true } : {}
   if (request.service !== undefined) {
     const [found] = await db
       .select({ id: services.id })
@@ -71,7 +79,7 @@ export async function resolveReportQuery(db: Db, jurisdiction: Jurisdiction, req
     from,
     to,
     group: request.group ?? 'day',
-    by: [...new Set(request.by ?? defaultBy)],
+    by: [...new Set(request.by ?? defaults.by)],
     filters,
     asked: { ...(service !== undefined && { service }), ...(department !== undefined && { department }), ...(channel !== undefined && { channel }), ...(area !== undefined && { area }) },
   }
@@ -112,8 +120,9 @@ export const dimensionNames = (by: ReportDimension[]) =>
 /** The filters on a source with service_id, department_id, channel and area (no jurisdiction, no days). */
 export function dimensionFilters(query: ReportQuery, alias: string): SQL {
   const a = sql.raw(alias)
-  const { serviceId, departmentId, channel, area } = query.filters
+  const { serviceId, departmentId, channel, area, publicOnly } = query.filters
   const conditions: SQL[] = [sql`true`]
+  if (publicOnly) conditions.push(sql`${a}.public`)
   if (serviceId !== undefined) conditions.push(sql`${a}.service_id = ${serviceId}`)
   if (departmentId !== undefined) conditions.push(sql`${a}.department_id = ${departmentId}`)
   if (channel !== undefined) conditions.push(sql`${a}.channel = ${channel}`)

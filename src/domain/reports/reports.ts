@@ -27,13 +27,13 @@ export type ReportName = (typeof REPORT_NAMES)[number]
 export type ReportValue = string | number | null
 export interface Report {
   columns: string[]
-  rows: Record<string, ReportValue>[]
+  rows: Record<string, ReportValue | boolean>[]
 }
 
 /** A figure: its column name and its SQL over the grouped rows `d` of report_daily. */
 type Figure = [name: string, value: SQL]
 
-interface ReportDefinition {
+export interface ReportDefinition {
   /** Grouping when `by` is not given. */
   defaultBy: ReportDimension[]
   /** Whether rows are per period (backlog is a snapshot of now). */
@@ -90,17 +90,15 @@ export const REPORTS: Record<ReportName, ReportDefinition> = {
   templates: { defaultBy: ['service'], periods: true, figures: TEMPLATES.map(([name]) => name), statement: (query) => periodTotals(query, TEMPLATES, anyOf('public_notes')) },
 }
 
-/** The report's columns, in order: the period, the grouping columns, the figures. */
-export function reportColumns(name: ReportName, by: ReportDimension[]): string[] {
-  const definition = REPORTS[name]
-  return [...(definition.periods ? ['period'] : []), ...dimensionNames(by), ...definition.figures]
+export function runReport(db: Db, name: ReportName, query: ReportQuery): Promise<Report> {
+  return runReportDefinition(db, REPORTS[name], query)
 }
 
-export async function runReport(db: Db, name: ReportName, query: ReportQuery): Promise<Report> {
+/** Any report over the rollups (the five above, the open-data stats), after refreshing pending cells. */
+export async function runReportDefinition(db: Db, definition: ReportDefinition, query: ReportQuery): Promise<Report> {
   await refreshRollups(db)
-  const definition = REPORTS[name]
   const rows = await queryRows<Record<string, ReportValue>>(db, withCodes(query, definition.statement(query), definition))
-  return { columns: reportColumns(name, query.by), rows }
+  return { columns: [...(definition.periods ? ['period'] : []), ...dimensionNames(query.by), ...definition.figures], rows }
 }
 
 /** report_daily's key column for each grouping dimension. */
@@ -154,7 +152,7 @@ const FINAL_STATES = sql.raw(`(${TERMINAL_WORK_ORDER_STATES.map((s) => `'${s}'`)
 function overdueNow(query: ReportQuery): SQL {
   const keys = keysOf(query).map((k) => sql.raw(`o.${k}`))
   return sql`select ${list([...keys, sql`count(*)::int as overdue_open_now`])}
-    from (select r.service_id, w.department_id, ${REPORT_CHANNEL} as channel, coalesce(w.area_name, '') as area
+    from (select r.service_id, w.department_id, ${REPORT_CHANNEL} as channel, coalesce(w.area_name, '') as area, r.is_public as public
           from work_orders w join service_requests r on r.id = w.request_id
           where w.overdue_at is not null and w.state not in ${FINAL_STATES} and r.jurisdiction_id = ${query.jurisdiction.id}) o
     where ${dimensionFilters(query, 'o')}
@@ -190,4 +188,22 @@ function backlog(query: ReportQuery): SQL {
     from report_daily d
     where d.jurisdiction_id = ${query.jurisdiction.id} and d.still_open > 0 and ${dimensionFilters(query, 'd')}
     ${keys.length > 0 ? sql`group by ${list(keys)}` : sql``}`
+}
+
+/**
+ * The public aggregate behind /open-data/v1/stats (src/domain/open-data/stats.ts, which
+ * suppresses small cells): public requests only, counts and medians, nothing per request.
+ */
+export const PUBLIC_STATS: ReportDefinition = {
+  defaultBy: ['service'],
+  periods: true,
+  figures: ['created', 'closed', 'close_median_seconds', 'acknowledged', 'ack_median_seconds'],
+  statement: (query) => {
+    const byPeriod = sql.raw(`using (${['period', ...keysOf(query)].join(', ')})`)
+    const totals = grouped(query, named([total('created'), total('closed'), total('acknowledged')]), { having: anyOf('created', 'closed', 'acknowledged') })
+    return sql`select t.*, c.median as close_median_seconds, a.median as ack_median_seconds
+      from (${totals}) t
+      left join (${percentiles(query, 'close')}) c ${byPeriod}
+      left join (${percentiles(query, 'ack')}) a ${byPeriod}`
+  },
 }

@@ -34,6 +34,13 @@ export interface Cell {
  * at once when one is running (the background job: that one will do it).
  */
 export async function refreshRollups(db: Db, { wait = true }: { wait?: boolean } = {}): Promise<number> {
+  // Reports that find nothing pending must not queue on the refresh lock behind each other
+  // (reports on several instances would run one at a time). An entry committed after this
+  // read is of a write that finished after the report was asked.
+  // Only what is pending now: under a steady stream of writes the refresh still ends.
+  const [pending] = await queryRows<{ last: string | null }>(db, sql`select max(id)::text as last from report_rollup_pending`)
+  if (pending!.last === null) return 0
+  const last = pending!.last
   let total = 0
   for (;;) {
     const done = await db.transaction(async (tx) => {
@@ -42,7 +49,7 @@ export async function refreshRollups(db: Db, { wait = true }: { wait?: boolean }
         tx,
         sql`with taken as (
               delete from report_rollup_pending
-              where id in (select id from report_rollup_pending order by id limit ${REFRESH_BATCH})
+              where id in (select id from report_rollup_pending where id <= ${last}::bigint order by id limit ${REFRESH_BATCH})
               returning jurisdiction_id, service_id, day)
             select distinct jurisdiction_id, service_id, day::text as day from taken`,
       )
@@ -126,8 +133,8 @@ export const REPORT_CHANNEL = sql`case r.channel when 'api' then 'app' else coal
 const REQUEST_PLACE = sql`left join lateral (
     select w.department_id, w.area_name from work_orders w where w.request_id = r.id order by w.id desc limit 1) place on true`
 /** Key columns cannot be null: department 0 and area '' stand for none. */
-const PLACE = sql`coalesce(place.department_id, 0) as department_id, coalesce(place.area_name, '') as area`
-const WORK_ORDER_PLACE = sql`w.department_id, coalesce(w.area_name, '') as area`
+const PLACE = sql`coalesce(place.department_id, 0) as department_id, coalesce(place.area_name, '') as area, r.is_public as public`
+const WORK_ORDER_PLACE = sql`w.department_id, coalesce(w.area_name, '') as area, r.is_public as public`
 
 /** A row of facts: the figures absent from a source are zero (or no duration). */
 function facts(values: Partial<Record<FactColumn, SQL>>): SQL {
@@ -149,7 +156,7 @@ type FactColumn = (typeof FACT_COLUMNS)[number]
  */
 function recomputeStatement(wanted: SQL): SQL {
   const request = sql`r.jurisdiction_id = d.jurisdiction_id and r.service_id = any(d.services)`
-  const key = sql`jurisdiction_id, service_id, day, department_id, channel, area`
+  const key = sql`jurisdiction_id, service_id, day, department_id, channel, area, public`
   return sql`with wanted_day as (
       select c.jurisdiction_id, c.day, array_agg(c.service_id) as services,
              (c.day::timestamp at time zone j.time_zone) as starts, ((c.day + 1)::timestamp at time zone j.time_zone) as ends
@@ -194,10 +201,10 @@ function recomputeStatement(wanted: SQL): SQL {
       from fact group by ${key}),
     close_histogram as (${histogram(sql`close_s`, key)}),
     ack_histogram as (${histogram(sql`ack_s`, key)})
-    insert into report_daily (jurisdiction_id, service_id, day, department_id, channel, area, created, still_open, duplicates,
+    insert into report_daily (jurisdiction_id, service_id, day, department_id, channel, area, public, created, still_open, duplicates,
                               closed, close_seconds, close_counts, acknowledged, ack_seconds, ack_counts,
                               completed_with_due, completed_within_due, went_overdue, public_notes, from_template)
-    select t.jurisdiction_id, t.service_id, t.day, t.department_id, t.channel, t.area, t.created, t.still_open, t.duplicates,
+    select t.jurisdiction_id, t.service_id, t.day, t.department_id, t.channel, t.area, t.public, t.created, t.still_open, t.duplicates,
            t.closed, coalesce(c.seconds, '{}'), coalesce(c.counts, '{}'), t.acknowledged, coalesce(a.seconds, '{}'), coalesce(a.counts, '{}'),
            t.completed_with_due, t.completed_within_due, t.went_overdue, t.public_notes, t.from_template
     from totals t

@@ -1,18 +1,11 @@
-import { Readable } from 'node:stream'
-import { stringify } from 'csv-stringify'
 import type { FastifyInstance } from 'fastify'
-import { REQUEST_CHANNELS } from '../../../db/schema.js'
 import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
-import {
-  REPORT_DIMENSIONS,
-  REPORT_PERIODS,
-  type ReportDimension,
-  type ReportPeriod,
-  resolveReportQuery,
-} from '../../../domain/reports/report-query.js'
+import { type ReportDimension, type ReportPeriod, resolveReportQuery } from '../../../domain/reports/report-query.js'
 import { type ReportName, REPORT_NAMES, REPORTS, runReport } from '../../../domain/reports/reports.js'
 import type { RequestChannel } from '../../../domain/requests/channels.js'
+import { sendReportCsv } from '../../report-csv.js'
 import { adminErrors } from '../../schemas/admin.js'
+import { reportAnswerSchema, reportQuerystring } from '../../schemas/reports.js'
 
 interface ReportQuerystring {
   jurisdiction_id?: string
@@ -24,62 +17,6 @@ interface ReportQuerystring {
   department?: string
   channel?: RequestChannel
   area?: string
-}
-
-const DIMENSION = `(${REPORT_DIMENSIONS.join('|')})`
-
-const reportQuerystring = {
-  type: 'object',
-  properties: {
-    jurisdiction_id: { type: 'string' },
-    from: { type: 'string', format: 'date', description: 'First local day (YYYY-MM-DD); default: 29 days before `to`' },
-    to: { type: 'string', format: 'date', description: 'Last local day, included; default: today in the jurisdiction' },
-    group: { type: 'string', enum: REPORT_PERIODS, default: 'day', description: 'Rows per day, ISO week (from Monday) or month' },
-    by: {
-      type: 'string',
-      pattern: `^${DIMENSION}(,${DIMENSION}){0,3}$`,
-      description: `Grouping, comma-separated: ${REPORT_DIMENSIONS.join(', ')}`,
-    },
-    service: { type: 'string', maxLength: 64, description: 'Only this service code' },
-    department: { type: 'string', maxLength: 64, description: 'Only this department code' },
-    channel: { type: 'string', enum: REQUEST_CHANNELS, description: 'Only requests that came in this way' },
-    area: { type: 'string', maxLength: 200, description: 'Only this routing area (a route’s area_name)' },
-  },
-} as const
-
-const figure = { type: ['number', 'null'] } as const
-const text = { type: ['string', 'null'] } as const
-
-function reportAnswerSchema(name: ReportName) {
-  const { figures, periods } = REPORTS[name]
-  return {
-    type: 'object',
-    properties: {
-      report: { type: 'string' },
-      jurisdiction_id: { type: 'string' },
-      time_zone: { type: 'string' },
-      from: text,
-      to: text,
-      group: text,
-      by: { type: 'array', items: { type: 'string' } },
-      filters: { type: 'object', additionalProperties: { type: 'string' } },
-      columns: { type: 'array', items: { type: 'string' } },
-      rows: {
-        type: 'array',
-        items: {
-          type: 'object',
-          properties: {
-            ...(periods ? { period: { type: 'string', format: 'date' } } : {}),
-            service_code: text,
-            department_code: text,
-            channel: text,
-            area: text,
-            ...Object.fromEntries(figures.map((f) => [f, figure])),
-          },
-        },
-      },
-    },
-  }
 }
 
 const DESCRIPTIONS: Record<ReportName, string> = {
@@ -108,7 +45,7 @@ export default async function adminReportRoutes(app: FastifyInstance) {
           response: {
             200: {
               description: 'The report',
-              content: { 'application/json': { schema: reportAnswerSchema(name) }, 'text/csv': { schema: { type: 'string' } } },
+              content: { 'application/json': { schema: reportAnswerSchema(REPORTS[name].figures, REPORTS[name].periods) }, 'text/csv': { schema: { type: 'string' } } },
             },
             ...adminErrors,
           },
@@ -121,12 +58,11 @@ export default async function adminReportRoutes(app: FastifyInstance) {
           app.db,
           jurisdiction,
           { ...asked, ...(by !== undefined ? { by: by.split(',') as ReportDimension[] } : {}) },
-          REPORTS[name].defaultBy,
+          { by: REPORTS[name].defaultBy },
         )
         const report = await runReport(app.db, name, query)
         if (request.params.format === 'csv') {
-          reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}-${query.from}-${query.to}.csv"`)
-          return Readable.from(report.rows).pipe(stringify({ header: true, columns: report.columns, record_delimiter: '\r\n', escape_formulas: true }))
+          return sendReportCsv(reply, report, `${name}-${query.from}-${query.to}`)
         }
         const periods = REPORTS[name].periods
         return {

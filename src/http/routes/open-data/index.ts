@@ -6,6 +6,7 @@ import { parseUpdateFeed, UPDATE_FEED } from '../../../domain/open-data/update-f
 import { removalFeedQuery, requestFeedQuery, updateFeedQuery } from '../../schemas/open-data.js'
 import catalogRoutes from './catalogs.js'
 import { feedRoute } from './feed-route.js'
+import statsRoutes from './stats.js'
 
 /** The open-data feeds under /open-data/v1: public data, read by portals, harvesters and browsers. */
 export default async function openDataRoutes(app: FastifyInstance) {
@@ -34,5 +35,6 @@ export default async function openDataRoutes(app: FastifyInstance) {
     querystring: removalFeedQuery,
     parse: parseRemovalFeed,
   })
+  await app.register(statsRoutes)
   await app.register(catalogRoutes)
 }
