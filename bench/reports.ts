@@ -260,7 +260,7 @@ async function explainReports(url: string, names: readonly ReportName[], range: 
     const jurisdiction = await resolveJurisdiction(db, JURISDICTION)
     for (const name of names) {
       const by = REPORTS[name].defaultBy
-      const query = await resolveReportQuery(db, jurisdiction, { ...range, group: 'week', by: name === 'backlog' ? by : ['service'] }, by)
+      const query = await resolveReportQuery(db, jurisdiction, { ...range, group: 'week', by: name === 'backlog' ? by : ['service'] }, { by })
       plans = []
       await runReport(db, name, query)
       sections.push(`## ${name}\n\n${plans.filter((p) => p.includes('report_daily') && !p.includes('report_rollup_pending')).join('\n\n')}`)
