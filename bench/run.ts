@@ -10,6 +10,7 @@
  * The open-data feed's scenarios (issue 14) are in open-data.ts: `--only open-data`; duplicates at
  * intake (issue 15) in duplicates.ts: `--only dup`. Start time
  * (issue 17, start-time.ts) needs no PostGIS and runs first: `--only start` runs it alone.
+ * The reports (issue 15, reports.ts) run last, on a data set of their own: `--only reports`.
  */
 import { execFileSync } from 'node:child_process'
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -25,6 +26,7 @@ import { validateSubmission } from '../src/domain/requests/submission.js'
 import { benchUrl, CENTRE, measure, median, postForm, prepareDatabase, quiet, radiusSearchPath, randomPoint, startDeployedServer, startProcess } from './setup.js'
 import { benchOpenData } from './open-data.js'
 import { deleteBenchPosts, DUPLICATE_SEARCH, explainCandidateSearch, formAtCityPoint, setGraffitiPolicy } from './duplicates.js'
+import { benchReports } from './reports.js'
 import { benchStartTime } from './start-time.js'
 import { benchLatency, benchServerDeliveries, prepareDepartment, startReceiver } from './webhooks.js'
 
@@ -37,6 +39,10 @@ const { values: args } = parseArgs({
     'embedded-rows': { type: 'string', default: '100000' },
     'export-rounds': { type: 'string', default: '3' },
     'start-rounds': { type: 'string', default: '5' },
+    /** Alternating slices per report and side (--duration seconds per side in all): a baseline of seconds needs several for a p95. */
+    'report-rounds': { type: 'string', default: '10' },
+    /** Rebuild the reports' rollups even when an earlier run rebuilt them on the same data set. */
+    'reports-rebuild': { type: 'boolean', default: false },
   },
 })
 const ROWS = Number(args.rows)
@@ -218,6 +224,13 @@ async function main() {
   if (selected('start: npm start', 'start: node dist/server.js')) {
     await benchStartTime({ rounds: Number(args['start-rounds']), port: port + 4, report: (figure) => figures.push(figure) })
     if (args.only === 'start') return writeResults()
+  }
+  // The reports (issue 15) have a data set and a server of their own (reports.ts): `--only
+  // reports` (or `--only 'reports: timeliness'`) runs them without making the feed's data set.
+  const reports = () => benchReports({ rows: ROWS, port: port + 5, duration: DURATION, rounds: Number(args['report-rounds']), rebuild: args['reports-rebuild']!, selected, report: (figure) => figures.push(figure) })
+  if (args.only?.startsWith('reports')) {
+    await reports()
+    return writeResults()
   }
   const apiKey = await prepareDatabase(ROWS)
   const server = await startDeployedServer(process.cwd(), port, SERVER_LOG)
@@ -425,6 +438,7 @@ async function main() {
     await server.stop()
     await pool.end()
   }
+  await reports()
   await writeResults()
 }
 
