@@ -19,7 +19,7 @@ import {
   type ReportQuery,
   rollupRows,
 } from './report-query.js'
-import { REPORT_CHANNEL, refreshRollups } from './rollups.js'
+import { REPORT_CHANNEL, refreshRollups, withoutJit } from './rollups.js'
 
 export const REPORT_NAMES = ['volume', 'timeliness', 'backlog', 'duplicates', 'templates'] as const
 export type ReportName = (typeof REPORT_NAMES)[number]
@@ -101,7 +101,10 @@ export function runReport(db: Db, name: ReportName, query: ReportQuery): Promise
  */
 export async function runReportDefinition(db: Db, definition: ReportDefinition, query: ReportQuery, { refresh = true } = {}): Promise<Report> {
   if (refresh) await refreshRollups(db)
-  const rows = await queryRows<Record<string, ReportValue>>(db, withCodes(query, definition.statement(query), definition))
+  const rows = await db.transaction(async (tx) => {
+    await withoutJit(tx)
+    return queryRows<Record<string, ReportValue>>(tx, withCodes(query, definition.statement(query), definition))
+  })
   return { columns: [...(definition.periods ? ['period'] : []), ...dimensionNames(query.by), ...definition.figures], rows }
 }
 
