@@ -738,7 +738,15 @@ export const openDataRemovals = pgTable(
  * seconds rounded down to 3 significant digits (open311_duration_bucket, migration 0015), kept
  * as two parallel arrays — values ascending, and their counts — so medians merge across days.
  * `department_id` 0 and `area` '' stand for "none" (a key column cannot be null).
+ *
+ * `grain` (migration 0018): 'full' rows are the cells above; each (jurisdiction, service, day,
+ * public) also has its figures summed per channel ('channel': department 0, area '') and in all
+ * ('service': channel '' too), with merged histograms, so that a report not asking for
+ * departments or areas reads a few rows per day and service instead of one per department ×
+ * channel × area (open311_report_coarse_rows, written in the same transaction as the cell).
  */
+export const REPORT_GRAINS = ['full', 'channel', 'service'] as const
+export type ReportGrain = (typeof REPORT_GRAINS)[number]
 export const reportDaily = pgTable(
   'report_daily',
   {
@@ -750,6 +758,7 @@ export const reportDaily = pgTable(
     area: text('area').notNull(),
     /** The requests' is_public: the open-data stats count public requests only (migration 0016). */
     public: boolean('public').notNull(),
+    grain: text('grain').$type<ReportGrain>().notNull(),
     created: integer('created').notNull(),
     stillOpen: integer('still_open').notNull(),
     duplicates: integer('duplicates').notNull(),
@@ -766,7 +775,8 @@ export const reportDaily = pgTable(
     fromTemplate: integer('from_template').notNull(),
   },
   (t) => [
-    primaryKey({ columns: [t.jurisdictionId, t.day, t.serviceId, t.departmentId, t.channel, t.area, t.public] }),
+    primaryKey({ columns: [t.jurisdictionId, t.day, t.serviceId, t.grain, t.departmentId, t.channel, t.area, t.public] }),
+    check('report_daily_grain_check', inList('grain', REPORT_GRAINS)),
   ],
 )
 

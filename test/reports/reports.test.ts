@@ -258,8 +258,31 @@ t.test('bad input is a 400 in the error format; nothing is written', async (t) =
   t.equal(unauthenticated.statusCode, 403, 'the admin scope is required')
 })
 
+t.test('the per-channel and per-service rows are the full cells summed, their histograms merged', async (t) => {
+  const counts = sql.raw(['created', 'still_open', 'duplicates', 'closed', 'acknowledged', 'completed_with_due', 'completed_within_due', 'went_overdue', 'public_notes', 'from_template'].map((c) => `sum(${c})::int as ${c}`).join(', '))
+  const key = (channel: boolean) => sql.raw(`jurisdiction_id, service_id, day, public${channel ? ', channel' : ''}`)
+  for (const [grain, byChannel] of [['channel', true], ['service', false]] as const) {
+    const coarse = await rows(sql`select ${key(byChannel)}, ${counts} from report_daily where grain = ${grain} group by ${key(byChannel)} order by ${key(byChannel)}`)
+    const summed = await rows(sql`select ${key(byChannel)}, ${counts} from report_daily where grain = 'full' group by ${key(byChannel)} order by ${key(byChannel)}`)
+    t.ok(summed.length > 3, `${grain}: the fixture has cells to sum`)
+    t.same(coarse, summed, `${grain}: the counts`)
+    for (const kind of ['close', 'ack']) {
+      // Each histogram as a multiset of (value, count) per key: merged values are summed, none lost.
+      const values = (which: string) =>
+        rows(sql`select ${key(byChannel)}, v.value, sum(v.n)::int as n
+          from report_daily, unnest(${sql.raw(`${kind}_seconds`)}, ${sql.raw(`${kind}_counts`)}) v(value, n)
+          where grain = ${which} group by ${key(byChannel)}, v.value order by ${key(byChannel)}, v.value`)
+      const merged = await values(grain)
+      t.ok(merged.length > 0, `${grain}: ${kind} durations to merge`)
+      t.same(merged, await values('full'), `${grain}: the ${kind} histograms`)
+    }
+  }
+  const [channels] = await rows<{ n: number }>(sql`select count(distinct channel)::int as n from report_daily where grain = 'full'`)
+  t.ok(channels!.n > 1, 'the fixture has several channels, so per-channel rows differ from per-service ones')
+})
+
 t.test('`reports rebuild` recomputes the same rollups from the base tables', async (t) => {
-  const before = await rows(sql`select * from report_daily order by jurisdiction_id, day, service_id, department_id, channel, area`)
+  const before = await rows(sql`select * from report_daily order by jurisdiction_id, day, service_id, grain, department_id, channel, area, public`)
   await app.db.execute(sql`delete from report_daily`)
   const rebuilt = await inProcessCli(h.database, app.config)('reports', 'rebuild', '--from', '2026-11-01', '--to', '2026-11-30')
   t.equal(rebuilt.code, 0, rebuilt.stderr)
@@ -267,5 +290,5 @@ t.test('`reports rebuild` recomputes the same rollups from the base tables', asy
   const refused = await inProcessCli(h.database, app.config)('reports', 'rebuild', '--from', '11/01/2026')
   t.equal(refused.code, 2)
   t.match(refused.stderr, /--from must be a date/)
-  t.same(await rows(sql`select * from report_daily order by jurisdiction_id, day, service_id, department_id, channel, area`), before)
+  t.same(await rows(sql`select * from report_daily order by jurisdiction_id, day, service_id, grain, department_id, channel, area, public`), before)
 })

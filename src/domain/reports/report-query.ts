@@ -4,7 +4,7 @@
  */
 import { and, eq, type SQL, sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../db/database.js'
-import { departments, services } from '../../db/schema.js'
+import { departments, type ReportGrain, services } from '../../db/schema.js'
 import { invalid } from '../errors.js'
 import type { Jurisdiction } from '../jurisdictions.js'
 import type { RequestChannel } from '../requests/channels.js'
@@ -40,6 +40,8 @@ export interface ReportQuery {
   filters: { serviceId?: number; departmentId?: number; channel?: RequestChannel; area?: string; publicOnly?: boolean }
   /** As asked, for the answer's envelope. */
   asked: { service?: string; department?: string; channel?: string; area?: string }
+  /** Which rows of report_daily answer it: the coarsest that holds every dimension it names (rollupGrain). */
+  grain: ReportGrain
 }
 
 export interface ReportDefaults {
@@ -74,15 +76,30 @@ export async function resolveReportQuery(db: Db, jurisdiction: Jurisdiction, req
   if (request.channel !== undefined) filters.channel = request.channel
   if (request.area !== undefined) filters.area = request.area
   const { service, department, channel, area } = request
+  const by = [...new Set(request.by ?? defaults.by)]
   return {
     jurisdiction,
     from,
     to,
     group: request.group ?? 'day',
-    by: [...new Set(request.by ?? defaults.by)],
+    by,
     filters,
     asked: { ...(service !== undefined && { service }), ...(department !== undefined && { department }), ...(channel !== undefined && { channel }), ...(area !== undefined && { area }) },
+    grain: rollupGrain(by, filters),
   }
+}
+
+/**
+ * The coarsest rows of report_daily with every dimension a report groups or filters by:
+ * a department or an area needs the full cells; a channel, the per-channel sums; a service
+ * alone (or nothing), the per-service sums — a few rows per day and service, where the full
+ * cells are about one per department × channel × area with activity (24 a day per service
+ * at 1M requests a year, docs/benchmarks.md). `needsChannel`: the report's figures split by channel.
+ */
+export function rollupGrain(by: ReportDimension[], filters: ReportQuery['filters'], needsChannel = false): ReportGrain {
+  if (by.includes('department') || by.includes('area') || filters.departmentId !== undefined || filters.area !== undefined) return 'full'
+  if (needsChannel || by.includes('channel') || filters.channel !== undefined) return 'channel'
+  return 'service'
 }
 
 
@@ -132,6 +149,6 @@ export function dimensionFilters(query: ReportQuery, alias: string): SQL {
 
 /** report_daily rows of the query's jurisdiction, range and filters, as `d` (with `join`, when given). */
 export function rollupRows(query: ReportQuery, join: SQL = sql``): SQL {
-  return sql`report_daily d ${join} where d.jurisdiction_id = ${query.jurisdiction.id}
+  return sql`report_daily d ${join} where d.jurisdiction_id = ${query.jurisdiction.id} and d.grain = ${query.grain}
     and d.day between ${query.from}::date and ${query.to}::date and ${dimensionFilters(query, 'd')}`
 }

@@ -17,6 +17,7 @@ import {
   periodOf,
   type ReportDimension,
   type ReportQuery,
+  rollupGrain,
   rollupRows,
 } from './report-query.js'
 import { REPORT_CHANNEL, refreshRollups, withoutJit } from './rollups.js'
@@ -38,6 +39,8 @@ export interface ReportDefinition {
   defaultBy: ReportDimension[]
   /** Whether rows are per period (backlog is a snapshot of now). */
   periods: boolean
+  /** Its figures split by channel (volume's created_<channel>): read per-channel rows at least. */
+  needsChannel?: boolean
   /** The figures' column names, after the period and the grouping columns. */
   figures: readonly string[]
   /** The statement: period (when per period), the grouping keys of report_daily, the figures. */
@@ -83,7 +86,7 @@ const BACKLOG_AGES: [name: string, fromDay: number, toDay: number | null][] = [
 ]
 
 export const REPORTS: Record<ReportName, ReportDefinition> = {
-  volume: { defaultBy: ['service'], periods: true, figures: VOLUME.map(([name]) => name), statement: (query) => periodTotals(query, VOLUME, anyOf('created', 'closed')) },
+  volume: { defaultBy: ['service'], periods: true, needsChannel: true, figures: VOLUME.map(([name]) => name), statement: (query) => periodTotals(query, VOLUME, anyOf('created', 'closed')) },
   timeliness: { defaultBy: ['service'], periods: true, figures: TIMELINESS_FIGURES, statement: timeliness },
   backlog: { defaultBy: ['service', 'department'], periods: false, figures: [...BACKLOG_AGES.map(([name]) => name), 'open_total'], statement: backlog },
   duplicates: { defaultBy: ['service'], periods: true, figures: DUPLICATES.map(([name]) => name), statement: (query) => periodTotals(query, DUPLICATES, anyOf('created')) },
@@ -99,7 +102,8 @@ export function runReport(db: Db, name: ReportName, query: ReportQuery): Promise
  * cells — unless `refresh` is false: the public stats read the rollups as the report-rollups
  * worker leaves them, so anonymous traffic never does a refresh's work or waits on its lock.
  */
-export async function runReportDefinition(db: Db, definition: ReportDefinition, query: ReportQuery, { refresh = true } = {}): Promise<Report> {
+export async function runReportDefinition(db: Db, definition: ReportDefinition, asked: ReportQuery, { refresh = true } = {}): Promise<Report> {
+  const query = definition.needsChannel ? { ...asked, grain: rollupGrain(asked.by, asked.filters, true) } : asked
   if (refresh) await refreshRollups(db)
   const rows = await db.transaction(async (tx) => {
     await withoutJit(tx)
@@ -193,7 +197,7 @@ function backlog(query: ReportQuery): SQL {
   )
   return sql`select ${list([...keys, ...buckets, sql`sum(d.still_open)::int as open_total`])}
     from report_daily d
-    where d.jurisdiction_id = ${query.jurisdiction.id} and d.still_open > 0 and ${dimensionFilters(query, 'd')}
+    where d.jurisdiction_id = ${query.jurisdiction.id} and d.grain = ${query.grain} and d.still_open > 0 and ${dimensionFilters(query, 'd')}
     ${keys.length > 0 ? sql`group by ${list(keys)}` : sql``}`
 }
 

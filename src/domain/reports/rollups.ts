@@ -10,6 +10,8 @@
  * statement starts after the entries were taken, so it sees every write whose entry it took.
  * A write still in flight leaves its entry for the next refresh. Refreshes take one advisory
  * lock, so two instances never recompute the same cell at once (which could insert it twice).
+ * A cell's rows are its full ones and, summed from them in the same transaction, its coarser
+ * per-channel and per-service rows (report_daily.grain, open311_report_coarse_rows).
  */
 import { type SQL, sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../db/database.js'
@@ -123,7 +125,7 @@ export async function rebuildRollups(db: Db, range: { from?: string; to?: string
   return { days, cells }
 }
 
-/** Deletes and recomputes the given cells, in the caller's transaction (which holds the refresh lock). */
+/** Deletes and recomputes the given cells, every grain, in the caller's transaction (which holds the refresh lock). */
 async function recomputeCells(tx: Db, cells: Cell[]): Promise<void> {
   if (cells.length === 0) return
   const jurisdictions = sql.param(cells.map((c) => c.jurisdictionId))
@@ -135,6 +137,7 @@ async function recomputeCells(tx: Db, cells: Cell[]): Promise<void> {
         where d.jurisdiction_id = c.jurisdiction_id and d.day = c.day and d.service_id = c.service_id`,
   )
   await tx.execute(recomputeStatement(wanted))
+  await tx.execute(sql`insert into report_daily select * from open311_report_coarse_rows(${jurisdictions}::text[], ${services}::bigint[], ${days}::date[])`)
 }
 
 /** How a request's channel is grouped: rows from instances before channels said `api` (an app's key). */
@@ -230,10 +233,10 @@ function recomputeStatement(wanted: SQL): SQL {
       from fact group by ${key}),
     close_histogram as (${histogram(sql`close_s`, key)}),
     ack_histogram as (${histogram(sql`ack_s`, key)})
-    insert into report_daily (jurisdiction_id, service_id, day, department_id, channel, area, public, created, still_open, duplicates,
+    insert into report_daily (jurisdiction_id, service_id, day, grain, department_id, channel, area, public, created, still_open, duplicates,
                               closed, close_seconds, close_counts, acknowledged, ack_seconds, ack_counts,
                               completed_with_due, completed_within_due, went_overdue, public_notes, from_template)
-    select t.jurisdiction_id, t.service_id, t.day, t.department_id, t.channel, t.area, t.public, t.created, t.still_open, t.duplicates,
+    select t.jurisdiction_id, t.service_id, t.day, 'full', t.department_id, t.channel, t.area, t.public, t.created, t.still_open, t.duplicates,
            t.closed, coalesce(c.seconds, '{}'), coalesce(c.counts, '{}'), t.acknowledged, coalesce(a.seconds, '{}'), coalesce(a.counts, '{}'),
            t.completed_with_due, t.completed_within_due, t.went_overdue, t.public_notes, t.from_template
     from totals t
