@@ -10,7 +10,7 @@
 import type { Db } from '../../db/database.js'
 import type { Jurisdiction } from '../jurisdictions.js'
 import { type ReportQuery, resolveReportQuery } from '../reports/report-query.js'
-import { shiftDays } from '../reports/local-days.js'
+import { firstDayOfMonth, lastDayOfMonth, shiftMonths } from '../reports/local-days.js'
 import { PUBLIC_STATS, type Report, type ReportValue, runReportDefinition } from '../reports/reports.js'
 
 /** The smallest count published. */
@@ -57,11 +57,3 @@ export function suppressSmallCells(row: Record<string, ReportValue | boolean>): 
   out.suppressed = suppressed
   return out
 }
-
-const firstDayOfMonth = (day: string) => `${day.slice(0, 7)}-01`
-function shiftMonths(firstDay: string, n: number): string {
-  const date = new Date(`${firstDay}T00:00:00Z`)
-  date.setUTCMonth(date.getUTCMonth() + n)
-  return date.toISOString().slice(0, 10)
-}
-const lastDayOfMonth = (day: string) => shiftDays(shiftMonths(firstDayOfMonth(day), 1), -1)

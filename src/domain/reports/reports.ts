@@ -86,11 +86,11 @@ const BACKLOG_AGES: [name: string, fromDay: number, toDay: number | null][] = [
 ]
 
 export const REPORTS: Record<ReportName, ReportDefinition> = {
-  volume: { defaultBy: ['service'], periods: true, needsChannel: true, figures: VOLUME.map(([name]) => name), statement: (query) => periodTotals(query, VOLUME, anyOf('created', 'closed')) },
+  volume: { defaultBy: ['service'], periods: true, needsChannel: true, figures: VOLUME.map(([name]) => name), statement: (query) => grouped(query, named(VOLUME), { having: anyOf('created', 'closed') }) },
   timeliness: { defaultBy: ['service'], periods: true, figures: TIMELINESS_FIGURES, statement: timeliness },
   backlog: { defaultBy: ['service', 'department'], periods: false, figures: [...BACKLOG_AGES.map(([name]) => name), 'open_total'], statement: backlog },
-  duplicates: { defaultBy: ['service'], periods: true, figures: DUPLICATES.map(([name]) => name), statement: (query) => periodTotals(query, DUPLICATES, anyOf('created')) },
-  templates: { defaultBy: ['service'], periods: true, figures: TEMPLATES.map(([name]) => name), statement: (query) => periodTotals(query, TEMPLATES, anyOf('public_notes')) },
+  duplicates: { defaultBy: ['service'], periods: true, figures: DUPLICATES.map(([name]) => name), statement: (query) => grouped(query, named(DUPLICATES), { having: anyOf('created') }) },
+  templates: { defaultBy: ['service'], periods: true, figures: TEMPLATES.map(([name]) => name), statement: (query) => grouped(query, named(TEMPLATES), { having: anyOf('public_notes') }) },
 }
 
 export function runReport(db: Db, name: ReportName, query: ReportQuery): Promise<Report> {
@@ -123,10 +123,6 @@ function grouped(query: ReportQuery, columns: SQL[], { from = rollupRows(query),
   const period = periodOf(query.group, sql`d.day`)
   const keys = keysOf(query).map((k) => sql.raw(`d.${k}`))
   return sql`select ${list([sql`${period} as period`, ...keys, ...columns])} from ${from} group by ${list([period, ...keys, ...extraGroup])} ${having}`
-}
-
-function periodTotals(query: ReportQuery, figures: Figure[], having: SQL): SQL {
-  return grouped(query, named(figures), { having })
 }
 
 /** The rows of `inner` with codes for its keys, ordered by period and groups. */

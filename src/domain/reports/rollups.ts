@@ -47,6 +47,7 @@ export async function refreshRollups(db: Db, { wait = true }: { wait?: boolean }
   for (;;) {
     const done = await db.transaction(async (tx) => {
       if (!(await takeRefreshLock(tx, wait))) return -1
+      await withoutJit(tx)
       const cells = await queryRows<{ jurisdiction_id: string; service_id: number; day: string }>(
         tx,
         sql`with taken as (
@@ -76,7 +77,6 @@ export async function withoutJit(tx: Db): Promise<void> {
 }
 
 async function takeRefreshLock(tx: Db, wait: boolean): Promise<boolean> {
-  await withoutJit(tx)
   if (wait) {
     await tx.execute(sql`select pg_advisory_xact_lock(${REFRESH_LOCK})`)
     return true
@@ -106,6 +106,7 @@ export async function rebuildRollups(db: Db, range: { from?: string; to?: string
     const end = earlierOf(shiftDays(start, 30), to)
     cells += await db.transaction(async (tx) => {
       await takeRefreshLock(tx, true)
+      await withoutJit(tx)
       // Entries for these days are done by this recompute (its statement starts after their writes committed).
       await tx.execute(sql`delete from report_rollup_pending where day between ${start}::date and ${end}::date`)
       // Every service of every jurisdiction on every day: cells without data come out empty.
