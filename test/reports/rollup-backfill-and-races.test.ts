@@ -48,7 +48,8 @@ async function agreesWithRebuild(t: Test, db: Db, what: string) {
 }
 
 const h = await buildDepartmentHarness(t, {
-  jurisdiction: { id: 'rollup-races.test.example', name: 'Race City', time_zone: 'America/Chicago' },
+  // Chile changes its clocks at midnight: a day that starts at 01:00, and one whose 23:00 hour happens twice.
+  jurisdiction: { id: 'rollup-races.test.example', name: 'Race City', time_zone: 'America/Santiago' },
   services: [{ service_code: 'litter', service_name: 'Litter' }],
 })
 const { app, rows } = h
@@ -203,6 +204,16 @@ const byChannel = async (from: string, to: string) => {
 const rolledUp = (day: string) =>
   rows<{ channel: string; created: number }>(sql`select channel, created from report_daily where day = ${day}::date and created > 0 order by channel`)
 const pendingIds = async () => (await rows<{ id: string }>(sql`select id::text from report_rollup_pending order by id`)).map((r) => r.id)
+
+t.test('5b. DST changes at local midnight (America/Santiago): the day without its first hour, the day with its last hour twice', async (t) => {
+  // 2026-04-05 00:00 −03 → 04-04 23:00 −04; 2026-09-06 00:00 −04 → 01:00 −03 (09-06 starts at 01:00).
+  for (const at of ['2026-04-04T23:30:00-03:00', '2026-04-04T23:30:00-04:00', '2026-04-05T00:30:00-04:00', '2026-09-05T23:30:00-04:00', '2026-09-06T01:30:00-03:00']) {
+    await cameIn(at)
+  }
+  t.same(await byChannel('2026-04-01', '2026-04-30'), [{ period: '2026-04-04', channel: 'web', created: 2 }, { period: '2026-04-05', channel: 'web', created: 1 }], 'both 23:30s on 04-04')
+  t.same(await byChannel('2026-09-01', '2026-09-30'), [{ period: '2026-09-05', channel: 'web', created: 1 }, { period: '2026-09-06', channel: 'web', created: 1 }], '01:30 −03 is the first hour of 09-06')
+  await agreesWithRebuild(t, app.db, 'midnight DST')
+})
 
 t.test('7. a background refresh while another connection holds the refresh lock', async (t) => {
   await cameIn('2026-06-10T09:00:00-05:00')

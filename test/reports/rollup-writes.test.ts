@@ -226,12 +226,15 @@ t.test('4. a work order reassigned to another department: department figures mov
   await departmentReports(north, light, 'accepted')
   const [northOrder] = await workOrderIds(light)
   await setWorkOrder(northOrder!, 'acknowledged_at', '2026-07-06T10:00:00-05:00')
+  await note(light, { template: 'received' }, '2026-07-06T11:00:00-05:00')
+  const templates = () => reportRows('templates', JUL, ['period', 'department_code', 'public_notes', 'from_template'])
   const volume = () => reportRows('volume', JUL, ['period', 'department_code', 'created', 'still_open'])
   const timeliness = () => reportRows('timeliness', `${JUL}&group=month`, ['period', 'department_code', 'acknowledged', 'ack_median_seconds'])
   const backlog = () => reportRows('backlog', 'service=streetlight&by=department', ['department_code', 'open_over_30_days', 'open_total'])
   t.same(await volume(), [{ period: '2026-07-06', department_code: 'north', created: 1, still_open: 1 }])
   t.same(await timeliness(), [{ period: '2026-07-01', department_code: 'north', acknowledged: 1, ack_median_seconds: 3600 }])
   t.same(await backlog(), [{ department_code: 'north', open_over_30_days: 1, open_total: 1 }])
+  t.same(await templates(), [{ period: '2026-07-06', department_code: 'north', public_notes: 1, from_template: 1 }])
   await agreesWithRebuild(t, 'before')
 
   await departmentReports(north, light, 'reassigned', { reassign_to: 'roads', reason: 'a road sign, not a light' })
@@ -240,6 +243,7 @@ t.test('4. a work order reassigned to another department: department figures mov
   t.same(await volume(), [{ period: '2026-07-06', department_code: 'roads', created: 1, still_open: 1 }], 'the request counts for its latest work order’s department')
   t.same(await timeliness(), [{ period: '2026-07-01', department_code: 'north', acknowledged: 1, ack_median_seconds: 3600 }], 'north’s acknowledgement stays north’s')
   t.same(await backlog(), [{ department_code: 'roads', open_over_30_days: 1, open_total: 1 }])
+  t.same(await templates(), [{ period: '2026-07-06', department_code: 'roads', public_notes: 1, from_template: 1 }], 'its answers too (a request figure)')
   await agreesWithRebuild(t, 'reassigned')
 
   // Roads' clock starts when the work reached it (07-07 09:00); it acknowledges two hours later.
