@@ -203,10 +203,10 @@ t.test('3. a request deleted: refused while its work orders have outbox events; 
   await agreesWithRebuild(t, 'before')
 
   const id = await requestId(deleted)
-  const refused = await app.db.execute(sql`delete from service_requests where id = ${id}`).then(() => null, (err: unknown) => err as { code?: string; cause?: { code?: string; constraint?: string } })
+  type PgError = { code?: string; constraint?: string; cause?: PgError }
+  const refused = await app.db.execute(sql`delete from service_requests where id = ${id}`).then(() => null, (err: PgError) => err.cause ?? err)
   t.ok(refused, 'a plain DELETE of a request whose work orders have outbox events is refused')
-  const cause = (refused as { cause?: { code?: string; constraint?: string } } | null)?.cause ?? refused
-  t.match(cause, { code: '23503', constraint: 'outbox_work_order_id_work_orders_id_fk' }, 'by the outbox’s foreign key on work orders (the schema’s only guard)')
+  t.match(refused, { code: '23503', constraint: 'outbox_work_order_id_work_orders_id_fk' }, 'by the outbox’s foreign key on work orders (the schema’s only guard)')
   t.same(await figures(), before, 'nothing changed')
 
   // What a retention job would do first: the delivered events of its work orders.
