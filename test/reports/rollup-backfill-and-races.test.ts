@@ -33,7 +33,7 @@ import { testDatabaseUrl, withDatabaseName } from '../helpers/template.js'
 
 /** rollups.ts's REFRESH_LOCK ('rprt'), not exported: the advisory lock every refresh and rebuild takes. */
 const REFRESH_LOCK = 0x72707274
-const KEY = sql`order by jurisdiction_id, day, service_id, department_id, channel, area, public`
+const KEY = sql`order by jurisdiction_id, day, service_id, grain, department_id, channel, area, public`
 const quiet = { warn: () => {}, info: () => {}, error: () => {} }
 
 /** (b) of every case: the rollups after a refresh equal a rebuild of every day from the base tables. */
@@ -56,17 +56,20 @@ const { app, rows } = h
 await h.registerDepartment({ code: 'cleansing' })
 await h.setRoutes('litter', [{ department: 'cleansing' }])
 
-t.test('6. the upgrade (0015, 0016) on a database already holding requests, work orders and notes', async (t) => {
-  // migrations/ with the journal cut after 0014: what a database of the release before holds.
-  const before = await mkdtemp(join(tmpdir(), 'open311-migrations-0014-'))
+/** migrations/ with the journal cut after migration `last`: what a database of an earlier release holds. */
+async function migrationsUpTo(t: Test, last: number, tag: string): Promise<string> {
+  const before = await mkdtemp(join(tmpdir(), `open311-migrations-${last}-`))
   t.teardown(() => rm(before, { recursive: true, force: true }))
   await cp(MIGRATIONS_FOLDER, before, { recursive: true })
   const journal = JSON.parse(await readFile(join(MIGRATIONS_FOLDER, 'meta/_journal.json'), 'utf8')) as { entries: { idx: number; tag: string }[] }
-  journal.entries = journal.entries.filter((e) => e.idx <= 14)
-  t.equal(journal.entries.at(-1)!.tag, '0014_channels')
+  journal.entries = journal.entries.filter((e) => e.idx <= last)
+  t.equal(journal.entries.at(-1)!.tag, tag)
   await writeFile(join(before, 'meta/_journal.json'), JSON.stringify(journal))
+  return before
+}
 
-  const { db, upgrade } = await databaseAt0014(t, before)
+t.test('6. the upgrade (0015, 0016) on a database already holding requests, work orders and notes', async (t) => {
+  const { db, upgrade } = await databaseAt(t, await migrationsUpTo(t, 14, '0014_channels'))
   await seed0014(db)
   await upgrade()
 
@@ -116,8 +119,40 @@ t.test('6. the upgrade (0015, 0016) on a database already holding requests, work
   await agreesWithRebuild(t, db, 'after the upgrade')
 })
 
-/** A fresh database migrated up to 0014 (the journal in `folder`), and how to bring it to the latest. */
-async function databaseAt0014(t: Test, folder: string): Promise<{ db: Db; upgrade: () => Promise<void> }> {
+t.test('6c. the upgrade to 0018 writes the per-channel and per-service rows of the cells already there', async (t) => {
+  const { db, upgrade } = await databaseAt(t, await migrationsUpTo(t, 17, '0017_duplicate_policy'))
+  // Cells as 0015–0017 left them (no grain): one day and service; two departments, two
+  // channels, an area, and a private request's cell.
+  const list = (values: number[]) => `{${values.join(',')}}`
+  const cell = (department: number, channel: string, area: string, isPublic: boolean, created: number, close: [number[], number[]], ack: [number[], number[]]) =>
+    sql`('upgrade.test.example', 1, '2026-11-02', ${department}, ${channel}, ${area}, ${isPublic}, ${created}, ${created - 1}, 0, ${close[1].reduce((a, b) => a + b, 0)},
+         ${list(close[0])}::int[], ${list(close[1])}::int[], ${ack[1].reduce((a, b) => a + b, 0)}, ${list(ack[0])}::int[], ${list(ack[1])}::int[], 1, 1, 0, 2, 1)`
+  await db.execute(sql`insert into report_daily (jurisdiction_id, service_id, day, department_id, channel, area, public, created, still_open, duplicates, closed,
+      close_seconds, close_counts, acknowledged, ack_seconds, ack_counts, completed_with_due, completed_within_due, went_overdue, public_notes, from_template)
+    values ${sql.join([
+      cell(1, 'web', '', true, 2, [[60, 120], [1, 1]], [[30], [1]]),
+      cell(2, 'web', 'Ward A', true, 1, [[120, 300], [2, 1]], [[], []]),
+      cell(1, 'phone', '', true, 1, [[60], [1]], [[30, 45], [1, 1]]),
+      cell(1, 'web', '', false, 1, [[], []], [[], []]),
+    ], sql`, `)}`)
+  await upgrade()
+  const coarse = await queryRows(db, sql`select grain, channel, public, department_id::int, area, created, still_open, closed, close_seconds, close_counts,
+      acknowledged, ack_seconds, ack_counts, completed_with_due, public_notes, from_template
+    from report_daily where grain <> 'full' order by grain, channel, public`)
+  const sums = { department_id: 0, area: '', completed_with_due: 0, public_notes: 0, from_template: 0 }
+  t.same(coarse, [
+    { grain: 'channel', channel: 'phone', public: true, created: 1, still_open: 0, closed: 1, close_seconds: [60], close_counts: [1], acknowledged: 2, ack_seconds: [30, 45], ack_counts: [1, 1], ...sums, completed_with_due: 1, public_notes: 2, from_template: 1 },
+    { grain: 'channel', channel: 'web', public: false, created: 1, still_open: 0, closed: 0, close_seconds: [], close_counts: [], acknowledged: 0, ack_seconds: [], ack_counts: [], ...sums, completed_with_due: 1, public_notes: 2, from_template: 1 },
+    { grain: 'channel', channel: 'web', public: true, created: 3, still_open: 1, closed: 5, close_seconds: [60, 120, 300], close_counts: [1, 3, 1], acknowledged: 1, ack_seconds: [30], ack_counts: [1], ...sums, completed_with_due: 2, public_notes: 4, from_template: 2 },
+    { grain: 'service', channel: '', public: false, created: 1, still_open: 0, closed: 0, close_seconds: [], close_counts: [], acknowledged: 0, ack_seconds: [], ack_counts: [], ...sums, completed_with_due: 1, public_notes: 2, from_template: 1 },
+    { grain: 'service', channel: '', public: true, created: 4, still_open: 1, closed: 6, close_seconds: [60, 120, 300], close_counts: [2, 3, 1], acknowledged: 3, ack_seconds: [30, 45], ack_counts: [2, 1], ...sums, completed_with_due: 3, public_notes: 6, from_template: 3 },
+  ], 'summed per channel and in all, per public flag; histograms merged')
+  const [full] = await queryRows<{ n: number }>(db, sql`select count(*)::int as n from report_daily where grain = 'full'`)
+  t.equal(full!.n, 4, 'the cells themselves are the full rows')
+})
+
+/** A fresh database migrated as far as the journal in `folder` goes, and how to bring it to the latest. */
+async function databaseAt(t: Test, folder: string): Promise<{ db: Db; upgrade: () => Promise<void> }> {
   const url = testDatabaseUrl()
   if (!url) {
     const client = await PGlite.create({ extensions: { postgis: postgisCore, btree_gist } })
@@ -202,7 +237,7 @@ const byChannel = async (from: string, to: string) => {
 }
 /** The rollups as they are, without a refresh (what the public stats read). */
 const rolledUp = (day: string) =>
-  rows<{ channel: string; created: number }>(sql`select channel, created from report_daily where day = ${day}::date and created > 0 order by channel`)
+  rows<{ channel: string; created: number }>(sql`select channel, created from report_daily where grain = 'full' and day = ${day}::date and created > 0 order by channel`)
 const pendingIds = async () => (await rows<{ id: string }>(sql`select id::text from report_rollup_pending order by id`)).map((r) => r.id)
 
 t.test('5b. DST changes at local midnight (America/Santiago): the day without its first hour, the day with its last hour twice', async (t) => {
