@@ -186,7 +186,7 @@ t.test('admin API: routes, department service levels and templates', async (t) =
 })
 
 t.test('admin API: a catalog import records each changed service and the jurisdiction', async (t) => {
-  const put = (catalog: unknown) => app.inject({ method: 'PUT', url: '/admin/v1/catalog', headers: asAdmin, payload: catalog })
+  const put = (catalog: Record<string, unknown>) => app.inject({ method: 'PUT', url: '/admin/v1/catalog', headers: asAdmin, payload: catalog })
   t.equal((await put({ jurisdiction: JURISDICTION, services: SERVICES })).statusCode, 200)
   t.same(await newEntries(), [], 'the same catalog: nothing recorded')
   const changed = { jurisdiction: { ...JURISDICTION, name: 'Audit City Hall' }, services: [{ ...SERVICES[0], service_name: 'Pothole or sinkhole' }, SERVICES[1], { service_code: 'litter', service_name: 'Litter' }] }
