@@ -21,6 +21,9 @@ export const keyActor = (key: { id: number; name: string }): AuditActor => ({ ki
 
 export const systemActor = (name: string): AuditActor => ({ kind: 'system', name })
 
+/** Who a change is recorded as when its caller names nobody (seeding, benchmarks, tests): the server itself. */
+export const SERVER_ACTOR: AuditActor = systemActor('server')
+
 /** What a masked value is stored as. */
 export const MASKED = '[masked]'
 
