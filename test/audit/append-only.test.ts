@@ -60,6 +60,40 @@ t.test('they fail too under session_replication_role = replica', async (t) => {
   t.same(await entries(), original, 'the entry is as it was')
 })
 
+/** The database's own message, looking through drizzle's wrapping error. */
+function messages(err: unknown): string {
+  const found: string[] = []
+  for (let e: unknown = err; e && typeof e === 'object'; e = (e as { cause?: unknown }).cause) found.push(String((e as { message?: unknown }).message))
+  return found.join(' | ')
+}
+
+t.test('a role granted every privilege on the table is refused by the trigger too', async (t) => {
+  const role = `open311_audit_test_${process.pid}`
+  const refusals: { name: string; state: string | undefined; message: string }[] = []
+  const rollback = new Error('roll back the role')
+  // Roles are transactional: the role exists only inside this transaction, which is rolled back.
+  await db
+    .transaction(async (tx) => {
+      await tx.execute(sql.raw(`create role ${role} nologin`))
+      await tx.execute(sql.raw(`grant all on audit_events to ${role}`))
+      await tx.execute(sql.raw(`set local role ${role}`))
+      for (const [name, statement] of ATTEMPTS) {
+        const err = await tx.transaction((sp) => sp.execute(statement)).then(() => null, (e: unknown) => e)
+        refusals.push({ name, state: sqlState(err), message: messages(err) })
+      }
+      throw rollback
+    })
+    .catch((err: unknown) => {
+      if (err !== rollback) throw err
+    })
+  t.equal(refusals.length, 3)
+  for (const r of refusals) {
+    t.equal(r.state, '42501', r.name)
+    t.match(r.message, /audit_events is append-only/, `${r.name}: refused by the trigger, not for want of a grant`)
+  }
+  t.same(await entries(), original)
+})
+
 t.test('the triggers are enabled ALWAYS', async (t) => {
   const triggers = await queryRows<{ name: string; enabled: string }>(
     db,
