@@ -18,6 +18,7 @@ import { createDepartment, findDepartment, setServiceRoutes } from '../src/domai
 import demoCatalog from '../src/domain/demo/demo-catalog.json' with { type: 'json' }
 import { createWebhookContext } from '../src/integrations/webhooks/context.js'
 import { BENCH_WEBHOOK_ENV } from './webhooks.js'
+import { systemActor } from '../src/domain/audit/audit.js'
 
 export const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 /** The URL of database `name` on the bench's server. */
@@ -227,6 +228,9 @@ function syntheticCatalog(extra: number): Catalog {
  * embedded database alike. The requests are made again only when the table does not hold
  * exactly `rows` of this shape's.
  */
+/** The bench's own writes, as the audit trail names them. */
+const BENCH_ACTOR = systemActor('bench')
+
 export async function loadSyntheticRequests(database: Database, rows: number, shape = FEED_DATA) {
   const { db } = database
   await importCatalog(db, validateCatalog(syntheticCatalog(shape.extraServices), 'bench catalog'))
@@ -235,7 +239,7 @@ export async function loadSyntheticRequests(database: Database, rows: number, sh
   try {
     for (const code of new Set(Object.values(DEPARTMENT_OF_GROUP))) {
       if (!(await findDepartment(db, jurisdictionId, code).catch(() => null))) {
-        await createDepartment(db, webhooks, { jurisdictionId, code, name: `${code[0]!.toUpperCase()}${code.slice(1)} Department` })
+        await createDepartment(db, webhooks, { jurisdictionId, code, name: `${code[0]!.toUpperCase()}${code.slice(1)} Department` }, BENCH_ACTOR)
       }
     }
   } finally {
@@ -247,7 +251,7 @@ export async function loadSyntheticRequests(database: Database, rows: number, sh
     if (!department || shape.unrouted.has(service.service_code)) continue
     // The reports' shape routes every other service by district, the rest by their default alone.
     const areas = shape.lifecycle && i % 2 === 1 ? [] : districts().map((d) => ({ department, area: d.area, area_name: d.name }))
-    await setServiceRoutes(db, jurisdictionId, service.service_code, [{ department }, ...areas])
+    await setServiceRoutes(db, jurisdictionId, service.service_code, [{ department }, ...areas], BENCH_ACTOR)
   }
 
   const [state] = await queryRows<{ n: string; marker: string | null }>(

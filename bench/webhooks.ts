@@ -10,6 +10,7 @@ import { loadConfig } from '../src/config.js'
 import { openDatabase } from '../src/db/database.js'
 import { createDepartment, findDepartment, setServiceRoutes } from '../src/domain/departments/departments.js'
 import { createWebhookContext } from '../src/integrations/webhooks/context.js'
+import { systemActor } from '../src/domain/audit/audit.js'
 
 export const BENCH_SECRETS_KEY = Buffer.alloc(32, 3).toString('base64')
 export const BENCH_WEBHOOK_ENV = {
@@ -50,7 +51,7 @@ export async function prepareDepartment(databaseUrl: string, receiverUrl: string
   try {
     let department = await findDepartment(database.db, 'demo.open311.city', 'bench').catch(() => null)
     if (!department) {
-      department = (await createDepartment(database.db, webhooks, { jurisdictionId: 'demo.open311.city', code: 'bench', name: 'Bench Dept', webhookUrl: receiverUrl })).department
+      department = (await createDepartment(database.db, webhooks, { jurisdictionId: 'demo.open311.city', code: 'bench', name: 'Bench Dept', webhookUrl: receiverUrl }, systemActor('bench'))).department
     }
     const client = new pg.Client({ connectionString: databaseUrl })
     await client.connect()
@@ -58,7 +59,7 @@ export async function prepareDepartment(databaseUrl: string, receiverUrl: string
     // Earlier runs' leftovers must not count.
     await client.query(`update outbox set state = 'cancelled' where state = 'pending'`)
     await client.end()
-    await setServiceRoutes(database.db, 'demo.open311.city', serviceCode, [{ department: 'bench' }])
+    await setServiceRoutes(database.db, 'demo.open311.city', serviceCode, [{ department: 'bench' }], systemActor('bench'))
     return department.id
   } finally {
     await webhooks.agent.close()

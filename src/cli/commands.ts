@@ -8,6 +8,7 @@ import { CatalogError } from '../domain/catalog/validate-catalog.js'
 import { loadDemoCatalog } from '../domain/demo/seed-demo.js'
 import { DEFAULT_KEY_CHANNEL, isRequestChannel, REQUEST_CHANNELS } from '../domain/requests/channels.js'
 import { resolveJurisdiction } from '../domain/jurisdictions.js'
+import { CLI_ACTOR } from '../domain/audit/audit.js'
 import { replayDeliveries } from '../domain/departments/deliveries.js'
 import {
   createDepartment,
@@ -108,7 +109,7 @@ export const COMMANDS: Command[] = [
     name: 'demo',
     synopsis: 'demo [--yes]                 load the demo jurisdiction and catalog (idempotent)',
     async run(context) {
-      await context.withDatabase(async ({ db }) => printImport(context, await loadDemoCatalog(db, confirmation(context))))
+      await context.withDatabase(async ({ db }) => printImport(context, await loadDemoCatalog(db, confirmation(context), CLI_ACTOR)))
     },
   },
   {
@@ -125,7 +126,7 @@ export const COMMANDS: Command[] = [
         throw new CatalogError(file, [{ field: '(file)', detail: `cannot be read: ${(err as Error).message}` }])
       }
       const catalog = readCatalog(text, file)
-      await context.withDatabase(async ({ db }) => printImport(context, await importCatalog(db, catalog, confirmation(context))))
+      await context.withDatabase(async ({ db }) => printImport(context, await importCatalog(db, catalog, confirmation(context), CLI_ACTOR)))
     },
   },
   {
@@ -158,7 +159,7 @@ export const COMMANDS: Command[] = [
         throw new UsageError(`unknown channel ${channel}; known: ${REQUEST_CHANNELS.join(', ')}`)
       }
       await context.withDatabase(async ({ db }) => {
-        const key = await createApiKey(db, { name, scopes: scopes as ApiKeyScope[], defaultChannel: channel })
+        const key = await createApiKey(db, { name, scopes: scopes as ApiKeyScope[], defaultChannel: channel }, CLI_ACTOR)
         context.out(
           `created API key ${key.id} "${key.name}" with scopes ${key.scopes.join(', ')} and default channel ${key.default_channel}; it is shown only once:`,
         )
@@ -197,7 +198,7 @@ export const COMMANDS: Command[] = [
       const id = Number(context.args[0])
       if (!Number.isInteger(id) || id < 1) throw new UsageError('keys revoke needs a numeric key id (see keys list)')
       await context.withDatabase(async ({ db }) => {
-        const revoked = await revokeApiKey(db, id)
+        const revoked = await revokeApiKey(db, id, CLI_ACTOR)
         if (!revoked) throw new Error(`API key ${id} does not exist`)
         context.out(`API key ${id} revoked`)
       })
@@ -219,7 +220,7 @@ export const COMMANDS: Command[] = [
             name,
             webhookUrl: context.options['webhook-url'] ?? null,
             receivesContact: context.options['receives-contact'] ?? false,
-          })
+          }, CLI_ACTOR)
           context.out(`department ${code} registered; these are shown only once:`)
           context.out(`signing secret (verify our deliveries, sign your callbacks): ${created.signingSecret}`)
           context.out(`inbound api_key (POST servicerequestupdates): ${created.inboundKey}`)
@@ -257,7 +258,7 @@ export const COMMANDS: Command[] = [
         const jurisdiction = await resolveJurisdiction(db, context.options['jurisdiction-id'])
         const webhooks = await createWebhookContext(config)
         try {
-          const secret = await rotateSecret(db, webhooks, await findDepartment(db, jurisdiction.id, code), overlap)
+          const secret = await rotateSecret(db, webhooks, await findDepartment(db, jurisdiction.id, code), overlap, CLI_ACTOR)
           context.out(`new signing secret for ${code} (the old one keeps signing for ${overlap} h), shown once:`)
           context.out(secret)
         } finally {
@@ -292,7 +293,7 @@ export const COMMANDS: Command[] = [
       }
       await context.withDatabase(async ({ db }) => {
         const jurisdiction = await resolveJurisdiction(db, context.options['jurisdiction-id'])
-        for (const r of await setServiceRoutes(db, jurisdiction.id, serviceCode, routes)) {
+        for (const r of await setServiceRoutes(db, jurisdiction.id, serviceCode, routes, CLI_ACTOR)) {
           context.out(`${serviceCode} → ${r.department}${r.has_area ? ` within ${r.area_name ?? 'an area'}` : ' (default)'}`)
         }
       })

@@ -792,3 +792,43 @@ export const reportRollupPending = pgTable('report_rollup_pending', {
   serviceId: bigint('service_id', { mode: 'number' }).notNull(),
   day: date('day').notNull(),
 })
+
+export const AUDIT_ACTOR_KINDS = ['key', 'cli', 'system'] as const
+export type AuditActorKind = (typeof AUDIT_ACTOR_KINDS)[number]
+
+/**
+ * The audit trail (docs/audit.md): one row per change an operator, the CLI or the server made,
+ * written by the domain use case in the same transaction as the change (src/domain/audit/).
+ * Append-only: migration 0018's triggers refuse UPDATE, DELETE and TRUNCATE for every role,
+ * replication sessions included, so no code path can rewrite history. `changes` holds only
+ * the fields that changed, {field: {before, after}}; personal data and secrets are never
+ * stored, only that they changed ("[masked]"). `actor_key_id` and `actor_name` are copies, not
+ * references: the entry outlives the key and keeps the name the key had then.
+ */
+export const auditEvents = pgTable(
+  'audit_events',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    occurredAt: timestamp('occurred_at', { withTimezone: true }).notNull().defaultNow(),
+    actorKind: text('actor_kind').$type<AuditActorKind>().notNull(),
+    /** api_keys.id of the key that called (actor_kind 'key'). */
+    actorKeyId: bigint('actor_key_id', { mode: 'number' }),
+    actorName: text('actor_name').notNull(),
+    /** What was done, as `<entity>.<verb>`: department.created, api_key.revoked, … */
+    action: text('action').notNull(),
+    entityType: text('entity_type').notNull(),
+    entityId: text('entity_id').notNull(),
+    /** service_requests.id when the change is about one request. */
+    requestId: bigint('request_id', { mode: 'number' }),
+    jurisdictionId: text('jurisdiction_id'),
+    changes: jsonb('changes').$type<Record<string, { before: unknown; after: unknown }>>().notNull().default(sql`'{}'::jsonb`),
+  },
+  (t) => [
+    index('audit_events_occurred_at_idx').on(t.occurredAt, t.id),
+    index('audit_events_actor_idx').on(t.actorKeyId, t.id),
+    index('audit_events_request_idx').on(t.requestId, t.id).where(sql`request_id is not null`),
+    index('audit_events_entity_idx').on(t.entityType, t.entityId, t.id),
+    check('audit_events_actor_kind_check', inList('actor_kind', AUDIT_ACTOR_KINDS)),
+    check('audit_events_key_actor_check', sql`(actor_kind = 'key') = (actor_key_id is not null)`),
+  ],
+)

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler, preValidationAsyncHookHandler } from 'fastify'
 import { type ApiKeyScope, type ApiKeySummary, verifyApiKey, verifyDepartmentOrClientKey } from '../domain/api-keys/api-keys.js'
+import { type AuditActor, keyActor } from '../domain/audit/audit.js'
 import type { PhotoReader } from '../domain/media/media-store.js'
 import type { Reader } from '../domain/requests/sensitive-location.js'
 import { forbidden } from '../open311/errors.js'
@@ -23,6 +24,16 @@ export function requireBearerScope(scope: ApiKeyScope): onRequestAsyncHookHandle
     if (!key) throw forbidden(`a bearer API key with the "${scope}" scope is required`)
     request.apiKey = key
   }
+}
+
+/**
+ * Who an audit entry names for this request's changes: the key that authenticated it. Only
+ * routes behind a key check call it; one without a key is a bug, refused rather than
+ * recorded as nobody.
+ */
+export function auditActorOf(request: FastifyRequest): AuditActor {
+  if (!request.apiKey) throw new Error('auditActorOf: the request has no authenticated key')
+  return keyActor(request.apiKey)
 }
 
 /**

@@ -14,6 +14,7 @@ import {
 } from '../../src/domain/api-keys/api-keys.js'
 import { buildTestApp } from '../helpers/app.js'
 import { closeDatabaseUnderApp } from '../helpers/closed-database.js'
+import { systemActor } from '../../src/domain/audit/audit.js'
 
 // One database per test file; subtests share it and run in order.
 const { app, database } = await buildTestApp(t)
@@ -116,15 +117,15 @@ t.test('verifyApiKey', async (t) => {
   t.test('a revoked key is rejected immediately', async (t) => {
     const doomed = await createApiKey(db, { name: 'doomed', scopes: ['requests:write', 'admin'] })
     t.match(await verifyApiKey(db, doomed.key, 'admin'), { id: doomed.id })
-    const revoked = await revokeApiKey(db, doomed.id)
+    const revoked = await revokeApiKey(db, doomed.id, systemActor('test'))
     t.ok(revoked?.revoked_at instanceof Date, 'revoked_at set')
     t.equal(await verifyApiKey(db, doomed.key, 'admin'), null)
     t.equal(await verifyApiKey(db, doomed.key, 'requests:write'), null)
     t.match(await verifyApiKey(db, writer.key, 'requests:write'), { id: writer.id }, 'other keys unaffected')
 
-    const again = await revokeApiKey(db, doomed.id)
+    const again = await revokeApiKey(db, doomed.id, systemActor('test'))
     t.same(again?.revoked_at, revoked?.revoked_at, 'revoking twice keeps the first time')
-    t.equal(await revokeApiKey(db, 987_654_321), null, 'unknown id')
+    t.equal(await revokeApiKey(db, 987_654_321, systemActor('test')), null, 'unknown id')
   })
 })
 
@@ -164,7 +165,7 @@ t.test('a revocation made behind this instance’s back applies within API_KEY_C
 
   const other = await createApiKey(db, { name: 'revoked here', scopes: ['requests:write'] })
   t.ok(await verifyApiKey(db, other.key, 'requests:write'))
-  await revokeApiKey(db, other.id)
+  await revokeApiKey(db, other.id, systemActor('test'))
   t.equal(await verifyApiKey(db, other.key, 'requests:write'), null, 'a revocation through this instance applies to the next request')
 
   const valid = await createApiKey(db, { name: 'remembered', scopes: ['requests:write'] })

@@ -12,6 +12,7 @@ import { type Db, queryRows } from '../../src/db/database.js'
 import { createApiKey, revokeApiKey } from '../../src/domain/api-keys/api-keys.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import { buildTestApp } from '../helpers/app.js'
+import { systemActor } from '../../src/domain/audit/audit.js'
 
 // Text stays text (ids, codes): the XML answers are compared as strings.
 const xml = new XMLParser({
@@ -557,7 +558,7 @@ t.test('api_key: accepted from the body, the query string and Authorization: Bea
 
 t.test('api_key: missing, empty, malformed, unknown, revoked or without requests:write → 403', async (t) => {
   const revoked = await createApiKey(db, { name: 'revoked client' })
-  await revokeApiKey(db, revoked.id)
+  await revokeApiKey(db, revoked.id, systemActor('test'))
   const adminOnly = await createApiKey(db, { name: 'operator', scopes: ['admin'] })
   const wellFormedUnknown = client.key.replace(/^o311_[a-z0-9]{12}_/, 'o311_zzzzzzzzzzzz_')
   const sameIdWrongSecret = client.key.replace(/_([A-Za-z0-9_-]{43})$/, `_${'A'.repeat(43)}`)

@@ -9,6 +9,7 @@ import { and, asc, eq, isNull, lt, or, sql } from 'drizzle-orm'
 import { expiringCache } from '../../db/caches.js'
 import type { Db } from '../../db/database.js'
 import { apiKeys, departments } from '../../db/schema.js'
+import { type AuditActor, changedFields, maskedChange, recordAudit, SERVER_ACTOR } from '../audit/audit.js'
 import { invalid } from '../errors.js'
 import { DEFAULT_KEY_CHANNEL, type RequestChannel, SET_CHANNEL_SCOPE } from '../requests/channels.js'
 
@@ -38,9 +39,20 @@ export interface CreatedApiKey extends ApiKeySummary {
   key: string
 }
 
+/** What an audit entry says of a key: never its secret or hash. */
+const auditedKey = (k: ApiKeySummary) => ({
+  key_id: k.key_id,
+  name: k.name,
+  scopes: k.scopes,
+  default_channel: k.default_channel,
+  department_id: k.department_id,
+  revoked_at: k.revoked_at,
+})
+
 export async function createApiKey(
   db: Db,
   input: { name: string; scopes?: ApiKeyScope[]; departmentId?: number; defaultChannel?: RequestChannel },
+  actor: AuditActor = SERVER_ACTOR,
 ): Promise<CreatedApiKey> {
   const keyId = randomBytes(9).toString('base64url').toLowerCase().replace(/[^a-z0-9]/g, '0').slice(0, 12)
   const key = `o311_${keyId}_${randomBytes(32).toString('base64url')}`
@@ -51,18 +63,27 @@ export async function createApiKey(
   if (scopes.includes(SET_CHANNEL_SCOPE) && !scopes.includes('requests:write')) {
     throw invalid(`scopes: ${SET_CHANNEL_SCOPE} lets a key that submits requests name their channel; give requests:write with it`)
   }
-  const [row] = await db
-    .insert(apiKeys)
-    .values({
-      keyId,
-      name: input.name,
-      secretHash: hashKey(key),
-      scopes,
-      departmentId: input.departmentId ?? null,
-      defaultChannel: input.defaultChannel ?? DEFAULT_KEY_CHANNEL,
+  return db.transaction(async (tx) => {
+    const [row] = await tx
+      .insert(apiKeys)
+      .values({
+        keyId,
+        name: input.name,
+        secretHash: hashKey(key),
+        scopes,
+        departmentId: input.departmentId ?? null,
+        defaultChannel: input.defaultChannel ?? DEFAULT_KEY_CHANNEL,
+      })
+      .returning()
+    const summary = toSummary(row!)
+    await recordAudit(tx, actor, {
+      action: 'api_key.created',
+      entityType: 'api_key',
+      entityId: String(summary.id),
+      changes: { ...changedFields(null, auditedKey(summary)), secret: maskedChange(null, 'set') },
     })
-    .returning()
-  return { ...toSummary(row!), key }
+    return { ...summary, key }
+  })
 }
 
 export async function listApiKeys(db: Db): Promise<ApiKeySummary[]> {
@@ -70,11 +91,27 @@ export async function listApiKeys(db: Db): Promise<ApiKeySummary[]> {
 }
 
 /** Revokes at once; returns null for an unknown id. Revoking twice keeps the first time. */
-export async function revokeApiKey(db: Db, id: number): Promise<ApiKeySummary | null> {
-  await db.update(apiKeys).set({ revokedAt: sql`now()` }).where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
+export async function revokeApiKey(db: Db, id: number, actor: AuditActor): Promise<ApiKeySummary | null> {
+  const result = await db.transaction(async (tx) => {
+    const [revoked] = await tx
+      .update(apiKeys)
+      .set({ revokedAt: sql`now()` })
+      .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
+      .returning()
+    // A second revocation changes nothing, and so records nothing.
+    if (revoked) {
+      await recordAudit(tx, actor, {
+        action: 'api_key.revoked',
+        entityType: 'api_key',
+        entityId: String(id),
+        changes: changedFields({ revoked_at: null }, { revoked_at: revoked.revokedAt }),
+      })
+    }
+    const [row] = await tx.select().from(apiKeys).where(eq(apiKeys.id, id))
+    return row ? toSummary(row) : null
+  })
   forgetApiKeys(db)
-  const [row] = await db.select().from(apiKeys).where(eq(apiKeys.id, id))
-  return row ? toSummary(row) : null
+  return result
 }
 
 /**

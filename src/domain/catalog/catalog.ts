@@ -5,6 +5,7 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm'
 import type { Db } from '../../db/database.js'
 import { jurisdictions, serviceAttributes, serviceRequests, services } from '../../db/schema.js'
+import { type AuditActor, type AuditEntry, changedFields, recordAudit, SERVER_ACTOR } from '../audit/audit.js'
 import { conflict } from '../errors.js'
 import { forgetJurisdictions } from '../jurisdictions.js'
 import { type Catalog, type CatalogAttribute, type CatalogService, DEFAULT_CALENDAR, type DuplicateSettings, type ServiceLevel } from './catalog-schema.js'
@@ -32,13 +33,19 @@ export interface ImportOptions {
   newJurisdiction?: { confirmed: boolean; howToConfirm: string }
 }
 
-/** Upserts a validated catalog in one transaction; services absent from it are left as they are. */
-export async function importCatalog(db: Db, catalog: Catalog, options: ImportOptions = {}): Promise<ImportSummary> {
+/**
+ * Upserts a validated catalog in one transaction; services absent from it are left as they are.
+ * Each service created or changed, and the jurisdiction when its settings change, gets an audit
+ * entry for `actor` (the server itself when the caller names nobody: seeding, tests).
+ */
+export async function importCatalog(db: Db, catalog: Catalog, options: ImportOptions = {}, actor: AuditActor = SERVER_ACTOR): Promise<ImportSummary> {
   const result = await db.transaction(async (tx) => {
     // Two imports at once (two operators, two instances seeding) would race on the unique keys.
     await tx.execute(sql`select pg_advisory_xact_lock(${CATALOG_LOCK_KEY})`)
     const j = catalog.jurisdiction
     const warnings = await checkNewJurisdiction(tx, j.id, options)
+    const [jurisdictionBefore] = await tx.select().from(jurisdictions).where(eq(jurisdictions.id, j.id))
+    const audit: AuditEntry[] = []
     const calendar = { ...DEFAULT_CALENDAR, ...j.calendar }
     const fields = {
       name: j.name,
@@ -62,6 +69,14 @@ export async function importCatalog(db: Db, catalog: Catalog, options: ImportOpt
           is distinct from (${j.name}, ${j.time_zone}, ${j.contact}, ${j.key_service}, ${sql.param(fields.workingDays)}::smallint[],
                             ${fields.opensAt}::time, ${fields.closesAt}::time, ${sql.param(fields.holidays)}::date[])`,
       })
+    const [jurisdictionAfter] = await tx.select().from(jurisdictions).where(eq(jurisdictions.id, j.id))
+    audit.push({
+      action: jurisdictionBefore ? 'jurisdiction.updated' : 'jurisdiction.created',
+      entityType: 'jurisdiction',
+      entityId: j.id,
+      jurisdictionId: j.id,
+      changes: changedFields(jurisdictionBefore ? auditedJurisdiction(jurisdictionBefore) : null, auditedJurisdiction(jurisdictionAfter!)),
+    })
 
     const existing = new Map((await loadCatalogServices(tx, j.id, { includeInactive: true })).map((s) => [s.service_code, s]))
     const summary: ImportSummary = { jurisdiction: j.id, created: [], updated: [], unchanged: [], ...(warnings.length ? { warnings } : {}) }
@@ -72,6 +87,13 @@ export async function importCatalog(db: Db, catalog: Catalog, options: ImportOpt
         continue
       }
       await writeService(tx, j.id, service, current?.id)
+      audit.push({
+        action: current ? 'service.updated' : 'service.created',
+        entityType: 'service',
+        entityId: service.service_code,
+        jurisdictionId: j.id,
+        changes: changedFields(current ? catalogFields(current) : null, catalogFields(service)),
+      })
       if (current && current.privacy !== service.privacy) {
         // What the public sees of these requests changed: moving their updated_at (the trigger
         // of migration 0009 stamps every update) makes harvesters fetch them again, so a copy
@@ -90,10 +112,31 @@ export async function importCatalog(db: Db, catalog: Catalog, options: ImportOpt
         .set({ catalogChangedAt: sql`greatest(now(), ${jurisdictions.catalogChangedAt} + interval '1 millisecond')` })
         .where(eq(jurisdictions.id, j.id))
     }
+    await recordAudit(tx, actor, audit)
     return summary
   })
   forgetJurisdictions(db)
   return result
+}
+
+/** A jurisdiction's settings as an audit entry keeps them (its times as text, as the catalog writes them). */
+function auditedJurisdiction(row: typeof jurisdictions.$inferSelect) {
+  return {
+    name: row.name,
+    time_zone: row.timeZone,
+    contact: row.contact,
+    key_service: row.keyService,
+    working_days: row.workingDays,
+    opens: row.opensAt,
+    closes: row.closesAt,
+    holidays: row.holidays,
+  }
+}
+
+/** A service in catalog shape, as the file spells it: what an audit entry compares (ids are not the catalog's). */
+function catalogFields(service: CatalogService | StoredService): Record<string, unknown> {
+  const { id: _id, jurisdiction_id: _j, ...fields } = service as StoredService
+  return fields
 }
 
 /** Under the catalog lock: refuses an unconfirmed new jurisdiction beside others, or says what a confirmed one means. */

@@ -6,14 +6,18 @@ import { count, sql } from 'drizzle-orm'
 import type { Db } from '../../db/database.js'
 import { jurisdictions } from '../../db/schema.js'
 import { type CreatedApiKey, createApiKey } from '../api-keys/api-keys.js'
+import { type AuditActor, systemActor } from '../audit/audit.js'
 import { CATALOG_LOCK_KEY, type ImportOptions, type ImportSummary, importCatalog } from '../catalog/catalog.js'
 import { validateCatalog } from '../catalog/validate-catalog.js'
 import demoCatalog from './demo-catalog.json' with { type: 'json' }
 
+/** The first start's seeding, as the audit trail names it. */
+const DEMO_ACTOR = systemActor('demo seed')
+
 /** Loads (or refreshes) the demo jurisdiction and catalog; idempotent. */
-export async function loadDemoCatalog(db: Db, options: ImportOptions = {}): Promise<ImportSummary> {
+export async function loadDemoCatalog(db: Db, options: ImportOptions = {}, actor: AuditActor = DEMO_ACTOR): Promise<ImportSummary> {
   // structuredClone: validation fills defaults in place and the imported JSON is shared.
-  return importCatalog(db, validateCatalog(structuredClone(demoCatalog), 'demo-catalog.json'), options)
+  return importCatalog(db, validateCatalog(structuredClone(demoCatalog), 'demo-catalog.json'), options, actor)
 }
 
 export interface DemoSeed {
@@ -31,8 +35,8 @@ export async function seedDemoIfEmpty(db: Db): Promise<DemoSeed | null> {
     const [row] = await tx.select({ n: count() }).from(jurisdictions)
     if ((row?.n ?? 0) > 0) return null
     const catalog = await loadDemoCatalog(tx)
-    const clientKey = await createApiKey(tx, { name: 'demo', scopes: ['requests:write'] })
-    const adminKey = await createApiKey(tx, { name: 'demo-admin', scopes: ['admin'] })
+    const clientKey = await createApiKey(tx, { name: 'demo', scopes: ['requests:write'] }, DEMO_ACTOR)
+    const adminKey = await createApiKey(tx, { name: 'demo-admin', scopes: ['admin'] }, DEMO_ACTOR)
     return { catalog, clientKey, adminKey }
   })
 }

@@ -7,6 +7,7 @@ import { type Db, queryRows } from '../../db/database.js'
 import { departmentSecrets, departments, serviceRoutes, services } from '../../db/schema.js'
 import { conflict, invalid, notFound } from '../errors.js'
 import { createApiKey } from '../api-keys/api-keys.js'
+import { type AuditActor, auditUrl, changedFields, maskedChange, recordAudit } from '../audit/audit.js'
 import { validateStatusMap } from './status-map.js'
 
 export type Department = typeof departments.$inferSelect
@@ -57,7 +58,27 @@ export interface CreatedDepartment {
   inboundKey: string
 }
 
-export async function createDepartment(db: Db, deps: DepartmentDeps, input: DepartmentInput): Promise<CreatedDepartment> {
+/** What an audit entry says of a department: its settings (the webhook URL without credentials), never its secrets. */
+const auditedDepartment = (d: Department) => ({
+  name: d.name,
+  contact: d.contact,
+  webhook_url: auditUrl(d.webhookUrl),
+  receives_contact: d.receivesContact,
+  status_map: d.statusMap,
+  enabled: d.enabled,
+  failing_since: d.failingSince,
+  disabled_reason: d.disabledReason,
+})
+
+const departmentEntry = (d: Department, action: string, changes: Record<string, { before: unknown; after: unknown }>) => ({
+  action,
+  entityType: 'department',
+  entityId: d.code,
+  jurisdictionId: d.jurisdictionId,
+  changes,
+})
+
+export async function createDepartment(db: Db, deps: DepartmentDeps, input: DepartmentInput, actor: AuditActor): Promise<CreatedDepartment> {
   const box = requireBox(deps)
   const mapProblem = input.statusMap ? validateStatusMap(input.statusMap) : null
   if (mapProblem) throw invalid(mapProblem)
@@ -81,7 +102,12 @@ export async function createDepartment(db: Db, deps: DepartmentDeps, input: Depa
     if (!department) throw conflict(`code: a department "${input.code}" already exists`)
     const signingSecret = deps.newSigningSecret()
     await tx.insert(departmentSecrets).values({ departmentId: department.id, ciphertext: box.seal(signingSecret) })
-    const key = await createApiKey(tx, { name: `department:${input.code}`, scopes: ['department'], departmentId: department.id })
+    const key = await createApiKey(tx, { name: `department:${input.code}`, scopes: ['department'], departmentId: department.id }, actor)
+    await recordAudit(
+      tx,
+      actor,
+      departmentEntry(department, 'department.created', { ...changedFields(null, auditedDepartment(department)), signing_secret: maskedChange(null, 'set') }),
+    )
     return { department, signingSecret, inboundKey: key.key }
   })
 }
@@ -91,25 +117,31 @@ export async function updateDepartment(
   deps: DepartmentDeps,
   department: Department,
   patch: Partial<Omit<DepartmentInput, 'jurisdictionId' | 'code'>>,
+  actor: AuditActor,
 ): Promise<Department> {
   const mapProblem = patch.statusMap ? validateStatusMap(patch.statusMap) : null
   if (mapProblem) throw invalid(mapProblem)
   if (patch.webhookUrl !== undefined) await checkUrl(patch.webhookUrl, deps)
-  const [updated] = await db
-    .update(departments)
-    .set({
-      ...(patch.name !== undefined ? { name: patch.name } : {}),
-      ...(patch.contact !== undefined ? { contact: patch.contact } : {}),
-      ...(patch.webhookUrl !== undefined ? { webhookUrl: patch.webhookUrl } : {}),
-      ...(patch.receivesContact !== undefined ? { receivesContact: patch.receivesContact } : {}),
-      ...(patch.statusMap !== undefined ? { statusMap: patch.statusMap } : {}),
-      // Re-enabling clears the failure run, so the endpoint gets a fresh N days.
-      ...(patch.enabled !== undefined ? { enabled: patch.enabled, ...(patch.enabled ? { failingSince: null, disabledReason: null } : {}) } : {}),
-      updatedAt: sql`now()`,
-    })
-    .where(eq(departments.id, department.id))
-    .returning()
-  return updated!
+  return db.transaction(async (tx) => {
+    // The row as it is now, locked, so the entry's "before" is what this update replaced (not the caller's older copy).
+    const [current] = await tx.select().from(departments).where(eq(departments.id, department.id)).for('update')
+    const [updated] = await tx
+      .update(departments)
+      .set({
+        ...(patch.name !== undefined ? { name: patch.name } : {}),
+        ...(patch.contact !== undefined ? { contact: patch.contact } : {}),
+        ...(patch.webhookUrl !== undefined ? { webhookUrl: patch.webhookUrl } : {}),
+        ...(patch.receivesContact !== undefined ? { receivesContact: patch.receivesContact } : {}),
+        ...(patch.statusMap !== undefined ? { statusMap: patch.statusMap } : {}),
+        // Re-enabling clears the failure run, so the endpoint gets a fresh N days.
+        ...(patch.enabled !== undefined ? { enabled: patch.enabled, ...(patch.enabled ? { failingSince: null, disabledReason: null } : {}) } : {}),
+        updatedAt: sql`now()`,
+      })
+      .where(eq(departments.id, department.id))
+      .returning()
+    await recordAudit(tx, actor, departmentEntry(updated!, 'department.updated', changedFields(auditedDepartment(current ?? department), auditedDepartment(updated!))))
+    return updated!
+  })
 }
 
 export async function findDepartment(db: Db, jurisdictionId: string, code: string): Promise<Department> {
@@ -129,7 +161,7 @@ export async function listDepartments(db: Db, jurisdictionId: string): Promise<D
  * Starts a rotation: a new secret signs from now on, and the current ones keep signing too
  * until the overlap ends, so a department can switch its verifier without missing a delivery.
  */
-export async function rotateSecret(db: Db, deps: DepartmentDeps, department: Department, overlapHours: number): Promise<string> {
+export async function rotateSecret(db: Db, deps: DepartmentDeps, department: Department, overlapHours: number, actor: AuditActor): Promise<string> {
   const box = requireBox(deps)
   const secret = deps.newSigningSecret()
   await db.transaction(async (tx) => {
@@ -140,6 +172,14 @@ export async function rotateSecret(db: Db, deps: DepartmentDeps, department: Dep
       .set({ expiresAt: sql`least(coalesce(${departmentSecrets.expiresAt}, 'infinity'), now() + make_interval(hours => ${overlapHours}))` })
       .where(and(eq(departmentSecrets.departmentId, department.id), or(isNull(departmentSecrets.expiresAt), gt(departmentSecrets.expiresAt, sql`now()`))))
     await tx.insert(departmentSecrets).values({ departmentId: department.id, ciphertext: box.seal(secret) })
+    await recordAudit(
+      tx,
+      actor,
+      departmentEntry(department, 'department.secret_rotated', {
+        signing_secret: maskedChange('set', 'set'),
+        secret_overlap_hours: { before: null, after: overlapHours },
+      }),
+    )
   })
   return secret
 }
@@ -182,7 +222,7 @@ export const routeInputs = (document: RoutesDocument): RouteInput[] =>
   Array.isArray(document) ? document : document.departments.map((department) => ({ department }))
 
 /** Replaces a service's routes. At least one default route (without an area) is required. */
-export async function setServiceRoutes(db: Db, jurisdictionId: string, serviceCode: string, routes: RouteInput[]) {
+export async function setServiceRoutes(db: Db, jurisdictionId: string, serviceCode: string, routes: RouteInput[], actor: AuditActor) {
   if (!routes.some((r) => !r.area)) throw invalid('routes: at least one route without an area (the default) is required')
   return db.transaction(async (tx) => {
     const [service] = await tx
@@ -190,6 +230,7 @@ export async function setServiceRoutes(db: Db, jurisdictionId: string, serviceCo
       .from(services)
       .where(and(eq(services.jurisdictionId, jurisdictionId), eq(services.serviceCode, serviceCode)))
     if (!service) throw notFound(`service_code "${serviceCode}" does not exist`)
+    const before = await auditedRoutes(tx, service.id)
     await tx.delete(serviceRoutes).where(eq(serviceRoutes.serviceId, service.id))
     for (const [i, route] of routes.entries()) {
       const department = await findDepartment(tx, jurisdictionId, route.department)
@@ -212,8 +253,26 @@ export async function setServiceRoutes(db: Db, jurisdictionId: string, serviceCo
       await tx.execute(sql`insert into service_routes (service_id, department_id, area, area_name)
                            values (${service.id}, ${department.id}, ${area}, ${route.area_name ?? null})`)
     }
+    await recordAudit(tx, actor, {
+      action: 'service.routes_set',
+      entityType: 'service',
+      entityId: serviceCode,
+      jurisdictionId,
+      changes: changedFields({ routes: before }, { routes: await auditedRoutes(tx, service.id) }),
+    })
     return listServiceRoutes(tx, service.id)
   })
+}
+
+/** A service's routes as an audit entry keeps them: each department, area name and area (GeoJSON, as the database normalised it). */
+async function auditedRoutes(db: Db, serviceId: number) {
+  const rows = await queryRows<{ department: string; area_name: string | null; area: string | null }>(
+    db,
+    sql`select d.code as department, r.area_name, ST_AsGeoJSON(r.area) as area
+        from service_routes r join departments d on d.id = r.department_id
+        where r.service_id = ${serviceId} order by r.id`,
+  )
+  return rows.map((r) => ({ department: r.department, area_name: r.area_name, area: r.area === null ? null : (JSON.parse(r.area) as unknown) }))
 }
 
 export async function listServiceRoutes(db: Db, serviceId: number) {

@@ -7,12 +7,20 @@ import { and, asc, eq, inArray, sql } from 'drizzle-orm'
 import type { Db } from '../../db/database.js'
 import { departments, departmentServiceLevels, services } from '../../db/schema.js'
 import type { ServiceLevel } from '../catalog/catalog-schema.js'
+import { type AuditActor, changedFields, recordAudit } from '../audit/audit.js'
 import { invalid } from '../errors.js'
 
 export type DepartmentServiceLevel = { service_code: string } & ServiceLevel
 
 /** Replaces the department's service levels with `levels`; new work orders follow them (open ones keep their due date). */
-export async function setDepartmentServiceLevels(db: Db, jurisdictionId: string, departmentId: number, levels: DepartmentServiceLevel[]) {
+export async function setDepartmentServiceLevels(
+  db: Db,
+  jurisdictionId: string,
+  department: { id: number; code: string },
+  levels: DepartmentServiceLevel[],
+  actor: AuditActor,
+) {
+  const departmentId = department.id
   const codes = levels.map((l) => l.service_code)
   const repeated = codes.find((code, i) => codes.indexOf(code) !== i)
   if (repeated) throw invalid(`service_levels: ${repeated} appears more than once`)
@@ -29,6 +37,7 @@ export async function setDepartmentServiceLevels(db: Db, jurisdictionId: string,
     const ids = new Map(found.map((s) => [s.code, s.id]))
     const unknown = codes.filter((code) => !ids.has(code))
     if (unknown.length) throw invalid(`service_levels: no service ${unknown.join(', ')} in jurisdiction ${jurisdictionId}`)
+    const before = await listDepartmentServiceLevels(tx, departmentId)
     await tx.delete(departmentServiceLevels).where(eq(departmentServiceLevels.departmentId, departmentId))
     if (levels.length) {
       await tx.insert(departmentServiceLevels).values(
@@ -41,7 +50,15 @@ export async function setDepartmentServiceLevels(db: Db, jurisdictionId: string,
         })),
       )
     }
-    return listDepartmentServiceLevels(tx, departmentId)
+    const after = await listDepartmentServiceLevels(tx, departmentId)
+    await recordAudit(tx, actor, {
+      action: 'department.service_levels_set',
+      entityType: 'department',
+      entityId: department.code,
+      jurisdictionId,
+      changes: changedFields({ service_levels: before }, { service_levels: after }),
+    })
+    return after
   })
 }
 

@@ -10,6 +10,7 @@ import { and, asc, eq } from 'drizzle-orm'
 import type { Db } from '../../db/database.js'
 import { jurisdictions, responseTemplates, serviceRequests, services } from '../../db/schema.js'
 import { formatW3c } from '../../open311/datetime.js'
+import { type AuditActor, changedFields, recordAudit } from '../audit/audit.js'
 import { invalid, notFound } from '../errors.js'
 
 /** What a template's text may contain, as `{name}`. */
@@ -41,7 +42,7 @@ function assertPlaceholders(text: string) {
 }
 
 /** Creates or replaces the template `code` of the jurisdiction. */
-export async function saveTemplate(db: Db, jurisdictionId: string, code: string, input: TemplateInput): Promise<TemplateView> {
+export async function saveTemplate(db: Db, jurisdictionId: string, code: string, input: TemplateInput, actor: AuditActor): Promise<TemplateView> {
   assertPlaceholders(input.publicText)
   let serviceId: number | null = null
   if (input.serviceCode) {
@@ -59,17 +60,49 @@ export async function saveTemplate(db: Db, jurisdictionId: string, code: string,
     departmentStatusCode: input.departmentStatusCode ?? null,
     detailedStatus: input.detailedStatus ?? null,
   }
-  await db
-    .insert(responseTemplates)
-    .values({ jurisdictionId, code, ...fields })
-    .onConflictDoUpdate({ target: [responseTemplates.jurisdictionId, responseTemplates.code], set: { ...fields, updatedAt: new Date() } })
-  return {
+  const saved: TemplateView = {
     code,
     public_text: fields.publicText,
     active: fields.active,
     service_code: serviceId === null ? null : input.serviceCode!,
     department_status_code: fields.departmentStatusCode,
     detailed_status: fields.detailedStatus,
+  }
+  return db.transaction(async (tx) => {
+    // Locked, so two saves at once each record what they replaced.
+    const [current] = await tx
+      .select({ template: responseTemplates, serviceCode: services.serviceCode })
+      .from(responseTemplates)
+      .leftJoin(services, eq(services.id, responseTemplates.serviceId))
+      .where(and(eq(responseTemplates.jurisdictionId, jurisdictionId), eq(responseTemplates.code, code)))
+      .for('update', { of: responseTemplates })
+    await tx
+      .insert(responseTemplates)
+      .values({ jurisdictionId, code, ...fields })
+      .onConflictDoUpdate({ target: [responseTemplates.jurisdictionId, responseTemplates.code], set: { ...fields, updatedAt: new Date() } })
+    const before = current ? withoutCode(templateView(current.template, current.serviceCode)) : null
+    await recordAudit(tx, actor, {
+      action: current ? 'response_template.updated' : 'response_template.created',
+      entityType: 'response_template',
+      entityId: code,
+      jurisdictionId,
+      changes: changedFields(before, withoutCode(saved)),
+    })
+    return saved
+  })
+}
+
+/** The code is the entry's entity id, not a field of it. */
+const withoutCode = ({ code: _code, ...fields }: TemplateView) => fields
+
+function templateView(t: typeof responseTemplates.$inferSelect, serviceCode: string | null): TemplateView {
+  return {
+    code: t.code,
+    public_text: t.publicText,
+    active: t.active,
+    service_code: serviceCode,
+    department_status_code: t.departmentStatusCode,
+    detailed_status: t.detailedStatus,
   }
 }
 
@@ -80,14 +113,7 @@ export async function listTemplates(db: Db, jurisdictionId: string): Promise<Tem
     .leftJoin(services, eq(services.id, responseTemplates.serviceId))
     .where(eq(responseTemplates.jurisdictionId, jurisdictionId))
     .orderBy(asc(responseTemplates.code))
-  return rows.map(({ template: t, serviceCode }) => ({
-    code: t.code,
-    public_text: t.publicText,
-    active: t.active,
-    service_code: serviceCode,
-    department_status_code: t.departmentStatusCode,
-    detailed_status: t.detailedStatus,
-  }))
+  return rows.map(({ template, serviceCode }) => templateView(template, serviceCode))
 }
 
 /** Where a note is written: what a template's scope is checked against, and what fills its placeholders. */

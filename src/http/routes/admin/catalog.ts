@@ -5,6 +5,7 @@ import { catalogSchema, catalogServiceSchema } from '../../../domain/catalog/cat
 import { parseCatalogJson } from '../../../domain/catalog/catalog-json.js'
 import { validateCatalog } from '../../../domain/catalog/validate-catalog.js'
 import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
+import { auditActorOf } from '../../auth.js'
 import { adminErrors, importSummary } from '../../schemas/admin.js'
 
 /** For the query string only (booleans come as text): this route's validator compiler is its own. */
@@ -57,9 +58,12 @@ export default async function adminCatalogRoutes(app: FastifyInstance) {
       validatorCompiler: ({ schema, httpPart }) => (httpPart === 'body' ? () => true : queryAjv.compile(schema)),
     },
     async (request) =>
-      importCatalog(app.db, validateCatalog(request.body, 'request body'), {
-        newJurisdiction: { confirmed: request.query.add_jurisdiction, howToConfirm: 'send the request again with ?add_jurisdiction=true' },
-      }),
+      importCatalog(
+        app.db,
+        validateCatalog(request.body, 'request body'),
+        { newJurisdiction: { confirmed: request.query.add_jurisdiction, howToConfirm: 'send the request again with ?add_jurisdiction=true' } },
+        auditActorOf(request),
+      ),
   )
 
   app.get<{ Querystring: { jurisdiction_id?: string; include_inactive?: boolean } }>(

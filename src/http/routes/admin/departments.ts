@@ -15,6 +15,7 @@ import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { badRequest } from '../../../open311/errors.js'
 import { adminErrors } from '../../schemas/admin.js'
 import { jurisdictionQuery } from '../../schemas/open311.js'
+import { auditActorOf } from '../../auth.js'
 import { logAction } from '../../logging.js'
 
 const departmentView = {
@@ -111,7 +112,7 @@ export default async function adminDepartmentRoutes(app: FastifyInstance) {
         ...(b.receives_contact !== undefined ? { receivesContact: b.receives_contact } : {}),
         ...(b.status_map !== undefined ? { statusMap: b.status_map } : {}),
         ...(b.enabled !== undefined ? { enabled: b.enabled } : {}),
-      })
+      }, auditActorOf(request))
       logAction(request, 'department registered', { department: b.code })
       return reply.code(201).send({ department: view(created.department), signing_secret: created.signingSecret, inbound_api_key: created.inboundKey })
     },
@@ -150,7 +151,7 @@ export default async function adminDepartmentRoutes(app: FastifyInstance) {
           ...(b.receives_contact !== undefined ? { receivesContact: b.receives_contact } : {}),
           ...(b.status_map !== undefined ? { statusMap: b.status_map } : {}),
           ...(b.enabled !== undefined ? { enabled: b.enabled } : {}),
-        }),
+        }, auditActorOf(request)),
       )
     },
   )
@@ -175,7 +176,7 @@ export default async function adminDepartmentRoutes(app: FastifyInstance) {
       const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
       const department = await findDepartment(app.db, jurisdiction.id, request.params.code)
       const overlapHours = request.body?.overlap_hours ?? 24
-      const secret = await rotateSecret(app.db, deps(), department, overlapHours)
+      const secret = await rotateSecret(app.db, deps(), department, overlapHours, auditActorOf(request))
       logAction(request, 'signing secret rotated', { department: department.code, overlapHours })
       return { signing_secret: secret, overlap_hours: overlapHours }
     },
@@ -235,7 +236,7 @@ export default async function adminDepartmentRoutes(app: FastifyInstance) {
     async (request) => {
       if (request.validationError) throw explainShape(request.validationError)
       const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
-      return setServiceRoutes(app.db, jurisdiction.id, request.params.service_code, routeInputs(request.body))
+      return setServiceRoutes(app.db, jurisdiction.id, request.params.service_code, routeInputs(request.body), auditActorOf(request))
     },
   )
 }

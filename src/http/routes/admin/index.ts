@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { requireBearerScope } from '../../auth.js'
 import { bodyErrorResponses } from '../../schemas/errors.js'
 import { ADMIN_SECURITY } from '../../schemas/security.js'
+import adminAuditRoutes from './audit.js'
 import adminCatalogRoutes from './catalog.js'
 import adminDepartmentRoutes from './departments.js'
 import adminKeyRoutes from './keys.js'
@@ -26,6 +27,7 @@ export default async function adminRoutes(app: FastifyInstance) {
       response: { ...bodyErrors, ...(route.schema.response as Record<string, unknown>) },
     }
   })
+  await app.register(adminAuditRoutes)
   await app.register(adminCatalogRoutes)
   await app.register(adminKeyRoutes)
   await app.register(adminDepartmentRoutes)

@@ -3,6 +3,7 @@ import { type ApiKeyScope, createApiKey, listApiKeys, revokeApiKey } from '../..
 import type { RequestChannel } from '../../../domain/requests/channels.js'
 import { notFound } from '../../../open311/errors.js'
 import { adminErrors, apiKeySummary, createApiKeyBody, createdApiKey } from '../../schemas/admin.js'
+import { auditActorOf } from '../../auth.js'
 import { logAction } from '../../logging.js'
 
 export default async function adminKeyRoutes(app: FastifyInstance) {
@@ -30,7 +31,7 @@ export default async function adminKeyRoutes(app: FastifyInstance) {
     },
     async (request, reply) => {
       const { name, scopes, default_channel: defaultChannel } = request.body
-      const created = await createApiKey(app.db, { name, scopes, defaultChannel })
+      const created = await createApiKey(app.db, { name, scopes, defaultChannel }, auditActorOf(request))
       logAction(request, 'api key created', { apiKeyId: created.id, keyId: created.key_id, scopes: created.scopes })
       return reply.code(201).send(created)
     },
@@ -47,7 +48,7 @@ export default async function adminKeyRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const revoked = await revokeApiKey(app.db, request.params.id)
+      const revoked = await revokeApiKey(app.db, request.params.id, auditActorOf(request))
       if (!revoked) throw notFound(`API key ${request.params.id} does not exist`)
       logAction(request, 'api key revoked', { apiKeyId: revoked.id })
       return revoked

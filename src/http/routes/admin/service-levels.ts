@@ -3,6 +3,7 @@ import { catalogServiceSchema } from '../../../domain/catalog/catalog-schema.js'
 import { findDepartment } from '../../../domain/departments/departments.js'
 import { type DepartmentServiceLevel, listDepartmentServiceLevels, setDepartmentServiceLevels } from '../../../domain/service-levels/department-levels.js'
 import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
+import { auditActorOf } from '../../auth.js'
 import { logAction } from '../../logging.js'
 import { adminErrors } from '../../schemas/admin.js'
 import { jurisdictionQuery } from '../../schemas/open311.js'
@@ -61,7 +62,7 @@ export default async function adminServiceLevelRoutes(app: FastifyInstance) {
     async (request) => {
       const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
       const department = await findDepartment(app.db, jurisdiction.id, request.params.code)
-      const saved = await setDepartmentServiceLevels(app.db, jurisdiction.id, department.id, request.body.service_levels)
+      const saved = await setDepartmentServiceLevels(app.db, jurisdiction.id, department, request.body.service_levels, auditActorOf(request))
       logAction(request, 'department service levels set', { department: department.code, count: saved.length })
       return { service_levels: saved }
     },

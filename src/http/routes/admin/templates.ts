@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { listTemplates, saveTemplate, TEMPLATE_PLACEHOLDERS } from '../../../domain/templates/response-templates.js'
+import { auditActorOf } from '../../auth.js'
 import { logAction } from '../../logging.js'
 import { adminErrors } from '../../schemas/admin.js'
 import { jurisdictionQuery } from '../../schemas/open311.js'
@@ -69,7 +70,7 @@ export default async function adminTemplateRoutes(app: FastifyInstance) {
         serviceCode: b.service_code ?? null,
         departmentStatusCode: b.department_status_code ?? null,
         detailedStatus: b.detailed_status ?? null,
-      })
+      }, auditActorOf(request))
       logAction(request, 'response template saved', { template: saved.code })
       return saved
     },
