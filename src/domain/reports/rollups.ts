@@ -15,6 +15,7 @@
  */
 import { type SQL, sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../db/database.js'
+import { REPORT_GRAINS } from '../../db/schema.js'
 import { daysBetween, earlierOf, shiftDays } from './local-days.js'
 
 /** The advisory lock that serialises refreshes across instances ('rprt'). */
@@ -134,8 +135,10 @@ async function recomputeCells(tx: Db, cells: Cell[]): Promise<void> {
   const days = sql.param(cells.map((c) => c.day))
   const wanted = sql`select * from unnest(${jurisdictions}::text[], ${services}::bigint[], ${days}::date[]) c(jurisdiction_id, service_id, day)`
   await tx.execute(
+    // Every grain named, so that the primary key (jurisdiction, grain, day, service, …) finds the rows.
     sql`delete from report_daily d using (${wanted}) c
-        where d.jurisdiction_id = c.jurisdiction_id and d.day = c.day and d.service_id = c.service_id`,
+        where d.jurisdiction_id = c.jurisdiction_id and d.grain = any(${sql.param([...REPORT_GRAINS])}::text[])
+          and d.day = c.day and d.service_id = c.service_id`,
   )
   await tx.execute(recomputeStatement(wanted))
   await tx.execute(sql`insert into report_daily select * from open311_report_coarse_rows(${jurisdictions}::text[], ${services}::bigint[], ${days}::date[])`)
