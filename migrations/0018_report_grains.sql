@@ -2,15 +2,20 @@
 -- rows already there are the fine cells).
 ALTER TABLE "report_daily" ADD COLUMN "grain" text DEFAULT 'full' NOT NULL;--> statement-breakpoint
 ALTER TABLE "report_daily" ALTER COLUMN "grain" DROP DEFAULT;--> statement-breakpoint
+ALTER TABLE "report_daily" ADD COLUMN "created_channels" jsonb DEFAULT '{}'::jsonb NOT NULL;--> statement-breakpoint
+ALTER TABLE "report_daily" ALTER COLUMN "created_channels" DROP DEFAULT;--> statement-breakpoint
 ALTER TABLE "report_daily" DROP CONSTRAINT "report_daily_jurisdiction_id_day_service_id_department_id_channel_area_public_pk";--> statement-breakpoint
 ALTER TABLE "report_daily" ADD CONSTRAINT "report_daily_jurisdiction_id_grain_day_service_id_department_id_channel_area_public_pk" PRIMARY KEY("jurisdiction_id","grain","day","service_id","department_id","channel","area","public");--> statement-breakpoint
 ALTER TABLE "report_daily" ADD CONSTRAINT "report_daily_grain_check" CHECK (grain in ('full', 'channel', 'service'));--> statement-breakpoint
--- Hand-written below. The coarser rows of the given (jurisdiction, service, day) cells, from
+-- Hand-written below. The cells already there: their created requests by channel, as
+-- src/domain/reports/rollups.ts writes them.
+UPDATE report_daily SET created_channels = jsonb_build_object(channel, created) WHERE created > 0;--> statement-breakpoint
+-- The coarser rows of the given (jurisdiction, service, day) cells, from
 -- their 'full' rows: per public flag and channel ('channel') and per public flag alone
 -- ('service'), department 0 and area '' (channel '' too for 'service'), histograms merged.
 -- src/domain/reports/rollups.ts inserts them right after it recomputes the cells' full rows, in
 -- the same transaction; below, for the rows already there. The columns come out in
--- report_daily's own order (its last two were added by 0016 and this migration).
+-- report_daily's own order (its last three were added by 0016 and this migration).
 CREATE FUNCTION open311_report_coarse_rows(p_jurisdictions text[], p_services bigint[], p_days date[]) RETURNS SETOF report_daily
 LANGUAGE sql STABLE AS $$
   WITH fine AS (
@@ -28,18 +33,25 @@ LANGUAGE sql STABLE AS $$
            sum(f.created)::int AS created, sum(f.still_open)::int AS still_open, sum(f.duplicates)::int AS duplicates,
            sum(f.closed)::int AS closed, sum(f.acknowledged)::int AS acknowledged,
            sum(f.completed_with_due)::int AS completed_with_due, sum(f.completed_within_due)::int AS completed_within_due,
-           sum(f.went_overdue)::int AS went_overdue, sum(f.public_notes)::int AS public_notes, sum(f.from_template)::int AS from_template
+           sum(f.went_overdue)::int AS went_overdue, sum(f.public_notes)::int AS public_notes, sum(f.from_template)::int AS from_template,
+           NULL::text AS split
     FROM fine f
     GROUP BY GROUPING SETS ((f.jurisdiction_id, f.service_id, f.day, f.public, f.channel), (f.jurisdiction_id, f.service_id, f.day, f.public))
     UNION ALL
     SELECT f.jurisdiction_id, f.service_id, f.day, f.public,
            CASE WHEN grouping(f.channel) = 1 THEN 'service' ELSE 'channel' END, coalesce(f.channel, ''),
-           h.kind, h.value, sum(h.n)::int, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+           h.kind, h.value, sum(h.n)::int, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
     FROM fine f
     CROSS JOIN LATERAL (SELECT 'close' AS kind, v.value, v.n FROM unnest(f.close_seconds, f.close_counts) v(value, n)
                         UNION ALL SELECT 'ack', v.value, v.n FROM unnest(f.ack_seconds, f.ack_counts) v(value, n)) h
     GROUP BY GROUPING SETS ((f.jurisdiction_id, f.service_id, f.day, f.public, h.kind, h.value, f.channel),
-                            (f.jurisdiction_id, f.service_id, f.day, f.public, h.kind, h.value)))
+                            (f.jurisdiction_id, f.service_id, f.day, f.public, h.kind, h.value))
+    UNION ALL
+    -- The per-service row's created requests by channel: the channel in `split`, the count in `n`.
+    SELECT f.jurisdiction_id, f.service_id, f.day, f.public, 'service', '', 'by_channel', NULL, sum(f.created)::int,
+           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, f.channel
+    FROM fine f WHERE f.created > 0
+    GROUP BY f.jurisdiction_id, f.service_id, f.day, f.public, f.channel)
   SELECT e.jurisdiction_id, e.service_id, e.day, 0::bigint, e.channel, '',
          max(e.created) FILTER (WHERE e.kind = 'total'), max(e.still_open) FILTER (WHERE e.kind = 'total'),
          max(e.duplicates) FILTER (WHERE e.kind = 'total'), max(e.closed) FILTER (WHERE e.kind = 'total'),
@@ -50,7 +62,11 @@ LANGUAGE sql STABLE AS $$
          coalesce(array_agg(e.n ORDER BY e.value) FILTER (WHERE e.kind = 'ack'), '{}'),
          max(e.completed_with_due) FILTER (WHERE e.kind = 'total'), max(e.completed_within_due) FILTER (WHERE e.kind = 'total'),
          max(e.went_overdue) FILTER (WHERE e.kind = 'total'), max(e.public_notes) FILTER (WHERE e.kind = 'total'),
-         max(e.from_template) FILTER (WHERE e.kind = 'total'), e.public, e.grain
+         max(e.from_template) FILTER (WHERE e.kind = 'total'), e.public, e.grain,
+         -- A channel row's is its own count; a service row's, every channel's.
+         CASE WHEN e.grain = 'channel' THEN
+           CASE WHEN max(e.created) FILTER (WHERE e.kind = 'total') > 0 THEN jsonb_build_object(e.channel, max(e.created) FILTER (WHERE e.kind = 'total')) ELSE '{}' END
+         ELSE coalesce(jsonb_object_agg(e.split, e.n) FILTER (WHERE e.kind = 'by_channel'), '{}') END
   FROM entry e
   GROUP BY e.jurisdiction_id, e.service_id, e.day, e.public, e.grain, e.channel
   -- Written in this order, each grain's rows of a batch share pages: a report reading the

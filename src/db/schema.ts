@@ -760,6 +760,8 @@ export const reportDaily = pgTable(
     public: boolean('public').notNull(),
     grain: text('grain').$type<ReportGrain>().notNull(),
     created: integer('created').notNull(),
+    /** `created` by channel, {"web": 3, …} (channels with none left out): volume's split, on every grain. */
+    createdChannels: jsonb('created_channels').$type<Record<string, number>>().notNull(),
     stillOpen: integer('still_open').notNull(),
     duplicates: integer('duplicates').notNull(),
     closed: integer('closed').notNull(),

@@ -277,6 +277,15 @@ t.test('the per-channel and per-service rows are the full cells summed, their hi
       t.same(merged, await values('full'), `${grain}: the ${kind} histograms`)
     }
   }
+  // Each row's created requests by channel, summed over the cells: {"web": n, …} per key.
+  const byChannel = (grain: string) =>
+    rows(sql`select jurisdiction_id, service_id, day, public, c.key as channel, sum(c.value::int)::int as created
+      from report_daily, jsonb_each_text(created_channels) c where grain = ${grain}
+      group by jurisdiction_id, service_id, day, public, c.key order by jurisdiction_id, service_id, day, public, c.key`)
+  const split = await byChannel('full')
+  t.ok(split.length > 3, 'the cells split their created requests by channel')
+  t.same(await byChannel('channel'), split, 'channel: created by channel')
+  t.same(await byChannel('service'), split, 'service: created by channel, every channel in one row')
   const [channels] = await rows<{ n: number }>(sql`select count(distinct channel)::int as n from report_daily where grain = 'full'`)
   t.ok(channels!.n > 1, 'the fixture has several channels, so per-channel rows differ from per-service ones')
 })

@@ -94,11 +94,12 @@ export async function resolveReportQuery(db: Db, jurisdiction: Jurisdiction, req
  * a department or an area needs the full cells; a channel, the per-channel sums; a service
  * alone (or nothing), the per-service sums — a few rows per day and service, where the full
  * cells are about one per department × channel × area with activity (24 a day per service
- * at 1M requests a year, docs/benchmarks.md). `needsChannel`: the report's figures split by channel.
+ * at 1M requests a year, docs/benchmarks.md). Volume's split by channel needs no channel rows:
+ * every row has its created requests by channel (created_channels).
  */
-export function rollupGrain(by: ReportDimension[], filters: ReportQuery['filters'], needsChannel = false): ReportGrain {
+export function rollupGrain(by: ReportDimension[], filters: ReportQuery['filters']): ReportGrain {
   if (by.includes('department') || by.includes('area') || filters.departmentId !== undefined || filters.area !== undefined) return 'full'
-  if (needsChannel || by.includes('channel') || filters.channel !== undefined) return 'channel'
+  if (by.includes('channel') || filters.channel !== undefined) return 'channel'
   return 'service'
 }
 

@@ -17,7 +17,6 @@ import {
   periodOf,
   type ReportDimension,
   type ReportQuery,
-  rollupGrain,
   rollupRows,
 } from './report-query.js'
 import { REPORT_CHANNEL, refreshRollups, withoutJit } from './rollups.js'
@@ -39,8 +38,6 @@ export interface ReportDefinition {
   defaultBy: ReportDimension[]
   /** Whether rows are per period (backlog is a snapshot of now). */
   periods: boolean
-  /** Its figures split by channel (volume's created_<channel>): read per-channel rows at least. */
-  needsChannel?: boolean
   /** The figures' column names, after the period and the grouping columns. */
   figures: readonly string[]
   /** The statement: period (when per period), the grouping keys of report_daily, the figures. */
@@ -61,7 +58,7 @@ const VOLUME: Figure[] = [
   total('created'),
   total('closed'),
   total('still_open'),
-  ...REQUEST_CHANNELS.map((channel): Figure => [`created_${channel}`, sql`coalesce(sum(d.created) filter (where d.channel = ${channel}), 0)::int`]),
+  ...REQUEST_CHANNELS.map((channel): Figure => [`created_${channel}`, sql`coalesce(sum((d.created_channels ->> ${channel})::int), 0)::int`]),
 ]
 const DUPLICATES: Figure[] = [total('created'), total('duplicates'), percent('duplicate_pct', 'duplicates', 'created')]
 const TEMPLATES: Figure[] = [total('public_notes'), total('from_template'), percent('template_pct', 'from_template', 'public_notes')]
@@ -86,7 +83,7 @@ const BACKLOG_AGES: [name: string, fromDay: number, toDay: number | null][] = [
 ]
 
 export const REPORTS: Record<ReportName, ReportDefinition> = {
-  volume: { defaultBy: ['service'], periods: true, needsChannel: true, figures: VOLUME.map(([name]) => name), statement: (query) => grouped(query, named(VOLUME), { having: anyOf('created', 'closed') }) },
+  volume: { defaultBy: ['service'], periods: true, figures: VOLUME.map(([name]) => name), statement: (query) => grouped(query, named(VOLUME), { having: anyOf('created', 'closed') }) },
   timeliness: { defaultBy: ['service'], periods: true, figures: TIMELINESS_FIGURES, statement: timeliness },
   backlog: { defaultBy: ['service', 'department'], periods: false, figures: [...BACKLOG_AGES.map(([name]) => name), 'open_total'], statement: backlog },
   duplicates: { defaultBy: ['service'], periods: true, figures: DUPLICATES.map(([name]) => name), statement: (query) => grouped(query, named(DUPLICATES), { having: anyOf('created') }) },
@@ -102,8 +99,7 @@ export function runReport(db: Db, name: ReportName, query: ReportQuery): Promise
  * cells — unless `refresh` is false: the public stats read the rollups as the report-rollups
  * worker leaves them, so anonymous traffic never does a refresh's work or waits on its lock.
  */
-export async function runReportDefinition(db: Db, definition: ReportDefinition, asked: ReportQuery, { refresh = true } = {}): Promise<Report> {
-  const query = definition.needsChannel ? { ...asked, grain: rollupGrain(asked.by, asked.filters, true) } : asked
+export async function runReportDefinition(db: Db, definition: ReportDefinition, query: ReportQuery, { refresh = true } = {}): Promise<Report> {
   if (refresh) await refreshRollups(db)
   const rows = await db.transaction(async (tx) => {
     await withoutJit(tx)

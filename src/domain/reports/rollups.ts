@@ -237,10 +237,11 @@ function recomputeStatement(wanted: SQL): SQL {
       from fact group by ${key}),
     close_histogram as (${histogram(sql`close_s`, key)}),
     ack_histogram as (${histogram(sql`ack_s`, key)})
-    insert into report_daily (jurisdiction_id, service_id, day, grain, department_id, channel, area, public, created, still_open, duplicates,
+    insert into report_daily (jurisdiction_id, service_id, day, grain, department_id, channel, area, public, created, created_channels, still_open, duplicates,
                               closed, close_seconds, close_counts, acknowledged, ack_seconds, ack_counts,
                               completed_with_due, completed_within_due, went_overdue, public_notes, from_template)
-    select t.jurisdiction_id, t.service_id, t.day, 'full', t.department_id, t.channel, t.area, t.public, t.created, t.still_open, t.duplicates,
+    select t.jurisdiction_id, t.service_id, t.day, 'full', t.department_id, t.channel, t.area, t.public, t.created,
+           case when t.created > 0 then jsonb_build_object(t.channel, t.created) else '{}' end, t.still_open, t.duplicates,
            t.closed, coalesce(c.seconds, '{}'), coalesce(c.counts, '{}'), t.acknowledged, coalesce(a.seconds, '{}'), coalesce(a.counts, '{}'),
            t.completed_with_due, t.completed_within_due, t.went_overdue, t.public_notes, t.from_template
     from totals t
