@@ -6,53 +6,62 @@ ALTER TABLE "report_daily" ADD COLUMN "created_channels" jsonb DEFAULT '{}'::jso
 ALTER TABLE "report_daily" ALTER COLUMN "created_channels" DROP DEFAULT;--> statement-breakpoint
 ALTER TABLE "report_daily" DROP CONSTRAINT "report_daily_jurisdiction_id_day_service_id_department_id_channel_area_public_pk";--> statement-breakpoint
 ALTER TABLE "report_daily" ADD CONSTRAINT "report_daily_jurisdiction_id_grain_day_service_id_department_id_channel_area_public_pk" PRIMARY KEY("jurisdiction_id","grain","day","service_id","department_id","channel","area","public");--> statement-breakpoint
-ALTER TABLE "report_daily" ADD CONSTRAINT "report_daily_grain_check" CHECK (grain in ('full', 'channel', 'service'));--> statement-breakpoint
+ALTER TABLE "report_daily" ADD CONSTRAINT "report_daily_grain_check" CHECK (grain in ('full', 'channel', 'department', 'service'));--> statement-breakpoint
 -- Hand-written below. The cells already there: their created requests by channel, as
 -- src/domain/reports/rollups.ts writes them.
 UPDATE report_daily SET created_channels = jsonb_build_object(channel, created) WHERE created > 0;--> statement-breakpoint
--- The coarser rows of the given (jurisdiction, service, day) cells, from
--- their 'full' rows: per public flag and channel ('channel') and per public flag alone
--- ('service'), department 0 and area '' (channel '' too for 'service'), histograms merged.
+-- The coarser rows of the given (jurisdiction, service, day) cells, from their 'full' rows, per
+-- public flag: per channel ('channel': department 0), per department ('department': channel
+-- ''), and in all ('service': both); area '' in all three, histograms merged.
 -- src/domain/reports/rollups.ts inserts them right after it recomputes the cells' full rows, in
 -- the same transaction; below, for the rows already there. The columns come out in
 -- report_daily's own order (its last three were added by 0016 and this migration).
 CREATE FUNCTION open311_report_coarse_rows(p_jurisdictions text[], p_services bigint[], p_days date[]) RETURNS SETOF report_daily
 LANGUAGE sql STABLE AS $$
   WITH fine AS (
-    SELECT d.* FROM report_daily d
+    SELECT d.*, d.channel AS split FROM report_daily d
     JOIN unnest(p_jurisdictions, p_services, p_days) c(jurisdiction_id, service_id, day)
       ON d.jurisdiction_id = c.jurisdiction_id AND d.service_id = c.service_id AND d.day = c.day
     WHERE d.grain = 'full'),
   -- One stream, grouped once below (no join: a join of the sums with the histograms was a
-  -- nested loop, 90 s for a month at 1M requests): each coarse row's sums ('total'), and each
-  -- of its histograms' values with their merged counts ('close', 'ack').
+  -- nested loop, 90 s for a month at 1M requests). Each arm groups by every coarse grain's key
+  -- at once (GROUPING SETS: per channel, per department, per service alone) and gives each
+  -- coarse row its sums ('total'), its histograms' values with their merged counts ('close',
+  -- 'ack'), and its created requests per channel ('by_channel', the channel in `split`).
   entry AS (
     SELECT f.jurisdiction_id, f.service_id, f.day, f.public,
-           CASE WHEN grouping(f.channel) = 1 THEN 'service' ELSE 'channel' END AS grain, coalesce(f.channel, '') AS channel,
-           'total' AS kind, NULL::integer AS value, NULL::integer AS n,
+           CASE WHEN grouping(f.channel) = 0 THEN 'channel' WHEN grouping(f.department_id) = 0 THEN 'department' ELSE 'service' END AS grain,
+           coalesce(f.channel, '') AS channel, coalesce(f.department_id, 0) AS department_id,
+           'total' AS kind, NULL::integer AS value, NULL::integer AS n, NULL::text AS split,
            sum(f.created)::int AS created, sum(f.still_open)::int AS still_open, sum(f.duplicates)::int AS duplicates,
            sum(f.closed)::int AS closed, sum(f.acknowledged)::int AS acknowledged,
            sum(f.completed_with_due)::int AS completed_with_due, sum(f.completed_within_due)::int AS completed_within_due,
-           sum(f.went_overdue)::int AS went_overdue, sum(f.public_notes)::int AS public_notes, sum(f.from_template)::int AS from_template,
-           NULL::text AS split
+           sum(f.went_overdue)::int AS went_overdue, sum(f.public_notes)::int AS public_notes, sum(f.from_template)::int AS from_template
     FROM fine f
-    GROUP BY GROUPING SETS ((f.jurisdiction_id, f.service_id, f.day, f.public, f.channel), (f.jurisdiction_id, f.service_id, f.day, f.public))
+    GROUP BY GROUPING SETS ((f.jurisdiction_id, f.service_id, f.day, f.public, f.channel),
+                            (f.jurisdiction_id, f.service_id, f.day, f.public, f.department_id),
+                            (f.jurisdiction_id, f.service_id, f.day, f.public))
     UNION ALL
     SELECT f.jurisdiction_id, f.service_id, f.day, f.public,
-           CASE WHEN grouping(f.channel) = 1 THEN 'service' ELSE 'channel' END, coalesce(f.channel, ''),
+           CASE WHEN grouping(f.channel) = 0 THEN 'channel' WHEN grouping(f.department_id) = 0 THEN 'department' ELSE 'service' END,
+           coalesce(f.channel, ''), coalesce(f.department_id, 0),
            h.kind, h.value, sum(h.n)::int, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
     FROM fine f
     CROSS JOIN LATERAL (SELECT 'close' AS kind, v.value, v.n FROM unnest(f.close_seconds, f.close_counts) v(value, n)
                         UNION ALL SELECT 'ack', v.value, v.n FROM unnest(f.ack_seconds, f.ack_counts) v(value, n)) h
     GROUP BY GROUPING SETS ((f.jurisdiction_id, f.service_id, f.day, f.public, h.kind, h.value, f.channel),
+                            (f.jurisdiction_id, f.service_id, f.day, f.public, h.kind, h.value, f.department_id),
                             (f.jurisdiction_id, f.service_id, f.day, f.public, h.kind, h.value))
     UNION ALL
-    -- The per-service row's created requests by channel: the channel in `split`, the count in `n`.
-    SELECT f.jurisdiction_id, f.service_id, f.day, f.public, 'service', '', 'by_channel', NULL, sum(f.created)::int,
-           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, f.channel
+    SELECT f.jurisdiction_id, f.service_id, f.day, f.public,
+           CASE WHEN grouping(f.channel) = 0 THEN 'channel' WHEN grouping(f.department_id) = 0 THEN 'department' ELSE 'service' END,
+           coalesce(f.channel, ''), coalesce(f.department_id, 0),
+           'by_channel', NULL, sum(f.created)::int, f.split, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
     FROM fine f WHERE f.created > 0
-    GROUP BY f.jurisdiction_id, f.service_id, f.day, f.public, f.channel)
-  SELECT e.jurisdiction_id, e.service_id, e.day, 0::bigint, e.channel, '',
+    GROUP BY GROUPING SETS ((f.jurisdiction_id, f.service_id, f.day, f.public, f.split, f.channel),
+                            (f.jurisdiction_id, f.service_id, f.day, f.public, f.split, f.department_id),
+                            (f.jurisdiction_id, f.service_id, f.day, f.public, f.split)))
+  SELECT e.jurisdiction_id, e.service_id, e.day, e.department_id, e.channel, '',
          max(e.created) FILTER (WHERE e.kind = 'total'), max(e.still_open) FILTER (WHERE e.kind = 'total'),
          max(e.duplicates) FILTER (WHERE e.kind = 'total'), max(e.closed) FILTER (WHERE e.kind = 'total'),
          coalesce(array_agg(e.value ORDER BY e.value) FILTER (WHERE e.kind = 'close'), '{}'),
@@ -63,12 +72,9 @@ LANGUAGE sql STABLE AS $$
          max(e.completed_with_due) FILTER (WHERE e.kind = 'total'), max(e.completed_within_due) FILTER (WHERE e.kind = 'total'),
          max(e.went_overdue) FILTER (WHERE e.kind = 'total'), max(e.public_notes) FILTER (WHERE e.kind = 'total'),
          max(e.from_template) FILTER (WHERE e.kind = 'total'), e.public, e.grain,
-         -- A channel row's is its own count; a service row's, every channel's.
-         CASE WHEN e.grain = 'channel' THEN
-           CASE WHEN max(e.created) FILTER (WHERE e.kind = 'total') > 0 THEN jsonb_build_object(e.channel, max(e.created) FILTER (WHERE e.kind = 'total')) ELSE '{}' END
-         ELSE coalesce(jsonb_object_agg(e.split, e.n) FILTER (WHERE e.kind = 'by_channel'), '{}') END
+         coalesce(jsonb_object_agg(e.split, e.n) FILTER (WHERE e.kind = 'by_channel'), '{}')
   FROM entry e
-  GROUP BY e.jurisdiction_id, e.service_id, e.day, e.public, e.grain, e.channel
+  GROUP BY e.jurisdiction_id, e.service_id, e.day, e.public, e.grain, e.channel, e.department_id
   -- Written in this order, each grain's rows of a batch share pages: a report reading the
   -- per-service rows of a year reads a few hundred pages, not every page of the table.
   ORDER BY e.grain DESC, e.jurisdiction_id, e.day, e.service_id

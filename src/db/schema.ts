@@ -740,12 +740,13 @@ export const openDataRemovals = pgTable(
  * `department_id` 0 and `area` '' stand for "none" (a key column cannot be null).
  *
  * `grain` (migration 0018): 'full' rows are the cells above; each (jurisdiction, service, day,
- * public) also has its figures summed per channel ('channel': department 0, area '') and in all
- * ('service': channel '' too), with merged histograms, so that a report not asking for
- * departments or areas reads a few rows per day and service instead of one per department ×
- * channel × area (open311_report_coarse_rows, written in the same transaction as the cell).
+ * public) also has its figures summed per channel ('channel': department 0, area ''), per
+ * department ('department': channel '') and in all ('service'), with merged histograms, so that
+ * a report not asking for areas (nor for departments and channels together) reads a few rows
+ * per day and service instead of one per department × channel × area
+ * (open311_report_coarse_rows, written in the same transaction as the cell).
  */
-export const REPORT_GRAINS = ['full', 'channel', 'service'] as const
+export const REPORT_GRAINS = ['full', 'channel', 'department', 'service'] as const
 export type ReportGrain = (typeof REPORT_GRAINS)[number]
 export const reportDaily = pgTable(
   'report_daily',

@@ -260,18 +260,18 @@ t.test('bad input is a 400 in the error format; nothing is written', async (t) =
 
 t.test('the per-channel and per-service rows are the full cells summed, their histograms merged', async (t) => {
   const counts = sql.raw(['created', 'still_open', 'duplicates', 'closed', 'acknowledged', 'completed_with_due', 'completed_within_due', 'went_overdue', 'public_notes', 'from_template'].map((c) => `sum(${c})::int as ${c}`).join(', '))
-  const key = (channel: boolean) => sql.raw(`jurisdiction_id, service_id, day, public${channel ? ', channel' : ''}`)
-  for (const [grain, byChannel] of [['channel', true], ['service', false]] as const) {
-    const coarse = await rows(sql`select ${key(byChannel)}, ${counts} from report_daily where grain = ${grain} group by ${key(byChannel)} order by ${key(byChannel)}`)
-    const summed = await rows(sql`select ${key(byChannel)}, ${counts} from report_daily where grain = 'full' group by ${key(byChannel)} order by ${key(byChannel)}`)
+  const key = (by: string) => sql.raw(`jurisdiction_id, service_id, day, public${by}`)
+  for (const [grain, keyColumns] of [['channel', ', channel'], ['department', ', department_id'], ['service', '']] as const) {
+    const coarse = await rows(sql`select ${key(keyColumns)}, ${counts} from report_daily where grain = ${grain} group by ${key(keyColumns)} order by ${key(keyColumns)}`)
+    const summed = await rows(sql`select ${key(keyColumns)}, ${counts} from report_daily where grain = 'full' group by ${key(keyColumns)} order by ${key(keyColumns)}`)
     t.ok(summed.length > 3, `${grain}: the fixture has cells to sum`)
     t.same(coarse, summed, `${grain}: the counts`)
     for (const kind of ['close', 'ack']) {
       // Each histogram as a multiset of (value, count) per key: merged values are summed, none lost.
       const values = (which: string) =>
-        rows(sql`select ${key(byChannel)}, v.value, sum(v.n)::int as n
+        rows(sql`select ${key(keyColumns)}, v.value, sum(v.n)::int as n
           from report_daily, unnest(${sql.raw(`${kind}_seconds`)}, ${sql.raw(`${kind}_counts`)}) v(value, n)
-          where grain = ${which} group by ${key(byChannel)}, v.value order by ${key(byChannel)}, v.value`)
+          where grain = ${which} group by ${key(keyColumns)}, v.value order by ${key(keyColumns)}, v.value`)
       const merged = await values(grain)
       t.ok(merged.length > 0, `${grain}: ${kind} durations to merge`)
       t.same(merged, await values('full'), `${grain}: the ${kind} histograms`)
@@ -285,6 +285,7 @@ t.test('the per-channel and per-service rows are the full cells summed, their hi
   const split = await byChannel('full')
   t.ok(split.length > 3, 'the cells split their created requests by channel')
   t.same(await byChannel('channel'), split, 'channel: created by channel')
+  t.same(await byChannel('department'), split, 'department: created by channel')
   t.same(await byChannel('service'), split, 'service: created by channel, every channel in one row')
   const [channels] = await rows<{ n: number }>(sql`select count(distinct channel)::int as n from report_daily where grain = 'full'`)
   t.ok(channels!.n > 1, 'the fixture has several channels, so per-channel rows differ from per-service ones')

@@ -138,15 +138,18 @@ t.test('6c. the upgrade to 0018 writes the per-channel and per-service rows of t
   await upgrade()
   const coarse = await queryRows(db, sql`select grain, channel, public, department_id::int, area, created, created_channels, still_open, closed, close_seconds, close_counts,
       acknowledged, ack_seconds, ack_counts, completed_with_due, public_notes, from_template
-    from report_daily where grain <> 'full' order by grain, channel, public`)
+    from report_daily where grain <> 'full' order by grain, channel, department_id, public`)
   const sums = { department_id: 0, area: '', completed_with_due: 0, public_notes: 0, from_template: 0 }
   t.same(coarse, [
     { grain: 'channel', channel: 'phone', public: true, created: 1, created_channels: { phone: 1 }, still_open: 0, closed: 1, close_seconds: [60], close_counts: [1], acknowledged: 2, ack_seconds: [30, 45], ack_counts: [1, 1], ...sums, completed_with_due: 1, public_notes: 2, from_template: 1 },
     { grain: 'channel', channel: 'web', public: false, created: 1, created_channels: { web: 1 }, still_open: 0, closed: 0, close_seconds: [], close_counts: [], acknowledged: 0, ack_seconds: [], ack_counts: [], ...sums, completed_with_due: 1, public_notes: 2, from_template: 1 },
     { grain: 'channel', channel: 'web', public: true, created: 3, created_channels: { web: 3 }, still_open: 1, closed: 5, close_seconds: [60, 120, 300], close_counts: [1, 3, 1], acknowledged: 1, ack_seconds: [30], ack_counts: [1], ...sums, completed_with_due: 2, public_notes: 4, from_template: 2 },
+    { grain: 'department', channel: '', public: false, created: 1, created_channels: { web: 1 }, still_open: 0, closed: 0, close_seconds: [], close_counts: [], acknowledged: 0, ack_seconds: [], ack_counts: [], ...sums, department_id: 1, completed_with_due: 1, public_notes: 2, from_template: 1 },
+    { grain: 'department', channel: '', public: true, created: 3, created_channels: { web: 2, phone: 1 }, still_open: 1, closed: 3, close_seconds: [60, 120], close_counts: [2, 1], acknowledged: 3, ack_seconds: [30, 45], ack_counts: [2, 1], ...sums, department_id: 1, completed_with_due: 2, public_notes: 4, from_template: 2 },
+    { grain: 'department', channel: '', public: true, created: 1, created_channels: { web: 1 }, still_open: 0, closed: 3, close_seconds: [120, 300], close_counts: [2, 1], acknowledged: 0, ack_seconds: [], ack_counts: [], ...sums, department_id: 2, completed_with_due: 1, public_notes: 2, from_template: 1 },
     { grain: 'service', channel: '', public: false, created: 1, created_channels: { web: 1 }, still_open: 0, closed: 0, close_seconds: [], close_counts: [], acknowledged: 0, ack_seconds: [], ack_counts: [], ...sums, completed_with_due: 1, public_notes: 2, from_template: 1 },
     { grain: 'service', channel: '', public: true, created: 4, created_channels: { web: 3, phone: 1 }, still_open: 1, closed: 6, close_seconds: [60, 120, 300], close_counts: [2, 3, 1], acknowledged: 3, ack_seconds: [30, 45], ack_counts: [2, 1], ...sums, completed_with_due: 3, public_notes: 6, from_template: 3 },
-  ], 'summed per channel and in all, per public flag; histograms merged')
+  ], 'summed per channel, per department and in all, per public flag; histograms merged')
   const [full] = await queryRows<{ n: number }>(db, sql`select count(*)::int as n from report_daily where grain = 'full'`)
   t.equal(full!.n, 4, 'the cells themselves are the full rows')
   t.same(await queryRows(db, sql`select created_channels from report_daily where grain = 'full' order by department_id, channel, area, public`),

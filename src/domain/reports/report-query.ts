@@ -90,16 +90,20 @@ export async function resolveReportQuery(db: Db, jurisdiction: Jurisdiction, req
 }
 
 /**
- * The coarsest rows of report_daily with every dimension a report groups or filters by:
- * a department or an area needs the full cells; a channel, the per-channel sums; a service
- * alone (or nothing), the per-service sums — a few rows per day and service, where the full
+ * The coarsest rows of report_daily with every dimension a report groups or filters by: an
+ * area, or a department and a channel together, need the full cells; a department alone, the
+ * per-department sums; a channel alone, the per-channel sums; a service alone (or nothing), the
+ * per-service sums — a few rows per day and service, where the full
  * cells are about one per department × channel × area with activity (24 a day per service
  * at 1M requests a year, docs/benchmarks.md). Volume's split by channel needs no channel rows:
  * every row has its created requests by channel (created_channels).
  */
 export function rollupGrain(by: ReportDimension[], filters: ReportQuery['filters']): ReportGrain {
-  if (by.includes('department') || by.includes('area') || filters.departmentId !== undefined || filters.area !== undefined) return 'full'
-  if (by.includes('channel') || filters.channel !== undefined) return 'channel'
+  const department = by.includes('department') || filters.departmentId !== undefined
+  const channel = by.includes('channel') || filters.channel !== undefined
+  if (by.includes('area') || filters.area !== undefined || (department && channel)) return 'full'
+  if (department) return 'department'
+  if (channel) return 'channel'
   return 'service'
 }
 
