@@ -22,6 +22,11 @@ pids=()
 # Each background process leads its own process group (setsid), so stopping it stops npm and the node under it.
 cleanup() {
   for pid in "${pids[@]}"; do kill -- "-$pid" 2>/dev/null || true; done
+  # Until every process of each group is gone (up to 10 s each): npm may exit before the server
+  # it started has closed its embedded database, which would still be writing to DATA_DIR.
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 1 100); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.1; done
+  done
   wait 2>/dev/null || true
   rm -rf "$WORK"
 }
