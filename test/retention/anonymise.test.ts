@@ -11,13 +11,17 @@ import { sql } from 'drizzle-orm'
 import t from 'tap'
 import { queryRows } from '../../src/db/database.js'
 import { refreshRollups } from '../../src/domain/reports/rollups.js'
+import { acceptPendingTokens } from '../../src/domain/requests/tokens.js'
 import { buildDepartmentHarness, startReceiver } from '../departments/fixtures/harness.js'
 
 const JURISDICTION = 'retention.test.example'
 const receiver = await startReceiver(t)
 const h = await buildDepartmentHarness(t, {
   jurisdiction: { id: JURISDICTION, name: 'Retention City', time_zone: 'Europe/Paris', retention: { anonymise_after_days: 30 } },
-  services: [{ service_code: 'pothole', service_name: 'Pothole', group: 'Streets' }],
+  services: [
+    { service_code: 'pothole', service_name: 'Pothole', group: 'Streets' },
+    { service_code: 'bulky', service_name: 'Bulky item pickup', group: 'Streets', type: 'batch' },
+  ],
 })
 const { app } = h
 const streets = await h.registerDepartment({ code: 'streets', name: 'Streets', webhook_url: receiver.url })
@@ -26,6 +30,7 @@ const streets = await h.registerDepartment({ code: 'streets', name: 'Streets', w
   if (res.statusCode !== 200) throw new Error(`receives_contact: ${res.statusCode} ${res.body}`)
 }
 await h.setRoutes('pothole', [{ department: 'streets' }])
+await h.setRoutes('bulky', [{ department: 'streets' }])
 
 /** A reporter with values found nowhere else: the scan looks for each of them. */
 function reporter() {
@@ -185,6 +190,26 @@ t.test('a reporter, by email: every request they made, in any case; others untou
   const again = await app.inject({ method: 'POST', url: '/admin/v1/reporters/anonymise', headers: h.asAdmin, payload: { email: ben.email } })
   t.same(again.json(), { requests: [] }, 'afterwards nothing links them to a request')
   t.notOk(h.rawLogs().includes(ben.email.toLowerCase()), 'the email is not logged')
+})
+
+t.test('a batch service\'s request: its idempotency record, which names the token, goes too', async (t) => {
+  const cleo = reporter()
+  const res = await app.inject({
+    method: 'POST',
+    url: '/open311/v2/requests.json',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'idempotency-key': `retry-${randomBytes(6).toString('hex')}` },
+    payload: new URLSearchParams({ api_key: h.citizen.key, service_code: 'bulky', address_string: '1 Rue de Rivoli', ...cleo }).toString(),
+  })
+  t.equal(res.statusCode, 200, res.body)
+  const token = (res.json() as { token: string }[])[0]!.token
+  t.ok(token, 'answered with a token')
+  await acceptPendingTokens(app.db)
+  await h.deliver()
+  const [row] = await queryRows<{ public_id: string }>(app.db, sql`select sr.public_id from request_tokens t join service_requests sr on sr.id = t.request_id where t.token = ${token}`)
+  t.ok((await findValues(personalValues(cleo))).some((f) => f.startsWith('public.idempotency_keys')), 'the answer holds the account id')
+  const anonymised = await app.inject({ method: 'POST', url: `/admin/v1/requests/${row!.public_id}/anonymise`, headers: h.asAdmin })
+  t.match(anonymised.json(), { anonymised: true, idempotency_records: 1 })
+  t.same(await findValues(personalValues(cleo)), [], 'nothing of theirs is left')
 })
 
 t.test('an unknown request is 404; a malformed email 400', async (t) => {
