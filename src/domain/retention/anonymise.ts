@@ -79,7 +79,7 @@ export async function anonymiseRequests(tx: Db, ids: number[], actor: AuditActor
   // The request before its work orders, as lockRequest and the transitions take them.
   await tx.execute(sql`select id from work_orders where request_id = any(${lockedIds}) order by id for update`)
 
-  // Cleared, or a row that says so for a request that had none: the job will not look again.
+  // Cleared; a request that had no row gets one that says it was done (an operator asked).
   await tx.execute(sql`
     insert into request_reporters (request_id, anonymised_at)
     select unnest(${lockedIds}), now()

@@ -79,13 +79,15 @@ export async function runRetention(db: Db, options: RetentionOptions): Promise<R
 function selection(step: RetentionStep, now: SQL, periods: RetentionPeriods): SQL {
   switch (step) {
     case 'anonymised_requests':
-      // Closed longer ago than the policy, and not anonymised yet (a request without a reporter
-      // row gets one with anonymised_at, so it is not looked at again).
-      return sql`select sr.id, j.anonymise_after_days as days from service_requests sr
+      // Reporters not anonymised yet (request_reporters_not_anonymised_idx) whose request closed
+      // longer ago than the policy. A request without a reporter row has no personal data: the
+      // copies (outbox, idempotency answer) are made from that row.
+      return sql`select sr.id, j.anonymise_after_days as days from request_reporters rr
+                 join service_requests sr on sr.id = rr.request_id
                  join jurisdictions j on j.id = sr.jurisdiction_id
-                 where j.anonymise_after_days is not null
-                   and sr.closed_at < ${now} - make_interval(days => j.anonymise_after_days)
-                   and not exists (select 1 from request_reporters rr where rr.request_id = sr.id and rr.anonymised_at is not null)`
+                 where rr.anonymised_at is null
+                   and j.anonymise_after_days is not null
+                   and sr.closed_at < ${now} - make_interval(days => j.anonymise_after_days)`
     case 'delivered_outbox':
       // Cancelled rows were never sent (their work order went away first): dated by creation.
       return sql`select id from outbox
