@@ -86,6 +86,14 @@ await app.db.execute(sql`insert into rate_limit_counters (key, window_start, hit
 
 t.test('a dry run prints what it would do and changes nothing', async (t) => {
   const before = await state()
+  const preview = await app.inject({ url: '/admin/v1/retention', headers: h.asAdmin })
+  t.equal(preview.statusCode, 200, preview.body)
+  t.match(preview.json(), {
+    jurisdiction_id: 'retention-run.test.example',
+    anonymise_after_days: 30,
+    periods: { delivered_outbox_days: PERIODS.deliveredOutboxDays, idempotency_hours: PERIODS.idempotencyHours },
+    due: { anonymised_requests: 2, inbound_events: 1 },
+  }, 'the admin API shows the policy and what a run would do')
   const res = await cli('retention', 'run', '--dry-run')
   t.equal(res.code, 0, res.stderr)
   t.match(res.stdout, /^anonymised_requests: 2 would be done$/m, 'the two requests closed 40 days ago')

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { anonymiseReporter, anonymiseRequest } from '../../../domain/retention/anonymise.js'
+import { RETENTION_STEPS, runRetention } from '../../../domain/retention/retention.js'
 import { auditActorOf } from '../../auth.js'
 import { logAction } from '../../logging.js'
 import { adminErrors } from '../../schemas/admin.js'
@@ -28,6 +29,55 @@ const answer = (r: { service_request_id: string; anonymised: boolean; cleared_fi
 
 /** The right to erasure (docs/retention.md): the reporter's personal data, every copy; the request stays. */
 export default async function adminRetentionRoutes(app: FastifyInstance) {
+  app.get<{ Querystring: { jurisdiction_id?: string } }>(
+    '/retention',
+    {
+      schema: {
+        tags: ['Admin'],
+        summary: 'The retention policy and periods, and what the next run would do',
+        description:
+          'The jurisdiction\'s `anonymise_after_days` (set in the catalog file, `jurisdiction.retention`), the server\'s periods ' +
+          '(`RETENTION_*`), and the counts of a dry run (`npm run cli -- retention run --dry-run`): every jurisdiction\'s due requests, the rows past their periods.',
+        querystring: jurisdictionQuery,
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              jurisdiction_id: { type: 'string' },
+              anonymise_after_days: { type: ['integer', 'null'], description: 'null: reporters\' data is kept until erased on demand' },
+              periods: {
+                type: 'object',
+                properties: {
+                  delivered_outbox_days: { type: 'integer' },
+                  inbound_events_days: { type: 'integer' },
+                  idempotency_hours: { type: 'integer' },
+                  rate_limit_hours: { type: 'integer' },
+                },
+              },
+              due: { type: 'object', properties: Object.fromEntries(RETENTION_STEPS.map((s) => [s, { type: 'integer' }])) },
+            },
+          },
+          ...adminErrors,
+        },
+      },
+    },
+    async (request) => {
+      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const periods = app.config.retention
+      return {
+        jurisdiction_id: jurisdiction.id,
+        anonymise_after_days: jurisdiction.anonymiseAfterDays,
+        periods: {
+          delivered_outbox_days: periods.deliveredOutboxDays,
+          inbound_events_days: periods.inboundEventsDays,
+          idempotency_hours: periods.idempotencyHours,
+          rate_limit_hours: periods.rateLimitHours,
+        },
+        due: await runRetention(app.db, { periods, dryRun: true }),
+      }
+    },
+  )
+
   app.post<{ Params: { id: string }; Querystring: { jurisdiction_id?: string } }>(
     '/requests/:id/anonymise',
     {
