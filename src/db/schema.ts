@@ -820,7 +820,7 @@ export type AuditActorKind = (typeof AUDIT_ACTOR_KINDS)[number]
 /**
  * The audit trail (docs/audit.md): one row per change an operator, the CLI or the server made,
  * written by the domain use case in the same transaction as the change (src/domain/audit/).
- * Append-only: migration 0018's triggers refuse UPDATE, DELETE and TRUNCATE for every role,
+ * Append-only: migration 0019's triggers refuse UPDATE, DELETE and TRUNCATE for every role,
  * replication sessions included, so no code path can rewrite history. `changes` holds only
  * the fields that changed, {field: {before, after}}; personal data and secrets are never
  * stored, only that they changed ("[masked]"). `actor_key_id` and `actor_name` are copies, not

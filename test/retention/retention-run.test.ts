@@ -11,7 +11,9 @@ import { sql } from 'drizzle-orm'
 import t from 'tap'
 import { queryRows } from '../../src/db/database.js'
 import { runRetention } from '../../src/domain/retention/retention.js'
+import { startWorkers } from '../../src/workers/index.js'
 import { inProcessCli } from '../helpers/cli.js'
+import { eventually } from '../helpers/eventually.js'
 import { buildDepartmentHarness, startReceiver } from '../departments/fixtures/harness.js'
 
 const receiver = await startReceiver(t)
@@ -197,4 +199,20 @@ t.test('the catalog\'s retention setting: set, changed, refused when out of rang
   const [entry] = await rows<{ changes: Record<string, unknown> }>(sql`select changes from audit_events where action = 'jurisdiction.updated' order by id desc limit 1`)
   t.same(entry!.changes.anonymise_after_days, { before: 30, after: 90 }, 'audited')
   t.equal((await put(null)).statusCode, 200, 'null: kept until erased')
+})
+
+t.test('the server\'s retention worker runs the pass when it starts', async (t) => {
+  await app.inject({
+    method: 'PUT',
+    url: '/admin/v1/catalog',
+    headers: h.asAdmin,
+    payload: { jurisdiction: { id: 'retention-run.test.example', name: 'Retention Run City', time_zone: 'America/Chicago', retention: { anonymise_after_days: 30 } }, services: [] },
+  })
+  const due = await reportAndClose('pothole', 31)
+  t.ok(await emailOf(due.id), 'not anonymised yet')
+  const workers = await startWorkers(app, h.database)
+  t.teardown(() => Promise.all(workers.map((w) => w.stop())))
+  await eventually('the worker to anonymise the request', async () => (await emailOf(due.id)) === null)
+  const [entry] = await rows<{ actor_name: string }>(sql`select actor_name from audit_events where action = 'service_request.anonymised' and entity_id = ${due.id}`)
+  t.equal(entry!.actor_name, 'retention', 'recorded as the retention worker')
 })
