@@ -1,13 +1,15 @@
 /**
  * Anonymisation (docs/retention.md): a request posted through the real path — an Idempotency-Key,
- * rate limiting, a department with receives_contact whose delivery carries the reporter's
- * contact, the department's callback — then anonymised: no column of any table holds any of
- * the reporter's values afterwards (every text, varchar, json, jsonb and array column of every
- * table, found through information_schema), while the request, its public history and the
+ * rate limiting, a photo whose EXIF names the reporter, a department with receives_contact whose
+ * delivery carries the reporter's contact, the department's callback — then anonymised: no
+ * column of any table holds any of the reporter's values afterwards (every text, varchar, json,
+ * jsonb and array column of every table, found through information_schema, and the bytes of
+ * every bytea column), while the request, its public history and the
  * report figures are what they were, and the audit trail says it happened.
  */
 import { randomBytes } from 'node:crypto'
 import { sql } from 'drizzle-orm'
+import sharp from 'sharp'
 import t from 'tap'
 import { queryRows } from '../../src/db/database.js'
 import { refreshRollups } from '../../src/domain/reports/rollups.js'
@@ -47,13 +49,30 @@ function reporter() {
 type Reporter = ReturnType<typeof reporter>
 const personalValues = (r: Reporter) => Object.values(r)
 
-/** Posts a request as a citizen app does, with an Idempotency-Key; delivers it; the department answers. */
+/** A phone's photo, its EXIF naming the reporter (owner, copyright): the server must keep none of it. */
+function photo(r: Reporter): Promise<Buffer> {
+  return sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 90, g: 90, b: 90 } } })
+    .withMetadata({ exif: { IFD0: { Artist: `${r.first_name} ${r.last_name}`, Copyright: r.email, ImageDescription: r.phone } } })
+    .jpeg()
+    .toBuffer()
+}
+
+const BOUNDARY = '----retentionBoundary4d1e'
+
+function multipart(fields: Record<string, string>, file: Buffer): Buffer {
+  const chunks: Buffer[] = Object.entries(fields).map(([name, value]) => Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`))
+  chunks.push(Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="media"; filename="IMG_1.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`), file, Buffer.from('\r\n'))
+  chunks.push(Buffer.from(`--${BOUNDARY}--\r\n`))
+  return Buffer.concat(chunks)
+}
+
+/** Posts a request as a citizen app does, with a photo and an Idempotency-Key; delivers it; the department answers. */
 async function report(r: Reporter) {
   const res = await app.inject({
     method: 'POST',
     url: '/open311/v2/requests.json',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', 'idempotency-key': `retry-${randomBytes(6).toString('hex')}` },
-    payload: new URLSearchParams({ api_key: h.citizen.key, service_code: 'pothole', description: 'A deep hole', lat: '48.85', long: '2.35', ...r }).toString(),
+    headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, 'idempotency-key': `retry-${randomBytes(6).toString('hex')}` },
+    payload: multipart({ api_key: h.citizen.key, service_code: 'pothole', description: 'A deep hole', lat: '48.85', long: '2.35', ...r }, await photo(r)),
   })
   if (res.statusCode !== 200) throw new Error(`POST: ${res.statusCode} ${res.body}`)
   const id = (res.json() as { service_request_id: string }[])[0]!.service_request_id
@@ -87,9 +106,30 @@ async function textColumns(): Promise<Column[]> {
 
 const ident = (name: string) => `"${name.replaceAll('"', '""')}"`
 
+/** Every binary column (the photos): searched for the values' UTF-8 bytes, as EXIF would hold them. */
+async function byteaColumns(): Promise<Column[]> {
+  return queryRows<Column>(
+    app.db,
+    sql`select c.table_schema, c.table_name, c.column_name
+        from information_schema.columns c
+        join information_schema.tables tb on tb.table_schema = c.table_schema and tb.table_name = c.table_name
+        where tb.table_type = 'BASE TABLE' and c.table_schema not in ('pg_catalog', 'information_schema') and c.data_type = 'bytea'
+        order by 1, 2, 3`,
+  )
+}
+
 /** Where each value is found, as "schema.table.column: value"; case-insensitive, anywhere in the text. */
 async function findValues(values: string[]): Promise<string[]> {
   const found: string[] = []
+  for (const c of await byteaColumns()) {
+    const column = `${ident(c.table_schema)}.${ident(c.table_name)}`
+    const rows = await queryRows<{ value: string }>(
+      app.db,
+      sql`select v.value from unnest(${sql.param(values)}::text[]) v(value)
+          where exists (select 1 from ${sql.raw(column)} x where position(convert_to(v.value, 'UTF8') in x.${sql.raw(ident(c.column_name))}) > 0)`,
+    )
+    for (const r of rows) found.push(`${c.table_schema}.${c.table_name}.${c.column_name}: ${r.value}`)
+  }
   const patterns = values.map((v) => `%${v.replace(/[\\%_]/g, '\\$&')}%`)
   for (const c of await textColumns()) {
     const column = `${ident(c.table_schema)}.${ident(c.table_name)}`
@@ -130,6 +170,9 @@ t.test('the key test: after anonymising, no column of any table holds any of the
   t.ok(before.some((f) => f.startsWith('public.outbox.payload')), 'a delivered outbox payload holds the contact')
   t.ok(before.some((f) => f.startsWith('public.idempotency_keys.response_body')), 'the idempotency record holds the account id')
   t.ok(receiver.received.some((d) => JSON.stringify(d.body).includes(ana.email)), 'the department received the contact')
+  const [photos] = await queryRows<{ n: number }>(app.db, sql`select count(*)::int as n from media m join service_requests sr on sr.id = m.request_id where sr.public_id = ${id}`)
+  t.ok((await photo(ana)).includes(ana.email), 'the uploaded photo\'s EXIF holds the email')
+  t.equal(Number(photos!.n), 1, 'its photo is stored (the scan searches its bytes too: none of the EXIF naming the reporter is kept)')
   const inbound = await queryRows<{ n: number }>(app.db, sql`select count(*)::int as n from inbound_events`)
   t.ok(Number(inbound[0]!.n) > 0, 'the department\'s callback was recorded')
   const limits = await queryRows<{ n: number }>(app.db, sql`select count(*)::int as n from rate_limit_counters`)
