@@ -56,6 +56,20 @@ export interface AppConfig {
     /** The contact address; unset: the first address in the jurisdiction's `contact`. */
     contactEmail?: string
   }
+  /**
+   * How long operational copies are kept (docs/retention.md); the reporters' own data follows
+   * each jurisdiction's policy (the catalog's `retention`). Pruned by the retention job.
+   */
+  retention: {
+    /** Delivered (and cancelled) outbox rows, with their payloads, after delivery. */
+    deliveredOutboxDays: number
+    /** Inbound department events (their ids, for replay detection) after receipt. */
+    inboundEventsDays: number
+    /** Idempotency-Key records (the first answer, a fingerprint of the request). */
+    idempotencyHours: number
+    /** Shared rate-limit counters (keys: a client's IP, an API key id) after their window began. */
+    rateLimitHours: number
+  }
   /** GET /metrics (Prometheus): off unless enabled, and then only with the bearer token. */
   metrics: {
     enabled: boolean
@@ -108,6 +122,12 @@ const envSchema = {
     OPEN_DATA_LICENSE: { type: 'string', pattern: '^https?://\\S+$', default: 'https://opendatacommons.org/licenses/pddl/1-0/' },
     OPEN_DATA_PUBLISHER: { type: 'string', minLength: 1, maxLength: 200 },
     OPEN_DATA_CONTACT_EMAIL: { type: 'string', pattern: `^${CONTACT_EMAIL.source}$` },
+    // Retention periods (docs/retention.md). Inbound events outlive the 5-minute signature window
+    // by far: a replay older than that is refused by its timestamp before its id is looked up.
+    RETENTION_DELIVERED_OUTBOX_DAYS: { type: 'integer', minimum: 1, maximum: 36500, default: 30 },
+    RETENTION_INBOUND_EVENTS_DAYS: { type: 'integer', minimum: 1, maximum: 36500, default: 30 },
+    RETENTION_IDEMPOTENCY_HOURS: { type: 'integer', minimum: 1, maximum: 876000, default: 48 },
+    RETENTION_RATE_LIMIT_HOURS: { type: 'integer', minimum: 1, maximum: 8760, default: 1 },
     METRICS: { type: 'string', enum: ['off', 'on'], default: 'off' },
     // Long and without spaces: it goes in an Authorization header, and it is the only guard.
     METRICS_TOKEN: { type: 'string', pattern: '^\\S{32,}$' },
@@ -173,6 +193,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       license: values.OPEN_DATA_LICENSE as string,
       ...(values.OPEN_DATA_PUBLISHER ? { publisher: values.OPEN_DATA_PUBLISHER as string } : {}),
       ...(values.OPEN_DATA_CONTACT_EMAIL ? { contactEmail: values.OPEN_DATA_CONTACT_EMAIL as string } : {}),
+    },
+    retention: {
+      deliveredOutboxDays: values.RETENTION_DELIVERED_OUTBOX_DAYS as number,
+      inboundEventsDays: values.RETENTION_INBOUND_EVENTS_DAYS as number,
+      idempotencyHours: values.RETENTION_IDEMPOTENCY_HOURS as number,
+      rateLimitHours: values.RETENTION_RATE_LIMIT_HOURS as number,
     },
     metrics: { enabled: metricsEnabled, ...(metricsEnabled ? { token: values.METRICS_TOKEN as string } : {}) },
   }

@@ -49,6 +49,7 @@ function parseCommandLine(argv: string[]) {
         from: { type: 'string' },
         to: { type: 'string' },
         yes: { type: 'boolean', short: 'y', default: false },
+        'dry-run': { type: 'boolean', default: false },
       },
     })
   } catch (err) {

@@ -113,12 +113,18 @@ export const jurisdictions = pgTable('jurisdictions', {
   opensAt: time('opens_at').notNull().default('08:00'),
   closesAt: time('closes_at').notNull().default('17:00'),
   holidays: date('holidays').array().notNull().default(sql`'{}'::date[]`),
+  /**
+   * Retention (docs/retention.md): reporters' personal data is anonymised this many days after
+   * their request closed (src/domain/retention/); null keeps it until an operator erases it.
+   */
+  anonymiseAfterDays: integer('anonymise_after_days'),
   /** Moves whenever the service catalog changes: discovery's `changeset` and ETags derive from it. */
   catalogChangedAt: timestamp('catalog_changed_at', { withTimezone: true }).notNull().defaultNow(),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
 }, () => [
   check('jurisdictions_calendar_check', sql`cardinality(working_days) > 0 and working_days <@ '{1,2,3,4,5,6,7}'::smallint[] and closes_at > opens_at`),
+  check('jurisdictions_anonymise_after_days_check', sql`anonymise_after_days > 0 is not false`),
 ])
 
 export const services = pgTable(
@@ -286,7 +292,12 @@ export const serviceRequests = pgTable(
   ],
 )
 
-/** The reporter's personal data, kept apart from every public column. */
+/**
+ * The reporter's personal data, kept apart from every public column. Anonymising a request
+ * (src/domain/retention/anonymise.ts) clears every field and sets `anonymised_at`: the row
+ * stays, so the job knows what it has done without touching service_requests (whose updates
+ * the open-data and report triggers follow).
+ */
 export const requestReporters = pgTable('request_reporters', {
   requestId: bigint('request_id', { mode: 'number' })
     .primaryKey()
@@ -297,7 +308,13 @@ export const requestReporters = pgTable('request_reporters', {
   phone: text('phone'),
   deviceId: text('device_id'),
   accountId: text('account_id'),
-})
+  anonymisedAt: timestamp('anonymised_at', { withTimezone: true }),
+}, (t) => [
+  // The retention run's question — whose data is still here? — reads only these, so its cost
+  // follows the requests not yet anonymised, not the whole history. An entry leaves the index
+  // when its row is anonymised.
+  index('request_reporters_not_anonymised_idx').on(t.requestId).where(sql`anonymised_at is null`),
+])
 
 export const TOKEN_STATES = ['pending', 'accepted', 'failed'] as const
 
@@ -804,7 +821,7 @@ export type AuditActorKind = (typeof AUDIT_ACTOR_KINDS)[number]
 /**
  * The audit trail (docs/audit.md): one row per change an operator, the CLI or the server made,
  * written by the domain use case in the same transaction as the change (src/domain/audit/).
- * Append-only: migration 0018's triggers refuse UPDATE, DELETE and TRUNCATE for every role,
+ * Append-only: migration 0019's triggers refuse UPDATE, DELETE and TRUNCATE for every role,
  * replication sessions included, so no code path can rewrite history. `changes` holds only
  * the fields that changed, {field: {before, after}}; personal data and secrets are never
  * stored, only that they changed ("[masked]"). `actor_key_id` and `actor_name` are copies, not

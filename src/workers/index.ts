@@ -7,6 +7,7 @@ import { deliverDue } from './department-deliveries.js'
 import { acceptPendingTokens, TOKEN_PENDING_CHANNEL } from '../domain/requests/tokens.js'
 import { refreshRollups } from '../domain/reports/rollups.js'
 import { markOverdueWorkOrders } from '../domain/service-levels/overdue.js'
+import { runRetention } from '../domain/retention/retention.js'
 import { type PeriodicWorker, startPeriodicWorker } from './periodic.js'
 
 const TOKEN_BATCH = 100
@@ -65,5 +66,19 @@ export async function startWorkers(app: FastifyInstance, database: Database): Pr
     batchSize: Number.POSITIVE_INFINITY,
     work: () => refreshRollups(app.db, { wait: false }),
   })
-  return [tokenAcceptor, dispatcher, overdueSweeper, rollupRefresher]
+  // Retention (docs/retention.md): periods are days and hours, so an hourly pass is plenty. Each
+  // batch claims its rows with SKIP LOCKED: instances running it at once split the work.
+  const retention = await startPeriodicWorker({
+    name: 'retention',
+    database,
+    logger: app.log,
+    intervalMs: 3_600_000,
+    // runRetention works through every step to the end itself.
+    batchSize: Number.POSITIVE_INFINITY,
+    work: async () => {
+      await runRetention(app.db, { periods: app.config.retention })
+      return 0
+    },
+  })
+  return [tokenAcceptor, dispatcher, overdueSweeper, rollupRefresher, retention]
 }

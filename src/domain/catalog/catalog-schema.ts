@@ -120,6 +120,21 @@ export const catalogCalendarSchema = {
   },
 } as const
 
+/** The jurisdiction's retention policy (docs/retention.md); absent: reporters' data is kept until erased on demand. */
+export const catalogRetentionSchema = {
+  type: 'object',
+  additionalProperties: false,
+  description: "How long reporters' personal data is kept once a request closes",
+  properties: {
+    anonymise_after_days: {
+      type: ['integer', 'null'],
+      minimum: 1,
+      maximum: 36500,
+      description: "Days after a request closes when its reporter's personal data is anonymised; null (the default): kept until erased on demand",
+    },
+  },
+} as const
+
 export const catalogSchema = {
   $id: 'catalog',
   type: 'object',
@@ -141,6 +156,7 @@ export const catalogSchema = {
         contact: { type: 'string', maxLength: 1000, default: '' },
         key_service: { type: 'string', maxLength: 1000, default: '' },
         calendar: catalogCalendarSchema,
+        retention: catalogRetentionSchema,
       },
     },
     services: { type: 'array', maxItems: 5000, items: catalogServiceSchema },
@@ -192,10 +208,22 @@ export interface CatalogCalendar {
   holidays?: string[]
 }
 
+export interface CatalogRetention {
+  anonymise_after_days?: number | null
+}
+
 /** What a jurisdiction without a calendar of its own works: Monday to Friday, 08:00–17:00, no holidays. */
 export const DEFAULT_CALENDAR: Required<CatalogCalendar> = { working_days: [1, 2, 3, 4, 5], opens: '08:00', closes: '17:00', holidays: [] }
 
 export interface Catalog {
-  jurisdiction: { id: string; name: string; time_zone: string; contact: string; key_service: string; calendar?: CatalogCalendar }
+  jurisdiction: {
+    id: string
+    name: string
+    time_zone: string
+    contact: string
+    key_service: string
+    calendar?: CatalogCalendar
+    retention?: CatalogRetention
+  }
   services: CatalogService[]
 }

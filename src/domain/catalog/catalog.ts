@@ -56,6 +56,8 @@ export async function importCatalog(db: Db, catalog: Catalog, options: ImportOpt
       opensAt: calendar.opens,
       closesAt: calendar.closes,
       holidays: [...calendar.holidays].sort(),
+      // Like the calendar, the whole setting comes from the file: absent, reporters' data is kept.
+      anonymiseAfterDays: j.retention?.anonymise_after_days ?? null,
     }
     await tx
       .insert(jurisdictions)
@@ -65,9 +67,11 @@ export async function importCatalog(db: Db, catalog: Catalog, options: ImportOpt
         set: { ...fields, updatedAt: sql`now()` },
         // Re-importing the same file must not touch the row (and so not move updated_at).
         setWhere: sql`(${jurisdictions.name}, ${jurisdictions.timeZone}, ${jurisdictions.contact}, ${jurisdictions.keyService},
-                       ${jurisdictions.workingDays}, ${jurisdictions.opensAt}, ${jurisdictions.closesAt}, ${jurisdictions.holidays})
+                       ${jurisdictions.workingDays}, ${jurisdictions.opensAt}, ${jurisdictions.closesAt}, ${jurisdictions.holidays},
+                       ${jurisdictions.anonymiseAfterDays})
           is distinct from (${j.name}, ${j.time_zone}, ${j.contact}, ${j.key_service}, ${sql.param(fields.workingDays)}::smallint[],
-                            ${fields.opensAt}::time, ${fields.closesAt}::time, ${sql.param(fields.holidays)}::date[])`,
+                            ${fields.opensAt}::time, ${fields.closesAt}::time, ${sql.param(fields.holidays)}::date[],
+                            ${fields.anonymiseAfterDays}::integer)`,
       })
     const [jurisdictionAfter] = await tx.select().from(jurisdictions).where(eq(jurisdictions.id, j.id))
     audit.push({
@@ -130,6 +134,7 @@ function auditedJurisdiction(row: typeof jurisdictions.$inferSelect) {
     opens: row.opensAt,
     closes: row.closesAt,
     holidays: row.holidays,
+    anonymise_after_days: row.anonymiseAfterDays,
   }
 }
 

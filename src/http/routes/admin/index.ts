@@ -8,6 +8,7 @@ import adminDepartmentRoutes from './departments.js'
 import adminKeyRoutes from './keys.js'
 import adminOperationRoutes from './operations.js'
 import adminReportRoutes from './reports.js'
+import adminRetentionRoutes from './retention.js'
 import adminServiceLevelRoutes from './service-levels.js'
 import adminTemplateRoutes from './templates.js'
 import adminWorkOrderRoutes from './work-orders.js'
@@ -33,6 +34,7 @@ export default async function adminRoutes(app: FastifyInstance) {
   await app.register(adminDepartmentRoutes)
   await app.register(adminOperationRoutes)
   await app.register(adminReportRoutes)
+  await app.register(adminRetentionRoutes)
   await app.register(adminServiceLevelRoutes)
   await app.register(adminTemplateRoutes)
   await app.register(adminWorkOrderRoutes)

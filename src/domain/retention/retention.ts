@@ -1,0 +1,136 @@
+/**
+ * The retention run (docs/retention.md): reporters of requests closed longer ago than their
+ * jurisdiction's `anonymise_after_days` are anonymised (anonymise.ts), and the operational
+ * copies past their period are deleted — delivered and cancelled outbox rows, inbound event
+ * ids, idempotency records, rate-limit counters. Undelivered outbox rows (pending, failed:
+ * waiting for a retry or an operator's replay) are never pruned.
+ *
+ * Run by the `retention` worker of every instance and by `npm run cli -- retention run`. Work is
+ * taken in batches, each its own transaction, rows claimed with FOR UPDATE SKIP LOCKED: two
+ * instances running at once split the work and never do a row twice. A dry run counts the same
+ * rows and changes nothing.
+ */
+import { type SQL, sql } from 'drizzle-orm'
+import type { AppConfig } from '../../config.js'
+import { type Db, queryRows } from '../../db/database.js'
+import { type AuditActor, CLI_ACTOR, recordAudit, systemActor } from '../audit/audit.js'
+import { anonymiseRequests } from './anonymise.js'
+
+/** Who the worker's changes are recorded as. */
+export const RETENTION_ACTOR: AuditActor = systemActor('retention')
+/** `retention run` from the CLI: an operator's act, recorded as the CLI's. */
+export const CLI_RETENTION_ACTOR: AuditActor = CLI_ACTOR
+
+export type RetentionPeriods = AppConfig['retention']
+
+export interface RetentionOptions {
+  periods: RetentionPeriods
+  /** The run's clock: tests pass a fake one; by default the database's, one clock for every instance. */
+  now?: Date
+  batchSize?: number
+  dryRun?: boolean
+  actor?: AuditActor
+  /** Called after each full batch, when more may follow (CLI progress lines on large runs). */
+  progress?: (step: RetentionStep, doneSoFar: number) => void
+}
+
+export const RETENTION_STEPS = ['anonymised_requests', 'delivered_outbox', 'inbound_events', 'idempotency_records', 'rate_limit_counters'] as const
+export type RetentionStep = (typeof RETENTION_STEPS)[number]
+export type RetentionSummary = Record<RetentionStep, number>
+
+const DEFAULT_BATCH = 500
+
+/** One run of every step to the end; the counts are what was (or, dry, would be) done. */
+export async function runRetention(db: Db, options: RetentionOptions): Promise<RetentionSummary> {
+  const now = options.now ? sql`${options.now.toISOString()}::timestamptz` : sql`now()`
+  const batchSize = options.batchSize ?? DEFAULT_BATCH
+  const summary = Object.fromEntries(RETENTION_STEPS.map((s) => [s, 0])) as RetentionSummary
+  for (const step of RETENTION_STEPS) {
+    const rows = selection(step, now, options.periods)
+    if (options.dryRun) {
+      const [row] = await queryRows<{ n: number }>(db, sql`select count(*)::int as n from (${rows}) s`)
+      summary[step] = Number(row?.n ?? 0)
+      continue
+    }
+    for (;;) {
+      const done = await runBatch(db, step, rows, batchSize, options.actor ?? RETENTION_ACTOR)
+      summary[step] += done
+      if (done < batchSize) break
+      // A full batch: more to come, a large run; say how far it is.
+      options.progress?.(step, summary[step])
+    }
+  }
+  const pruned = RETENTION_STEPS.filter((s) => s !== 'anonymised_requests' && summary[s] > 0)
+  if (!options.dryRun && pruned.length > 0) {
+    await recordAudit(db, options.actor ?? RETENTION_ACTOR, {
+      action: 'retention.pruned',
+      entityType: 'retention',
+      entityId: 'prune',
+      changes: Object.fromEntries(pruned.map((s) => [s, { before: summary[s], after: 0 }])),
+    })
+  }
+  return summary
+}
+
+/**
+ * What each step works on, as a select of the rows' keys: the same rows counted by a dry run
+ * and claimed by a real one.
+ */
+function selection(step: RetentionStep, now: SQL, periods: RetentionPeriods): SQL {
+  switch (step) {
+    case 'anonymised_requests':
+      // Reporters not anonymised yet (request_reporters_not_anonymised_idx) whose request closed
+      // longer ago than the policy. A request without a reporter row has no personal data: the
+      // copies (outbox, idempotency answer) are made from that row.
+      return sql`select sr.id, j.anonymise_after_days as days from request_reporters rr
+                 join service_requests sr on sr.id = rr.request_id
+                 join jurisdictions j on j.id = sr.jurisdiction_id
+                 where rr.anonymised_at is null
+                   and j.anonymise_after_days is not null
+                   and sr.closed_at < ${now} - make_interval(days => j.anonymise_after_days)`
+    case 'delivered_outbox':
+      // Cancelled rows were never sent (their work order went away first): dated by creation.
+      return sql`select id from outbox
+                 where (state = 'delivered' and delivered_at < ${now} - make_interval(days => ${periods.deliveredOutboxDays}))
+                    or (state = 'cancelled' and created_at < ${now} - make_interval(days => ${periods.deliveredOutboxDays}))`
+    case 'inbound_events':
+      return sql`select department_id, event_id from inbound_events
+                 where received_at < ${now} - make_interval(days => ${periods.inboundEventsDays})`
+    case 'idempotency_records':
+      return sql`select api_key_id, key from idempotency_keys
+                 where created_at < ${now} - make_interval(hours => ${periods.idempotencyHours})`
+    case 'rate_limit_counters':
+      return sql`select key, window_start from rate_limit_counters
+                 where window_start < ${now} - make_interval(hours => ${periods.rateLimitHours})`
+  }
+}
+
+/** One batch of a step in its own transaction; returns how many rows it did. */
+async function runBatch(db: Db, step: RetentionStep, rows: SQL, batchSize: number, actor: AuditActor): Promise<number> {
+  return db.transaction(async (tx) => {
+    const claimed = sql`${rows} limit ${batchSize} for update skip locked`
+    switch (step) {
+      case 'anonymised_requests': {
+        // `for update of sr`: the jurisdiction row is only read.
+        const due = await queryRows<{ id: number; days: number }>(tx, sql`${rows} order by sr.id limit ${batchSize} for update of sr skip locked`)
+        const byDays = new Map<number, number[]>()
+        for (const r of due) byDays.set(Number(r.days), [...(byDays.get(Number(r.days)) ?? []), Number(r.id)])
+        for (const [days, ids] of byDays) await anonymiseRequests(tx, ids, actor, { kind: 'policy', days })
+        return due.length
+      }
+      case 'delivered_outbox':
+        return count(tx, sql`delete from outbox where id in (${claimed}) returning 1`)
+      case 'inbound_events':
+        return count(tx, sql`delete from inbound_events where (department_id, event_id) in (${claimed}) returning 1`)
+      case 'idempotency_records':
+        return count(tx, sql`delete from idempotency_keys where (api_key_id, key) in (${claimed}) returning 1`)
+      case 'rate_limit_counters':
+        return count(tx, sql`delete from rate_limit_counters where (key, window_start) in (${claimed}) returning 1`)
+    }
+  })
+}
+
+async function count(tx: Db, statement: SQL): Promise<number> {
+  const rows = await queryRows<unknown>(tx, statement)
+  return rows.length
+}
