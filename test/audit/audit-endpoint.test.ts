@@ -7,7 +7,7 @@ import { parse as parseCsv } from 'csv-parse/sync'
 import { sql } from 'drizzle-orm'
 import t from 'tap'
 import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
-import { recordAudit, systemActor } from '../../src/domain/audit/audit.js'
+import { recordAudit, SERVER_ACTOR, systemActor } from '../../src/domain/audit/audit.js'
 import { buildDepartmentHarness } from '../departments/fixtures/harness.js'
 import { inProcessCli } from '../helpers/cli.js'
 
@@ -16,7 +16,7 @@ const h = await buildDepartmentHarness(t, {
   services: [{ service_code: 'pothole', service_name: 'Pothole' }],
 })
 const { app, rows } = h
-const second = await createApiKey(app.db, { name: 'second operator', scopes: ['admin'] })
+const second = await createApiKey(app.db, { name: 'second operator', scopes: ['admin'] }, SERVER_ACTOR)
 const asSecond = { authorization: `Bearer ${second.key}` }
 
 interface AuditEvent {
