@@ -5,4 +5,8 @@
 ALTER TABLE "audit_events" DROP CONSTRAINT "audit_events_actor_kind_check";--> statement-breakpoint
 ALTER TABLE "audit_events" ADD COLUMN "actor_department_id" bigint;--> statement-breakpoint
 ALTER TABLE "audit_events" ADD CONSTRAINT "audit_events_department_actor_check" CHECK ((actor_kind = 'department') = (actor_department_id is not null));--> statement-breakpoint
-ALTER TABLE "audit_events" ADD CONSTRAINT "audit_events_actor_kind_check" CHECK (actor_kind in ('key', 'department', 'cli', 'system'));
+ALTER TABLE "audit_events" ADD CONSTRAINT "audit_events_actor_kind_check" CHECK (actor_kind in ('key', 'department', 'cli', 'system'));--> statement-breakpoint
+-- Hand-written: the entity filter's index, declared in schema.ts (and 0019's snapshot) but lost
+-- from 0019's SQL when it was renumbered from 0018, so no database has it. IF NOT EXISTS: harmless
+-- where an operator made it by hand meanwhile.
+CREATE INDEX IF NOT EXISTS "audit_events_entity_idx" ON "audit_events" USING btree ("entity_type","entity_id","id");

@@ -342,3 +342,11 @@ t.test("the reporter's personal data and a citizen's words never reach audit_eve
   const [stored] = await rows<{ n: number }>(sql`select count(*)::int as n from request_reporters where email = ${personal[0]}`)
   t.equal(stored!.n, 1, 'while the reporter row has them (the search would find them)')
 })
+
+t.test('the audit filters have their indexes (the entity one came with migration 0020)', async (t) => {
+  const indexes = await rows<{ indexname: string }>(sql`select indexname from pg_indexes where tablename = 'audit_events' order by indexname`)
+  t.same(
+    indexes.map((i) => i.indexname),
+    ['audit_events_actor_idx', 'audit_events_entity_idx', 'audit_events_occurred_at_idx', 'audit_events_pkey', 'audit_events_request_idx'],
+  )
+})
