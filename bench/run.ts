@@ -29,6 +29,7 @@ import { deleteBenchPosts, DUPLICATE_SEARCH, explainCandidateSearch, formAtCityP
 import { benchReports } from './reports.js'
 import { benchStartTime } from './start-time.js'
 import { benchLatency, benchServerDeliveries, prepareDepartment, startReceiver } from './webhooks.js'
+import { SERVER_ACTOR } from '../src/domain/audit/audit.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -197,7 +198,7 @@ async function postWrite(database: Database, form: URLSearchParams): Promise<() 
   const jurisdiction = await resolveJurisdiction(database.db, undefined)
   const service = (await activeService(database.db, jurisdiction, 'graffiti'))!
   const submission = validateSubmission(Object.fromEntries(form), service, jurisdiction.timeZone)
-  return () => submitServiceRequest(database.db, { jurisdiction, service, submission, channel: 'app' })
+  return () => submitServiceRequest(database.db, { jurisdiction, service, submission, actor: SERVER_ACTOR, channel: 'app' })
 }
 
 /** postWrite at a fresh city point each time, with graffiti's policy off or suggest 50 m / 30 d (bench/duplicates.ts). */
@@ -210,7 +211,7 @@ async function cityPointWrite(database: Database, on: boolean): Promise<() => Pr
   return () => {
     const form = new URLSearchParams(formAtCityPoint('unused'))
     const submission = validateSubmission(Object.fromEntries(form), service, jurisdiction.timeZone)
-    return submitServiceRequest(database.db, { jurisdiction, service, submission, channel: 'app' })
+    return submitServiceRequest(database.db, { jurisdiction, service, submission, actor: SERVER_ACTOR, channel: 'app' })
   }
 }
 

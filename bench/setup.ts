@@ -18,7 +18,7 @@ import { createDepartment, findDepartment, setServiceRoutes } from '../src/domai
 import demoCatalog from '../src/domain/demo/demo-catalog.json' with { type: 'json' }
 import { createWebhookContext } from '../src/integrations/webhooks/context.js'
 import { BENCH_WEBHOOK_ENV } from './webhooks.js'
-import { systemActor } from '../src/domain/audit/audit.js'
+import { SERVER_ACTOR, systemActor } from '../src/domain/audit/audit.js'
 
 export const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 /** The URL of database `name` on the bench's server. */
@@ -164,7 +164,7 @@ export async function prepareDatabase(rows: number, shape = FEED_DATA, scopes?: 
   try {
     await database.migrate()
     await loadSyntheticRequests(database, rows, shape)
-    return (await createApiKey(database.db, { name: `bench-${Date.now()}`, ...(scopes ? { scopes } : {}) })).key
+    return (await createApiKey(database.db, { name: `bench-${Date.now()}`, ...(scopes ? { scopes } : {}) }, SERVER_ACTOR)).key
   } finally {
     await database.close()
   }
@@ -233,7 +233,7 @@ const BENCH_ACTOR = systemActor('bench')
 
 export async function loadSyntheticRequests(database: Database, rows: number, shape = FEED_DATA) {
   const { db } = database
-  await importCatalog(db, validateCatalog(syntheticCatalog(shape.extraServices), 'bench catalog'))
+  await importCatalog(db, validateCatalog(syntheticCatalog(shape.extraServices), 'bench catalog'), {}, SERVER_ACTOR)
   const jurisdictionId = 'demo.open311.city'
   const webhooks = await createWebhookContext(loadConfig({ ...BENCH_WEBHOOK_ENV }))
   try {

@@ -17,6 +17,7 @@ CREATE TABLE "audit_events" (
 CREATE INDEX "audit_events_occurred_at_idx" ON "audit_events" USING btree ("occurred_at","id");--> statement-breakpoint
 CREATE INDEX "audit_events_actor_idx" ON "audit_events" USING btree ("actor_key_id","id");--> statement-breakpoint
 CREATE INDEX "audit_events_request_idx" ON "audit_events" USING btree ("request_id","id") WHERE request_id is not null;--> statement-breakpoint
+CREATE INDEX "audit_events_entity_idx" ON "audit_events" USING btree ("entity_type","entity_id","id");--> statement-breakpoint
 -- Hand-written below: the audit trail is append-only whatever role writes (docs/audit.md).
 -- The server's role owns its tables, so grants alone cannot stop it (an owner may always
 -- grant itself back); a trigger refuses every UPDATE, DELETE and TRUNCATE instead, and

@@ -8,7 +8,7 @@ import { CatalogError } from '../domain/catalog/validate-catalog.js'
 import { loadDemoCatalog } from '../domain/demo/seed-demo.js'
 import { DEFAULT_KEY_CHANNEL, isRequestChannel, REQUEST_CHANNELS } from '../domain/requests/channels.js'
 import { resolveJurisdiction } from '../domain/jurisdictions.js'
-import { CLI_ACTOR } from '../domain/audit/audit.js'
+import { CLI_ACTOR, recordAudit } from '../domain/audit/audit.js'
 import { replayDeliveries } from '../domain/departments/deliveries.js'
 import {
   createDepartment,
@@ -312,7 +312,7 @@ export const COMMANDS: Command[] = [
       if (failedSince && Number.isNaN(failedSince.getTime())) throw new UsageError('--failed-since must be a datetime')
       await context.withDatabase(async ({ db }) => {
         const jurisdiction = await resolveJurisdiction(db, context.options['jurisdiction-id'])
-        const replayed = await replayDeliveries(db, jurisdiction.id, { ...(event ? { eventId: event } : {}), ...(failedSince ? { failedSince } : {}) })
+        const replayed = await replayDeliveries(db, CLI_ACTOR, jurisdiction.id, { ...(event ? { eventId: event } : {}), ...(failedSince ? { failedSince } : {}) })
         context.out(`${replayed.length} deliveries requeued${replayed.length ? `: ${replayed.join(', ')}` : ''}`)
       })
     },
@@ -329,6 +329,14 @@ export const COMMANDS: Command[] = [
       await context.withDatabase(async ({ db }) => {
         const started = performance.now()
         const rebuilt = await rebuildRollups(db, { ...(from ? { from } : {}), ...(to ? { to } : {}) })
+        // A month per transaction (rollups.ts), none of them the whole rebuild's: its entry is
+        // written once every month has committed, so it says the rebuild finished.
+        await recordAudit(db, CLI_ACTOR, {
+          action: 'report_rollups.rebuilt',
+          entityType: 'report_rollups',
+          entityId: `${from ?? 'first'}..${to ?? 'today'}`,
+          changes: { from: { before: null, after: from ?? null }, to: { before: null, after: to ?? null }, days: { before: null, after: rebuilt.days }, cells: { before: null, after: rebuilt.cells } },
+        }, { keepUnchanged: true })
         context.out(`rebuilt ${rebuilt.days} days (${rebuilt.cells} cells) in ${((performance.now() - started) / 1000).toFixed(1)} s`)
       })
     },

@@ -815,7 +815,7 @@ export const reportRollupPending = pgTable('report_rollup_pending', {
   day: date('day').notNull(),
 })
 
-export const AUDIT_ACTOR_KINDS = ['key', 'cli', 'system'] as const
+export const AUDIT_ACTOR_KINDS = ['key', 'department', 'cli', 'system'] as const
 export type AuditActorKind = (typeof AUDIT_ACTOR_KINDS)[number]
 
 /**
@@ -835,6 +835,8 @@ export const auditEvents = pgTable(
     actorKind: text('actor_kind').$type<AuditActorKind>().notNull(),
     /** api_keys.id of the key that called (actor_kind 'key'). */
     actorKeyId: bigint('actor_key_id', { mode: 'number' }),
+    /** departments.id of the department that reported (actor_kind 'department'); actor_name is its code. */
+    actorDepartmentId: bigint('actor_department_id', { mode: 'number' }),
     actorName: text('actor_name').notNull(),
     /** What was done, as `<entity>.<verb>`: department.created, api_key.revoked, … */
     action: text('action').notNull(),
@@ -852,5 +854,6 @@ export const auditEvents = pgTable(
     index('audit_events_entity_idx').on(t.entityType, t.entityId, t.id),
     check('audit_events_actor_kind_check', inList('actor_kind', AUDIT_ACTOR_KINDS)),
     check('audit_events_key_actor_check', sql`(actor_kind = 'key') = (actor_key_id is not null)`),
+    check('audit_events_department_actor_check', sql`(actor_kind = 'department') = (actor_department_id is not null)`),
   ],
 )

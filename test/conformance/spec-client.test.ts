@@ -25,6 +25,7 @@ import {
   w3Utc,
   walk,
 } from './spec-client.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 /** The assertions this file uses (a tap subtest). */
 type Check = Pick<Test, 'ok' | 'equal' | 'fail' | 'notOk' | 'same' | 'comment'>
@@ -66,7 +67,7 @@ const REPORTER = { email: 'spec-client@example.org', first_name: 'Spec', last_na
 
 const { app } = await buildTestApp(t, {}, { workers: true })
 await loadDemoCatalog(app.db)
-const apiKey = rawKey(await createApiKey(app.db, { name: 'spec-client' }))
+const apiKey = rawKey(await createApiKey(app.db, { name: 'spec-client' }, SERVER_ACTOR))
 const address = await app.listen({ port: 0, host: '127.0.0.1' })
 const origin = new URL(address).origin
 const BASE = `${origin}/open311/v2/`

@@ -15,6 +15,7 @@ import { submitServiceRequest } from '../../src/domain/requests/submit-request.j
 import { validateSubmission } from '../../src/domain/requests/submission.js'
 import { buildTestApp } from '../helpers/app.js'
 import { sqlState } from '../helpers/query.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 // One database per test file; subtests share it and run in order.
 const { app } = await buildTestApp(t)
@@ -201,7 +202,7 @@ t.test('later requests all succeed', async (t) => {
 })
 
 t.test('concurrent POSTs, each in its own transaction, among inserts that fail inside theirs', async (t) => {
-  const client = await createApiKey(db, { name: 'concurrent poster' })
+  const client = await createApiKey(db, { name: 'concurrent poster' }, SERVER_ACTOR)
   const jurisdictionRow = await resolveJurisdiction(db, demo.jurisdiction)
   const pothole = (await activeService(db, jurisdictionRow, 'pothole'))!
   const count = async () =>
@@ -231,7 +232,7 @@ t.test('concurrent POSTs, each in its own transaction, among inserts that fail i
     })
   // The same write for a service that does not exist: a foreign-key failure inside its transaction.
   const submission = validateSubmission({ lat: '41.8781', long: '-87.6298', email: 'x@example.org', 'attribute[size]': 'SMALL' }, pothole, 'UTC')
-  const failing = () => db.transaction((tx) => submitServiceRequest(tx, { jurisdiction: jurisdictionRow, service: { ...pothole, id: 987654321 }, submission, channel: 'internal' }))
+  const failing = () => db.transaction((tx) => submitServiceRequest(tx, { jurisdiction: jurisdictionRow, service: { ...pothole, id: 987654321 }, submission, actor: SERVER_ACTOR, channel: 'internal' }))
 
   const [answers, failures] = await Promise.all([
     Promise.all(Array.from({ length: 40 }, (_, i) => post(i))),

@@ -18,6 +18,7 @@ import { createTestDatabase } from '../helpers/database.js'
 import { eventually } from '../helpers/eventually.js'
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
 import { testDatabaseUrl } from '../helpers/template.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 const postgresUrl = testDatabaseUrl()
 
@@ -96,7 +97,7 @@ if (postgresUrl) {
       },
     })
     await loadDemoCatalog(app.db)
-    const key = await createApiKey(app.db, { name: 'app', scopes: ['requests:write'] })
+    const key = await createApiKey(app.db, { name: 'app', scopes: ['requests:write'] }, SERVER_ACTOR)
     const reporter = { email: 'outage.reporter@example.org', first_name: 'Zebulon', last_name: 'Quimby', phone: '+1 555 0199 431' }
     const post = (format: 'json' | 'xml') =>
       app.inject({

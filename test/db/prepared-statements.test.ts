@@ -15,6 +15,7 @@ import { submitServiceRequest } from '../../src/domain/requests/submit-request.j
 import { validateSubmission } from '../../src/domain/requests/submission.js'
 import { createTestDatabase } from '../helpers/database.js'
 import { embeddedTemplatePath } from '../helpers/template.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 const quiet = { warn: () => {}, info: () => {}, error: () => {} }
 const { database, url } = await createTestDatabase(t)
@@ -39,7 +40,7 @@ t.test('DATABASE_PREPARED_STATEMENTS: named when on, none held when off', async 
     const jurisdiction = await resolveJurisdiction(own.db, undefined)
     const service = (await activeService(own.db, jurisdiction, 'pothole'))!
     const submission = validateSubmission({ lat: '41.8781', long: '-87.6298', email: 'x@example.org', 'attribute[size]': 'SMALL' }, service, jurisdiction.timeZone)
-    const created = await own.db.transaction((tx) => submitServiceRequest(tx, { jurisdiction, service, submission, channel: 'internal' }))
+    const created = await own.db.transaction((tx) => submitServiceRequest(tx, { jurisdiction, service, submission, actor: SERVER_ACTOR, channel: 'internal' }))
     const found = await findPublicRequests(own.db, { jurisdictionId: jurisdiction.id, serviceRequestIds: [created.serviceRequestId], order: 'requested_desc', limit: 10, offset: 0 }, 'core')
     t.equal(found.length, 1, `prepared statements ${preparedStatements ? 'on' : 'off'}: the new request is written and found`)
     const held = await queryRows<{ name: string }>(own.db, sql`select name from pg_prepared_statements order by name`)

@@ -23,6 +23,7 @@ import { buildTestApp, TEST_SECRETS_KEY } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/database.js'
 import { sqlState } from '../helpers/query.js'
 import { testDatabaseUrl, withDatabaseName } from '../helpers/template.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 const replicaBaseUrl = process.env.TEST_REPLICA_URL || undefined
 /** Replication on a loaded, shared machine can stall for seconds; a minute means it is broken. */
@@ -51,7 +52,7 @@ async function eventually<T>(what: string, check: () => Promise<T | undefined>):
 const one = async <T>(db: Db, query: ReturnType<typeof sql>): Promise<T> => (await queryRows<T>(db, query))[0]!
 
 async function postRequest(t: Test, app: Awaited<ReturnType<typeof buildTestApp>>['app'], description: string): Promise<string> {
-  const { key } = await createApiKey(app.db, { name: 'replica test client' })
+  const { key } = await createApiKey(app.db, { name: 'replica test client' }, SERVER_ACTOR)
   const res = await app.inject({
     method: 'POST',
     url: '/open311/v2/requests.json',

@@ -8,6 +8,7 @@ import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
 import { importCatalog } from '../../src/domain/catalog/catalog.js'
 import { validateCatalog } from '../../src/domain/catalog/validate-catalog.js'
 import { buildTestApp } from '../helpers/app.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 // One database per test file; subtests share it and run in order.
 const { app } = await buildTestApp(t)
@@ -16,9 +17,9 @@ await importCatalog(
   validateCatalog(
     { jurisdiction: { id: 'answers.example', name: 'Answers City', time_zone: 'UTC' }, services: [{ service_code: 'pothole', service_name: 'Pothole' }] },
     'test',
-  ),
+  ), {}, SERVER_ACTOR,
 )
-const admin = await createApiKey(app.db, { name: 'operator', scopes: ['admin'] })
+const admin = await createApiKey(app.db, { name: 'operator', scopes: ['admin'] }, SERVER_ACTOR)
 const asAdmin = { authorization: `Bearer ${admin.key}` }
 
 const register = (code: string) =>

@@ -14,7 +14,7 @@ import {
 } from '../../src/domain/api-keys/api-keys.js'
 import { buildTestApp } from '../helpers/app.js'
 import { closeDatabaseUnderApp } from '../helpers/closed-database.js'
-import { systemActor } from '../../src/domain/audit/audit.js'
+import { SERVER_ACTOR, systemActor } from '../../src/domain/audit/audit.js'
 
 // One database per test file; subtests share it and run in order.
 const { app, database } = await buildTestApp(t)
@@ -34,7 +34,7 @@ async function lastUsedAt(id: number): Promise<Date | null> {
 }
 
 t.test('createApiKey returns a raw key of the documented shape, once', async (t) => {
-  const created = await createApiKey(db, { name: 'mobile app' })
+  const created = await createApiKey(db, { name: 'mobile app' }, SERVER_ACTOR)
   t.match(created.key, RAW_KEY)
   t.equal(created.key.slice(5, 17), created.key_id, 'the key id is embedded in the raw key')
   t.match(created, { name: 'mobile app', scopes: ['requests:write'], last_used_at: null, revoked_at: null })
@@ -45,14 +45,14 @@ t.test('createApiKey returns a raw key of the documented shape, once', async (t)
   t.ok(summary, 'listed')
   t.notOk(summary && 'key' in summary, 'the listing has no raw key')
 
-  const other = await createApiKey(db, { name: 'other', scopes: ['admin', 'admin', 'requests:write'] })
+  const other = await createApiKey(db, { name: 'other', scopes: ['admin', 'admin', 'requests:write'] }, SERVER_ACTOR)
   t.same(other.scopes, ['admin', 'requests:write'], 'scopes deduplicated')
   t.not(other.key, created.key)
   t.not(other.key_id, created.key_id)
 })
 
 t.test('the database never holds the raw key or its secret part', async (t) => {
-  const created = await createApiKey(db, { name: 'storage check', scopes: ['admin'] })
+  const created = await createApiKey(db, { name: 'storage check', scopes: ['admin'] }, SERVER_ACTOR)
   const secret = created.key.slice(18)
   t.equal(secret.length, 43)
   t.equal(await rowsContaining(created.key_id), 1, 'the row is found by its (non-secret) key id: the search works')
@@ -66,8 +66,8 @@ t.test('the database never holds the raw key or its secret part', async (t) => {
 })
 
 t.test('verifyApiKey', async (t) => {
-  const writer = await createApiKey(db, { name: 'writer', scopes: ['requests:write'] })
-  const admin = await createApiKey(db, { name: 'admin', scopes: ['admin'] })
+  const writer = await createApiKey(db, { name: 'writer', scopes: ['requests:write'] }, SERVER_ACTOR)
+  const admin = await createApiKey(db, { name: 'admin', scopes: ['admin'] }, SERVER_ACTOR)
 
   t.test('accepts a valid key for its scope', async (t) => {
     const verified = await verifyApiKey(db, writer.key, 'requests:write')
@@ -115,7 +115,7 @@ t.test('verifyApiKey', async (t) => {
   })
 
   t.test('a revoked key is rejected immediately', async (t) => {
-    const doomed = await createApiKey(db, { name: 'doomed', scopes: ['requests:write', 'admin'] })
+    const doomed = await createApiKey(db, { name: 'doomed', scopes: ['requests:write', 'admin'] }, SERVER_ACTOR)
     t.match(await verifyApiKey(db, doomed.key, 'admin'), { id: doomed.id })
     const revoked = await revokeApiKey(db, doomed.id, systemActor('test'))
     t.ok(revoked?.revoked_at instanceof Date, 'revoked_at set')
@@ -130,7 +130,7 @@ t.test('verifyApiKey', async (t) => {
 })
 
 t.test('last_used_at is set by a successful verification only', async (t) => {
-  const key = await createApiKey(db, { name: 'usage', scopes: ['requests:write'] })
+  const key = await createApiKey(db, { name: 'usage', scopes: ['requests:write'] }, SERVER_ACTOR)
   t.equal(await lastUsedAt(key.id), null, 'unused at creation')
 
   await verifyApiKey(db, key.key, 'admin')
@@ -156,19 +156,19 @@ t.test('last_used_at is set by a successful verification only', async (t) => {
 })
 
 t.test('a revocation made behind this instance’s back applies within API_KEY_CACHE_TTL_MS', async (t) => {
-  const key = await createApiKey(db, { name: 'leaked', scopes: ['requests:write'] })
+  const key = await createApiKey(db, { name: 'leaked', scopes: ['requests:write'] }, SERVER_ACTOR)
   t.ok(await verifyApiKey(db, key.key, 'requests:write'), 'valid, and now remembered')
   // As the CLI or another instance would: straight in the database.
   await db.update(apiKeys).set({ revokedAt: sql`now()` }).where(eq(apiKeys.id, key.id))
   await new Promise((resolve) => setTimeout(resolve, API_KEY_CACHE_TTL_MS + 50))
   t.equal(await verifyApiKey(db, key.key, 'requests:write'), null, 'refused once the remembered row is older than the TTL')
 
-  const other = await createApiKey(db, { name: 'revoked here', scopes: ['requests:write'] })
+  const other = await createApiKey(db, { name: 'revoked here', scopes: ['requests:write'] }, SERVER_ACTOR)
   t.ok(await verifyApiKey(db, other.key, 'requests:write'))
   await revokeApiKey(db, other.id, systemActor('test'))
   t.equal(await verifyApiKey(db, other.key, 'requests:write'), null, 'a revocation through this instance applies to the next request')
 
-  const valid = await createApiKey(db, { name: 'remembered', scopes: ['requests:write'] })
+  const valid = await createApiKey(db, { name: 'remembered', scopes: ['requests:write'] }, SERVER_ACTOR)
   t.ok(await verifyApiKey(db, valid.key, 'requests:write'))
   const tampered = valid.key.slice(0, -1) + (valid.key.endsWith('A') ? 'B' : 'A')
   t.equal(await verifyApiKey(db, tampered, 'requests:write'), null, 'a remembered row still checks the secret')
@@ -176,7 +176,7 @@ t.test('a revocation made behind this instance’s back applies within API_KEY_C
 })
 
 t.test('a burst of verifications on an expired copy: all answered from the one read they share', async (t) => {
-  const key = await createApiKey(db, { name: 'burst', scopes: ['requests:write'] })
+  const key = await createApiKey(db, { name: 'burst', scopes: ['requests:write'] }, SERVER_ACTOR)
   forgetApiKeys(db)
   const verified = await Promise.all(Array.from({ length: 20 }, () => verifyApiKey(db, key.key, 'requests:write')))
   t.same(new Set(verified.map((v) => v?.id)), new Set([key.id]), 'all twenty verified')
@@ -196,7 +196,7 @@ t.test('a burst of verifications on an expired copy: all answered from the one r
 
 // Last: it closes the database under the app.
 t.test('a failed read is not remembered: every waiter gets the error, and the next request reads again', async (t) => {
-  const key = await createApiKey(db, { name: 'outage', scopes: ['requests:write'] })
+  const key = await createApiKey(db, { name: 'outage', scopes: ['requests:write'] }, SERVER_ACTOR)
   forgetApiKeys(db)
   await closeDatabaseUnderApp(database)
   const attempts = await Promise.allSettled(Array.from({ length: 5 }, () => verifyApiKey(db, key.key, 'requests:write')))

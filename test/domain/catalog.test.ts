@@ -9,6 +9,7 @@ import { DomainError } from '../../src/domain/errors.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import { buildTestApp } from '../helpers/app.js'
 import { sqlState } from '../helpers/query.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 // One database per test file; subtests share it and run in order.
 const { app } = await buildTestApp(t)
@@ -88,7 +89,7 @@ function fixture(): RawCatalog {
 }
 
 
-const importFixture = (data: unknown) => importCatalog(db, validateCatalog(data, 'test'))
+const importFixture = (data: unknown) => importCatalog(db, validateCatalog(data, 'test'), {}, SERVER_ACTOR)
 
 /** Everything an import may touch, with timestamps at full (microsecond) precision. */
 async function snapshot() {
@@ -473,7 +474,7 @@ t.test('a catalog adding a jurisdiction beside others: refused unless confirmed,
     data.jurisdiction.id = 'second.example'
     return validateCatalog(data, 'second.json')
   }
-  const refused = await importCatalog(db, other(), { newJurisdiction: { confirmed: false, howToConfirm: 'say yes' } }).then(
+  const refused = await importCatalog(db, other(), { newJurisdiction: { confirmed: false, howToConfirm: 'say yes' } }, SERVER_ACTOR).then(
     () => undefined,
     (err: unknown) => err,
   )
@@ -483,12 +484,12 @@ t.test('a catalog adding a jurisdiction beside others: refused unless confirmed,
   t.match(problem?.description, /^the catalog adds jurisdiction "second\.example" beside .*catalog\.test\.example.*: once this server serves several jurisdictions, every GeoReport request must name its jurisdiction_id \(one of .*second\.example.*\).*Nothing was imported; to add it, say yes$/)
   t.same(await served(), before, 'nothing was imported')
 
-  const confirmed = await importCatalog(db, other(), { newJurisdiction: { confirmed: true, howToConfirm: 'say yes' } })
+  const confirmed = await importCatalog(db, other(), { newJurisdiction: { confirmed: true, howToConfirm: 'say yes' } }, SERVER_ACTOR)
   t.same(confirmed.created, ['pothole', 'graffiti', 'feedback'])
   t.match(confirmed.warnings, [/^jurisdiction "second\.example" was added beside .*: once this server serves several jurisdictions, every GeoReport request must name its jurisdiction_id/])
   t.same(await served(), [...before, 'second.example'].sort())
 
-  const again = await importCatalog(db, other(), { newJurisdiction: { confirmed: false, howToConfirm: 'say yes' } })
+  const again = await importCatalog(db, other(), { newJurisdiction: { confirmed: false, howToConfirm: 'say yes' } }, SERVER_ACTOR)
   t.same(again.unchanged, ['pothole', 'graffiti', 'feedback'], 'an existing jurisdiction needs no confirmation')
   t.notOk('warnings' in again, 'and carries no warning')
 })
@@ -517,7 +518,7 @@ t.test('a failure inside the import transaction rolls the whole import back', as
   catalog.services.push({ ...structuredClone(catalog.services[2]!), service_code: 'brand-new' })
   // Past validation, the database is the last line of defence: its check constraint fails the last service.
   catalog.services.push({ ...structuredClone(catalog.services[2]!), service_code: 'not url safe' })
-  const error = await importCatalog(db, catalog).then(
+  const error = await importCatalog(db, catalog, {}, SERVER_ACTOR).then(
     () => undefined,
     (err: unknown) => err,
   )

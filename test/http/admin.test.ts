@@ -2,13 +2,13 @@ import { XMLParser } from 'fast-xml-parser'
 import t from 'tap'
 import { createApiKey, revokeApiKey } from '../../src/domain/api-keys/api-keys.js'
 import { buildTestApp } from '../helpers/app.js'
-import { systemActor } from '../../src/domain/audit/audit.js'
+import { SERVER_ACTOR, systemActor } from '../../src/domain/audit/audit.js'
 
 // One database per test file; subtests share it and run in order.
 const { app, rawLogs } = await buildTestApp(t)
-const admin = await createApiKey(app.db, { name: 'operator', scopes: ['admin'] })
-const writer = await createApiKey(app.db, { name: 'client app', scopes: ['requests:write'] })
-const revokedAdmin = await createApiKey(app.db, { name: 'former operator', scopes: ['admin'] })
+const admin = await createApiKey(app.db, { name: 'operator', scopes: ['admin'] }, SERVER_ACTOR)
+const writer = await createApiKey(app.db, { name: 'client app', scopes: ['requests:write'] }, SERVER_ACTOR)
+const revokedAdmin = await createApiKey(app.db, { name: 'former operator', scopes: ['admin'] }, SERVER_ACTOR)
 await revokeApiKey(app.db, revokedAdmin.id, systemActor('test'))
 
 const bearer = (key: string) => ({ authorization: `Bearer ${key}` })

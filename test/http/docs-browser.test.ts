@@ -14,6 +14,7 @@ import t from 'tap'
 import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import { buildTestApp } from '../helpers/app.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const SCREENSHOT = fileURLToPath(new URL('../../test-output/docs-after-post-request.png', import.meta.url))
@@ -25,8 +26,8 @@ if (!existsSync(CHROMIUM)) {
 
 const { app } = await buildTestApp(t)
 await loadDemoCatalog(app.db)
-const client = await createApiKey(app.db, { name: 'docs reader app', scopes: ['requests:write'] })
-const admin = await createApiKey(app.db, { name: 'docs reader operator', scopes: ['admin'] })
+const client = await createApiKey(app.db, { name: 'docs reader app', scopes: ['requests:write'] }, SERVER_ACTOR)
+const admin = await createApiKey(app.db, { name: 'docs reader operator', scopes: ['admin'] }, SERVER_ACTOR)
 await app.listen({ port: 0, host: '127.0.0.1' })
 const { port } = app.server.address() as { port: number }
 

@@ -12,10 +12,11 @@ import { serializeError } from '../../src/shared/log-errors.js'
 import { startPeriodicWorker } from '../../src/workers/periodic.js'
 import { buildDepartmentHarness } from '../departments/fixtures/harness.js'
 import { buildTestApp } from '../helpers/app.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 const { app, database, logs, rawLogs } = await buildTestApp(t)
 await loadDemoCatalog(app.db)
-const key = await createApiKey(app.db, { name: 'app', scopes: ['requests:write'] })
+const key = await createApiKey(app.db, { name: 'app', scopes: ['requests:write'] }, SERVER_ACTOR)
 const reporter = { email: 'leaky.reporter@example.org', first_name: 'Philomena', last_name: 'Vandersloot', phone: '+1 555 0142 987' }
 
 t.test('a statement fails during a POST carrying personal data: 500, and not a byte of it in any log line', async (t) => {

@@ -17,11 +17,12 @@ import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
 import { validateCatalog } from '../../src/domain/catalog/validate-catalog.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import { buildTestApp } from '../helpers/app.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 const { app } = await buildTestApp(t, { rateLimits: { perIpPerMinute: 1_000_000, perKeyPerMinute: 1_000_000 } })
 await loadDemoCatalog(app.db)
-const admin = await createApiKey(app.db, { name: 'ops', scopes: ['admin'] })
-const client = await createApiKey(app.db, { name: 'app', scopes: ['requests:write'] })
+const admin = await createApiKey(app.db, { name: 'ops', scopes: ['admin'] }, SERVER_ACTOR)
+const client = await createApiKey(app.db, { name: 'app', scopes: ['requests:write'] }, SERVER_ACTOR)
 const xml = new XMLParser({ isArray: (name) => name === 'error' })
 
 /** Every table's rows, hashed: "nothing stored" means this does not change. Rate-limit counters and key use times move with any request. */
@@ -322,7 +323,7 @@ t.test("Fastify's own refusals a client can trigger all answer in the envelope",
 t.test('over a real socket: malformed multipart is 400, a chunked multipart body stops at the limit with 413', async (t) => {
   const { app: small, logs: smallLogs } = await buildTestApp(t, { bodyLimitBytes: 262_144 })
   await loadDemoCatalog(small.db)
-  const key = await createApiKey(small.db, { name: 'app', scopes: ['requests:write'] })
+  const key = await createApiKey(small.db, { name: 'app', scopes: ['requests:write'] }, SERVER_ACTOR)
   await small.listen({ port: 0, host: '127.0.0.1' })
   const { port } = small.server.address() as { port: number }
 

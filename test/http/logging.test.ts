@@ -4,6 +4,7 @@ import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import { buildTestApp } from '../helpers/app.js'
 import { closeDatabaseUnderApp } from '../helpers/closed-database.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 const xml = new XMLParser({ isArray: (name) => name === 'error' })
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
@@ -11,7 +12,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{1
 // One database per test file; subtests share it and run in order.
 const { app, logs, rawLogs } = await buildTestApp(t)
 await loadDemoCatalog(app.db)
-const admin = await createApiKey(app.db, { name: 'ops', scopes: ['admin'] })
+const admin = await createApiKey(app.db, { name: 'ops', scopes: ['admin'] }, SERVER_ACTOR)
 
 /** Runs `fn` and returns the log lines written meanwhile, parsed. */
 async function linesDuring(fn: () => Promise<unknown>): Promise<Record<string, unknown>[]> {
@@ -223,7 +224,7 @@ t.test('at info, a request writes one line when it completes: method, URL, route
 })
 
 t.test('a write names what it did on its one line: a POST, an admin action', async (t) => {
-  const writer = await createApiKey(app.db, { name: 'one-line writer', scopes: ['requests:write'] })
+  const writer = await createApiKey(app.db, { name: 'one-line writer', scopes: ['requests:write'] }, SERVER_ACTOR)
   const posted = await linesDuring(() =>
     app.inject({
       method: 'POST',

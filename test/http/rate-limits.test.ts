@@ -13,6 +13,7 @@ import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import { FLUSH_MS, SharedCounters } from '../../src/domain/rate-limits/shared-counters.js'
 import { buildTestApp } from '../helpers/app.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 const quiet = { warn: () => {}, info: () => {}, error: () => {} }
 const limits = { rateLimits: { perIpPerMinute: 3, perKeyPerMinute: 1_000 } }
@@ -22,7 +23,7 @@ await loadDemoCatalog(instanceA.db)
 const instanceB = await buildApp({ config: instanceA.config, database: first.database, logger: instanceA.log })
 t.teardown(() => instanceB.close())
 await instanceB.ready()
-const client = await createApiKey(instanceA.db, { name: 'rate-limit client' })
+const client = await createApiKey(instanceA.db, { name: 'rate-limit client' }, SERVER_ACTOR)
 
 /** Waits for a fresh 60-second window when this one is nearly over, so a burst fits in one. */
 async function freshWindow() {

@@ -7,6 +7,7 @@ import t from 'tap'
 import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import { buildTestApp } from '../helpers/app.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 // One database per test file; subtests share it and run in order.
 const { app } = await buildTestApp(t)
@@ -37,7 +38,7 @@ t.test('GET / points at the docs, the OpenAPI document, discovery, the service l
 })
 
 t.test('a GeoReport URL without its format suffix: 404 suggesting .json and .xml', async (t) => {
-  const client = await createApiKey(app.db, { name: 'app', scopes: ['requests:write'] })
+  const client = await createApiKey(app.db, { name: 'app', scopes: ['requests:write'] }, SERVER_ACTOR)
   const cases: { method?: 'GET' | 'POST'; url: string; suggests: string }[] = [
     { url: '/open311/v2/requests', suggests: '/open311/v2/requests.json or /open311/v2/requests.xml' },
     { url: '/open311/v2/requests?status=open&page=2', suggests: '/open311/v2/requests.json?status=open&page=2 or /open311/v2/requests.xml?status=open&page=2' },

@@ -15,12 +15,13 @@ import { queryRows } from '../../src/db/database.js'
 import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import { buildTestApp } from '../helpers/app.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 const { app, logs } = await buildTestApp(t)
 const db = app.db
 await loadDemoCatalog(db)
-const { key } = await createApiKey(db, { name: 'harvest writer' })
-const operator = await createApiKey(db, { name: 'operator', scopes: ['admin'] })
+const { key } = await createApiKey(db, { name: 'harvest writer' }, SERVER_ACTOR)
+const operator = await createApiKey(db, { name: 'operator', scopes: ['admin'] }, SERVER_ACTOR)
 
 async function createRequest(n: number): Promise<string> {
   const res = await app.inject({

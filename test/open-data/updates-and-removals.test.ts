@@ -13,6 +13,7 @@ import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import { buildTestApp } from '../helpers/app.js'
 import { DEMO_JURISDICTION, demoFixtures, insertFixtures } from '../open311/fixtures.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 const GOLDEN = new URL('./golden/', import.meta.url)
 const { app } = await buildTestApp(t)
@@ -20,7 +21,7 @@ const db = app.db
 await loadDemoCatalog(db)
 const fixtures = await insertFixtures(db, demoFixtures(new Date('2026-06-01T15:00:00Z')))
 const fixture = (key: string) => fixtures.get(key)!
-const admin = await createApiKey(db, { name: 'operator', scopes: ['admin'] })
+const admin = await createApiKey(db, { name: 'operator', scopes: ['admin'] }, SERVER_ACTOR)
 
 const get = (url: string) => app.inject(url)
 const csv = (body: string): Record<string, string>[] => parseCsv(body, { columns: true })

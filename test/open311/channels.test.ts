@@ -19,15 +19,16 @@ import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import { REQUEST_CHANNELS } from '../../src/domain/requests/channels.js'
 import { buildTestApp } from '../helpers/app.js'
 import { inProcessCli } from '../helpers/cli.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 const { app, database, databaseUrl } = await buildTestApp(t, { rateLimits: { perIpPerMinute: 100_000, perKeyPerMinute: 100_000 } })
 const db = app.db
 await loadDemoCatalog(db)
 
-const plainApp = await createApiKey(db, { name: 'mobile app' })
-const chatDesk = await createApiKey(db, { name: 'chat desk', scopes: ['requests:write', 'requests:set-channel'], defaultChannel: 'chat' })
-const operator = await createApiKey(db, { name: 'operator', scopes: ['admin', 'requests:write'], defaultChannel: 'internal' })
-const adminOnly = await createApiKey(db, { name: 'ops', scopes: ['admin'] })
+const plainApp = await createApiKey(db, { name: 'mobile app' }, SERVER_ACTOR)
+const chatDesk = await createApiKey(db, { name: 'chat desk', scopes: ['requests:write', 'requests:set-channel'], defaultChannel: 'chat' }, SERVER_ACTOR)
+const operator = await createApiKey(db, { name: 'operator', scopes: ['admin', 'requests:write'], defaultChannel: 'internal' }, SERVER_ACTOR)
+const adminOnly = await createApiKey(db, { name: 'ops', scopes: ['admin'] }, SERVER_ACTOR)
 const asAdmin = { authorization: `Bearer ${adminOnly.key}` }
 
 const report = (key: string, extra: Record<string, string | string[]> = {}) => {

@@ -19,6 +19,7 @@ import { startWorkers } from '../../src/workers/index.js'
 import { storedCatalogDocuments } from '../../src/http/catalog-answers.js'
 import { buildTestApp } from '../helpers/app.js'
 import { DAY_MS, type InsertedRequest, type InsertedUpdate, chicagoW3c, demoFixtures, fixtureNow, insertFixtures, utcZ } from './fixtures.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 const xml = new XMLParser({
   parseTagValue: false,
@@ -44,7 +45,7 @@ interface CatalogAttr {
 // One database per test file; subtests share it and run in order.
 const { app, database } = await buildTestApp(t)
 await loadDemoCatalog(app.db)
-const { key: apiKey } = await createApiKey(app.db, { name: 't' })
+const { key: apiKey } = await createApiKey(app.db, { name: 't' }, SERVER_ACTOR)
 const now = fixtureNow()
 const fx = await insertFixtures(app.db, demoFixtures(now))
 const f = (key: string): InsertedRequest => fx.get(key)!
@@ -208,7 +209,7 @@ t.test('discovery changeset moves after a catalog change, not after a no-op impo
   const deadAnimal = modified.services.find((s) => s.service_code === 'dead-animal')!
   deadAnimal.description = 'Report a dead animal on a street, sidewalk or in a park (not on private property).'
   modified.services.push({ service_code: 'bench-repair', service_name: 'Bench Repair', description: 'Broken park bench', group: 'Parks' })
-  const summary = await importCatalog(app.db, validateCatalog(modified, 'test catalog'))
+  const summary = await importCatalog(app.db, validateCatalog(modified, 'test catalog'), {}, SERVER_ACTOR)
   t.same(summary.updated, ['dead-animal'])
   t.same(summary.created, ['bench-repair'])
 

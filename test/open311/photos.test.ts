@@ -19,6 +19,7 @@ import demoCatalog from '../../src/domain/demo/demo-catalog.json' with { type: '
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import { acceptPendingTokens } from '../../src/domain/requests/tokens.js'
 import { buildTestApp } from '../helpers/app.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 const MAX_BYTES = 1_048_576
 const { app, rawLogs } = await buildTestApp(t, {
@@ -27,8 +28,8 @@ const { app, rawLogs } = await buildTestApp(t, {
 })
 const db = app.db
 await loadDemoCatalog(db)
-const client = await createApiKey(db, { name: 'photo client' })
-const admin = await createApiKey(db, { name: 'photo operator', scopes: ['admin'] })
+const client = await createApiKey(db, { name: 'photo client' }, SERVER_ACTOR)
+const admin = await createApiKey(db, { name: 'photo operator', scopes: ['admin'] }, SERVER_ACTOR)
 const asAdmin = { authorization: `Bearer ${admin.key}` }
 const xml = new XMLParser({ parseTagValue: false, isArray: (name) => ['request', 'error', 'media_url'].includes(name) })
 

@@ -12,7 +12,7 @@ import { type Db, queryRows } from '../../src/db/database.js'
 import { createApiKey, revokeApiKey } from '../../src/domain/api-keys/api-keys.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import { buildTestApp } from '../helpers/app.js'
-import { systemActor } from '../../src/domain/audit/audit.js'
+import { SERVER_ACTOR, systemActor } from '../../src/domain/audit/audit.js'
 
 // Text stays text (ids, codes): the XML answers are compared as strings.
 const xml = new XMLParser({
@@ -133,8 +133,8 @@ function namesField(t: Test, errors: ErrorItem[], pattern: RegExp, label: string
 const { app } = await buildTestApp(t, { rateLimits: { perIpPerMinute: 100_000, perKeyPerMinute: 100_000 } })
 const db = app.db
 await loadDemoCatalog(db)
-const client = await createApiKey(db, { name: 'test client' })
-const otherClient = await createApiKey(db, { name: 'second client' })
+const client = await createApiKey(db, { name: 'test client' }, SERVER_ACTOR)
+const otherClient = await createApiKey(db, { name: 'second client' }, SERVER_ACTOR)
 const post = poster(app)
 
 const LOCATION = { lat: '41.8781', long: '-87.6298' }
@@ -557,9 +557,9 @@ t.test('api_key: accepted from the body, the query string and Authorization: Bea
 })
 
 t.test('api_key: missing, empty, malformed, unknown, revoked or without requests:write → 403', async (t) => {
-  const revoked = await createApiKey(db, { name: 'revoked client' })
+  const revoked = await createApiKey(db, { name: 'revoked client' }, SERVER_ACTOR)
   await revokeApiKey(db, revoked.id, systemActor('test'))
-  const adminOnly = await createApiKey(db, { name: 'operator', scopes: ['admin'] })
+  const adminOnly = await createApiKey(db, { name: 'operator', scopes: ['admin'] }, SERVER_ACTOR)
   const wellFormedUnknown = client.key.replace(/^o311_[a-z0-9]{12}_/, 'o311_zzzzzzzzzzzz_')
   const sameIdWrongSecret = client.key.replace(/_([A-Za-z0-9_-]{43})$/, `_${'A'.repeat(43)}`)
   t.not(sameIdWrongSecret, client.key)
@@ -770,7 +770,7 @@ function constrainedApp(): Promise<Constrained> {
     return {
       app: limited,
       post: poster(limited),
-      freshKey: async () => (await createApiKey(limited.db, { name: `client ${++n}` })).key,
+      freshKey: async () => (await createApiKey(limited.db, { name: `client ${++n}` }, SERVER_ACTOR)).key,
       freshIp: () => `10.77.${Math.floor(++n / 250)}.${(n % 250) + 1}`,
     }
   })()

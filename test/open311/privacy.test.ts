@@ -12,6 +12,7 @@ import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import { acceptPendingTokens } from '../../src/domain/requests/tokens.js'
 import { buildTestApp } from '../helpers/app.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 const xml = new XMLParser({ parseTagValue: false, isArray: (name) => ['request', 'request_update', 'error', 'service'].includes(name) })
 
@@ -19,7 +20,7 @@ const xml = new XMLParser({ parseTagValue: false, isArray: (name) => ['request',
 const { app, rawLogs } = await buildTestApp(t)
 const db = app.db
 await loadDemoCatalog(db)
-const client = await createApiKey(db, { name: 'privacy client' })
+const client = await createApiKey(db, { name: 'privacy client' }, SERVER_ACTOR)
 
 /** Distinctive personal values: none of them occurs in the catalog or anywhere else. */
 const PERSON = {

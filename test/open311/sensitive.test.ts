@@ -15,14 +15,15 @@ import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
 import demoCatalog from '../../src/domain/demo/demo-catalog.json' with { type: 'json' }
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import { buildTestApp } from '../helpers/app.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 const xml = new XMLParser({ parseTagValue: false, isArray: (name) => ['request', 'request_update', 'attribute', 'note', 'media_url'].includes(name) })
 
 const { app } = await buildTestApp(t)
 const db = app.db
 await loadDemoCatalog(db)
-const admin = await createApiKey(db, { name: 'sensitive ops', scopes: ['admin'] })
-const client = await createApiKey(db, { name: 'sensitive client' })
+const admin = await createApiKey(db, { name: 'sensitive ops', scopes: ['admin'] }, SERVER_ACTOR)
+const client = await createApiKey(db, { name: 'sensitive client' }, SERVER_ACTOR)
 const asAdmin = { authorization: `Bearer ${admin.key}` }
 
 /** The demo catalog with noise complaints made sensitive (or not), imported as an operator does. */

@@ -2,6 +2,7 @@ import { XMLParser } from 'fast-xml-parser'
 import t from 'tap'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import { buildTestApp } from '../helpers/app.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 const xml = new XMLParser({ isArray: (name) => ['service', 'error'].includes(name) })
 
@@ -56,7 +57,7 @@ t.test('with several jurisdictions, jurisdiction_id is required', async (t) => {
   await importCatalog(app.db, {
     jurisdiction: { id: 'other.example', name: 'Other', time_zone: 'UTC', contact: '', key_service: '' },
     services: [],
-  })
+  }, {}, SERVER_ACTOR)
   const res = await app.inject('/open311/v2/services.json')
   t.equal(res.statusCode, 400)
   // The error lists the ids a client may choose from.

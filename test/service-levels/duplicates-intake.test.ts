@@ -16,6 +16,7 @@ import { validateSubmission } from '../../src/domain/requests/submission.js'
 import { buildDepartmentHarness, xml } from '../departments/fixtures/harness.js'
 import { eventually } from '../helpers/eventually.js'
 import { distanceOf, eventsAbout, type Point, pointAt, postAt, spot } from './duplicates-fixtures.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 const TZ = 'America/Chicago'
 const h = await buildDepartmentHarness(t, {
@@ -300,7 +301,7 @@ async function streetlightSubmission(at: Point) {
   const jurisdiction = await resolveJurisdiction(app.db, undefined)
   const service = (await activeService(app.db, jurisdiction, 'streetlight'))!
   const submission = validateSubmission({ service_code: 'streetlight', lat: at.lat, long: at.long }, service, jurisdiction.timeZone)
-  return { jurisdiction, service, submission, channel: 'app' as const }
+  return { jurisdiction, service, submission, actor: SERVER_ACTOR, channel: 'app' as const }
 }
 
 t.test('link races: the original closing while a report comes in', async (t) => {

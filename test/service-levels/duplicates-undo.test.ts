@@ -13,6 +13,7 @@ import { CatalogError, validateCatalog } from '../../src/domain/catalog/validate
 import { buildDepartmentHarness } from '../departments/fixtures/harness.js'
 import { sqlState } from '../helpers/query.js'
 import { eventsAbout, pointAt, postAt, spot } from './duplicates-fixtures.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 const JURISDICTION = { id: 'undo.test.example', name: 'Undo City', time_zone: 'UTC' }
 const SERVICES = [
@@ -223,7 +224,7 @@ t.test('the database refuses what the file format would: a searching policy with
 t.test('other jurisdictions’ requests are never found', async (t) => {
   // Last: a second jurisdiction makes jurisdiction_id required on every GeoReport request.
   const other = { id: 'other.test.example', name: 'Other City', time_zone: 'UTC' }
-  await importCatalog(app.db, validateCatalog({ jurisdiction: other, services: SERVICES }, 'other.json'))
+  await importCatalog(app.db, validateCatalog({ jurisdiction: other, services: SERVICES }, 'other.json'), {}, SERVER_ACTOR)
   const base = spot(5)
   const theirs = created(await postAt(h, 'pothole', base, { fields: { jurisdiction_id: other.id } }))
   const near = await pointAt(h, base, 10, 0)

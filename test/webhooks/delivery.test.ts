@@ -33,6 +33,7 @@ import {
 import { TEST_SECRETS_KEY } from '../helpers/app.js'
 import { childEnv, ROOT } from '../helpers/process.js'
 import { type Delivery, FakeClock, type Handler, HOUR, MINUTE, SECOND, setupHarness } from './fixtures.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 // One database per test file; subtests share it and run in order. Each subtest uses its own
 // department and retires (disables) it at the end, so its leftovers are never claimed later.
@@ -175,7 +176,7 @@ t.test('no phantom emit: a rolled-back request leaves no outbox row and sends no
   let seenInside = 0
   await t.rejects(
     db.transaction(async (tx) => {
-      await submitServiceRequest(tx, { jurisdiction, service: service!, submission, channel: 'internal' })
+      await submitServiceRequest(tx, { jurisdiction, service: service!, submission, actor: SERVER_ACTOR, channel: 'internal' })
       seenInside = (await tx.select({ id: outbox.id }).from(outbox)).length
       throw new Deliberate('the business transaction fails after the request was written')
     }),
@@ -185,7 +186,7 @@ t.test('no phantom emit: a rolled-back request leaves no outbox row and sends no
   // A database error after the writes rolls back the same way.
   await t.rejects(
     db.transaction(async (tx) => {
-      await submitServiceRequest(tx, { jurisdiction, service: service!, submission, channel: 'internal' })
+      await submitServiceRequest(tx, { jurisdiction, service: service!, submission, actor: SERVER_ACTOR, channel: 'internal' })
       await tx.execute(sql`select 1 / 0`)
     }),
   )
@@ -754,7 +755,7 @@ t.test('concurrent workers never double-send', async (t) => {
   const EVENTS = 500
   for (let batch = 0; batch < EVENTS / 50; batch++) {
     await db.transaction(async (tx) => {
-      for (let i = 0; i < 50; i++) await submitServiceRequest(tx, { jurisdiction, service: service!, submission, channel: 'internal' })
+      for (let i = 0; i < 50; i++) await submitServiceRequest(tx, { jurisdiction, service: service!, submission, actor: SERVER_ACTOR, channel: 'internal' })
     })
   }
   const rows = await h.outboxOf('bulk')

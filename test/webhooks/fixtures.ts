@@ -14,6 +14,7 @@ import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import { type DepartmentDeliveryOptions, deliverDue } from '../../src/workers/department-deliveries.js'
 import type { AppConfig } from '../../src/config.js'
 import { buildTestApp, type TestApp, type TestAppOptions } from '../helpers/app.js'
+import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 interface Teardown {
   teardown(fn: () => unknown): void
@@ -145,8 +146,8 @@ export async function setupHarness(t: Teardown, overrides: Partial<AppConfig> = 
   const testApp = await buildTestApp(t, { rateLimits: { perIpPerMinute: 1_000_000, perKeyPerMinute: 1_000_000 }, ...overrides }, options)
   const { app } = testApp
   await loadDemoCatalog(app.db)
-  const adminKey = await createApiKey(app.db, { name: 'webhook-tests-admin', scopes: ['admin'] })
-  const client = await createApiKey(app.db, { name: 'webhook-tests-client' })
+  const adminKey = await createApiKey(app.db, { name: 'webhook-tests-admin', scopes: ['admin'] }, SERVER_ACTOR)
+  const client = await createApiKey(app.db, { name: 'webhook-tests-client' }, SERVER_ACTOR)
   const receiver = await startReceiver(t)
   const admin = { authorization: `Bearer ${adminKey.key}` }
 

@@ -9,7 +9,7 @@ import { and, asc, eq, isNull, lt, or, sql } from 'drizzle-orm'
 import { expiringCache } from '../../db/caches.js'
 import type { Db } from '../../db/database.js'
 import { apiKeys, departments } from '../../db/schema.js'
-import { type AuditActor, changedFields, maskedChange, recordAudit, SERVER_ACTOR } from '../audit/audit.js'
+import { type AuditActor, changedFields, maskedChange, recordAudit } from '../audit/audit.js'
 import { invalid } from '../errors.js'
 import { DEFAULT_KEY_CHANNEL, type RequestChannel, SET_CHANNEL_SCOPE } from '../requests/channels.js'
 
@@ -52,7 +52,8 @@ const auditedKey = (k: ApiKeySummary) => ({
 export async function createApiKey(
   db: Db,
   input: { name: string; scopes?: ApiKeyScope[]; departmentId?: number; defaultChannel?: RequestChannel },
-  actor: AuditActor = SERVER_ACTOR,
+  // No default: a caller that forgot to say who would be recorded as the server.
+  actor: AuditActor,
 ): Promise<CreatedApiKey> {
   const keyId = randomBytes(9).toString('base64url').toLowerCase().replace(/[^a-z0-9]/g, '0').slice(0, 12)
   const key = `o311_${keyId}_${randomBytes(32).toString('base64url')}`

@@ -14,7 +14,7 @@ export const AUDIT_PAGE_DEFAULT = 100
 export const AUDIT_PAGE_MAX = 1000
 
 export interface AuditFilters {
-  /** An API key's id (api_keys.id), or `cli`, or `system`. */
+  /** An API key's id (api_keys.id), or `department` (any) or `department:<code>`, or `cli`, or `system`. */
   actor?: string
   /** A service request's public id (service_request_id). */
   request?: string
@@ -96,9 +96,14 @@ function decodeCursor(cursor: string, hash: string): number {
 function conditionsOf(filters: AuditFilters): SQL[] {
   const conditions: SQL[] = []
   const { actor } = filters
+  const department = actor === undefined ? null : /^department(?::(.+))?$/.exec(actor)
   if (actor === 'cli' || actor === 'system') conditions.push(eq(auditEvents.actorKind, actor))
-  else if (actor !== undefined) {
-    if (!/^[1-9]\d{0,17}$/.test(actor)) throw invalid('actor: an API key id, cli or system')
+  else if (department) {
+    conditions.push(eq(auditEvents.actorKind, 'department'))
+    // A code is unique within its jurisdiction: with jurisdiction_id, this names one department.
+    if (department[1] !== undefined) conditions.push(eq(auditEvents.actorName, department[1]))
+  } else if (actor !== undefined) {
+    if (!/^[1-9]\d{0,17}$/.test(actor)) throw invalid('actor: an API key id, department[:code], cli or system')
     conditions.push(eq(auditEvents.actorKeyId, Number(actor)))
   }
   if (filters.request !== undefined) {

@@ -8,20 +8,35 @@
  * MASKED (null stays null, so an entry still says that a value was set or cleared), and a
  * built-in list masks the usual names whatever the caller passes.
  */
+import { type SQL, sql } from 'drizzle-orm'
 import type { Db } from '../../db/database.js'
 import { auditEvents } from '../../db/schema.js'
 
-/** Who made a change: an API key (its id and name then), the CLI, or the server itself (a worker, the demo seeding). */
-export type AuditActor = { kind: 'key'; keyId: number; name: string } | { kind: 'cli' } | { kind: 'system'; name: string }
+/**
+ * Who made a change: an API key (its id and name then), a department (its id and code: its
+ * reports come through the signed webhook, which has no key, or its inbound key — either way
+ * the department is who acted), the CLI, or the server itself (a worker, the demo seeding).
+ */
+export type AuditActor =
+  | { kind: 'key'; keyId: number; name: string }
+  | { kind: 'department'; departmentId: number; code: string }
+  | { kind: 'cli' }
+  | { kind: 'system'; name: string }
 
 /** The CLI's changes: whoever runs it on the server's host; it has no key. */
 export const CLI_ACTOR: AuditActor = { kind: 'cli' }
 
 export const keyActor = (key: { id: number; name: string }): AuditActor => ({ kind: 'key', keyId: key.id, name: key.name })
 
+export const departmentActor = (department: { id: number; code: string }): AuditActor => ({ kind: 'department', departmentId: department.id, code: department.code })
+
 export const systemActor = (name: string): AuditActor => ({ kind: 'system', name })
 
-/** Who a change is recorded as when its caller names nobody (seeding, benchmarks, tests): the server itself. */
+/**
+ * The server itself, for what no one in particular asked (seeding, benchmarks, tests pass it
+ * explicitly). Production code names its actor: the write paths take one without a default,
+ * so a new caller cannot be recorded as "server" by forgetting to say who.
+ */
 export const SERVER_ACTOR: AuditActor = systemActor('server')
 
 /** What a masked value is stored as. */
@@ -58,7 +73,8 @@ export interface AuditEntry {
   entityId: string
   /** service_requests.id, when the change is about one request. */
   requestId?: number | null
-  jurisdictionId?: string | null
+  /** Left out with a requestId: the request's own, read by the insert (no round trip); SQL for another such subquery. */
+  jurisdictionId?: string | SQL | null
   changes: AuditChanges
 }
 
@@ -129,15 +145,29 @@ export async function recordAudit(db: Db, actor: AuditActor, entries: AuditEntry
   if (kept.length === 0) return
   await db.insert(auditEvents).values(
     kept.map((e) => ({
-      actorKind: actor.kind,
-      actorKeyId: actor.kind === 'key' ? actor.keyId : null,
-      actorName: actor.kind === 'cli' ? 'cli' : actor.name,
+      ...actorColumns(actor),
       action: e.action,
       entityType: e.entityType,
       entityId: e.entityId,
       requestId: e.requestId ?? null,
-      jurisdictionId: e.jurisdictionId ?? null,
+      jurisdictionId: jurisdictionOf(e),
       changes: e.changes,
     })),
   )
+}
+
+/** The actor's columns of an entry: the key's or department's id copied, and a name. */
+export function actorColumns(actor: AuditActor) {
+  return {
+    actorKind: actor.kind,
+    actorKeyId: actor.kind === 'key' ? actor.keyId : null,
+    actorDepartmentId: actor.kind === 'department' ? actor.departmentId : null,
+    actorName: actor.kind === 'cli' ? 'cli' : actor.kind === 'department' ? actor.code : actor.name,
+  }
+}
+
+function jurisdictionOf(e: AuditEntry): string | SQL | null {
+  if (e.jurisdictionId !== undefined) return e.jurisdictionId
+  if (e.requestId === undefined || e.requestId === null) return null
+  return sql`(select jurisdiction_id from service_requests where id = ${e.requestId}::bigint)`
 }

@@ -5,7 +5,7 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm'
 import type { Db } from '../../db/database.js'
 import { jurisdictions, serviceAttributes, serviceRequests, services } from '../../db/schema.js'
-import { type AuditActor, type AuditEntry, changedFields, recordAudit, SERVER_ACTOR } from '../audit/audit.js'
+import { type AuditActor, type AuditEntry, changedFields, recordAudit } from '../audit/audit.js'
 import { conflict } from '../errors.js'
 import { forgetJurisdictions } from '../jurisdictions.js'
 import { type Catalog, type CatalogAttribute, type CatalogService, DEFAULT_CALENDAR, type DuplicateSettings, type ServiceLevel } from './catalog-schema.js'
@@ -36,9 +36,10 @@ export interface ImportOptions {
 /**
  * Upserts a validated catalog in one transaction; services absent from it are left as they are.
  * Each service created or changed, and the jurisdiction when its settings change, gets an audit
- * entry for `actor` (the server itself when the caller names nobody: seeding, tests).
+ * entry for `actor`, required: a caller that forgot to say who would otherwise be recorded as
+ * the server (seeding, benchmarks and tests pass SERVER_ACTOR themselves).
  */
-export async function importCatalog(db: Db, catalog: Catalog, options: ImportOptions = {}, actor: AuditActor = SERVER_ACTOR): Promise<ImportSummary> {
+export async function importCatalog(db: Db, catalog: Catalog, options: ImportOptions, actor: AuditActor): Promise<ImportSummary> {
   const result = await db.transaction(async (tx) => {
     // Two imports at once (two operators, two instances seeding) would race on the unique keys.
     await tx.execute(sql`select pg_advisory_xact_lock(${CATALOG_LOCK_KEY})`)

@@ -3,6 +3,7 @@ import { and, desc, eq, isNull, sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../db/database.js'
 import { operatorAlerts } from '../../db/schema.js'
 import { wakeDispatchers } from '../../outbox/outbox.js'
+import { type AuditActor, recordAudit } from '../audit/audit.js'
 
 export interface DeliverySummary {
   event_id: string
@@ -30,17 +31,41 @@ export async function listDeliveries(db: Db, jurisdictionId: string, filter: { s
   )
 }
 
-/** Puts dead-lettered deliveries back in the queue with a fresh set of attempts. */
-export async function replayDeliveries(db: Db, jurisdictionId: string, which: { eventId?: string; failedSince?: Date }) {
-  const rows = await queryRows<{ event_id: string }>(
-    db,
-    sql`update outbox o set state = 'pending', attempts = 0, next_attempt_at = now(), failed_at = null, locked_at = null
-        from departments d
-        where d.id = o.department_id and d.jurisdiction_id = ${jurisdictionId} and o.state = 'failed'
-          ${which.eventId ? sql`and o.event_id = ${which.eventId}` : sql``}
-          ${which.failedSince ? sql`and o.failed_at >= ${which.failedSince.toISOString()}` : sql``}
-        returning o.event_id`,
-  )
+/**
+ * Puts dead-lettered deliveries back in the queue with a fresh set of attempts, for `actor`:
+ * one audit entry per delivery (with its work order's request), in the replay's transaction.
+ */
+export async function replayDeliveries(db: Db, actor: AuditActor, jurisdictionId: string, which: { eventId?: string; failedSince?: Date }) {
+  const rows = await db.transaction(async (tx) => {
+    // `before` is the same rows as the update's snapshot saw them: their attempts and failure time.
+    const replayed = await queryRows<{ event_id: string; request_id: number | null; attempts: number; failed_at: Date | string | null }>(
+      tx,
+      sql`update outbox o set state = 'pending', attempts = 0, next_attempt_at = now(), failed_at = null, locked_at = null
+          from departments d, outbox before
+          where d.id = o.department_id and before.id = o.id and d.jurisdiction_id = ${jurisdictionId} and o.state = 'failed'
+            ${which.eventId ? sql`and o.event_id = ${which.eventId}` : sql``}
+            ${which.failedSince ? sql`and o.failed_at >= ${which.failedSince.toISOString()}` : sql``}
+          returning o.event_id, before.attempts, before.failed_at,
+                    (select w.request_id from work_orders w where w.id = o.work_order_id) as request_id`,
+    )
+    await recordAudit(
+      tx,
+      actor,
+      replayed.map((r) => ({
+        action: 'delivery.replayed',
+        entityType: 'delivery',
+        entityId: r.event_id,
+        requestId: r.request_id === null ? null : Number(r.request_id),
+        jurisdictionId,
+        changes: {
+          state: { before: 'failed', after: 'pending' },
+          attempts: { before: Number(r.attempts), after: 0 },
+          failed_at: { before: r.failed_at === null ? null : new Date(r.failed_at).toISOString(), after: null },
+        },
+      })),
+    )
+    return replayed
+  })
   if (rows.length > 0) await wakeDispatchers(db)
   return rows.map((r) => r.event_id)
 }
@@ -54,11 +79,22 @@ export async function listAlerts(db: Db, options: { includeAcknowledged?: boolea
     .limit(500)
 }
 
-export async function acknowledgeAlert(db: Db, id: number) {
-  const [row] = await db
-    .update(operatorAlerts)
-    .set({ acknowledgedAt: sql`now()` })
-    .where(and(eq(operatorAlerts.id, id), isNull(operatorAlerts.acknowledgedAt)))
-    .returning()
-  return row ?? null
+/** Acknowledges an open alert for `actor`; one already acknowledged (or unknown) changes nothing and records nothing. */
+export async function acknowledgeAlert(db: Db, actor: AuditActor, id: number) {
+  return db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(operatorAlerts)
+      .set({ acknowledgedAt: sql`now()` })
+      .where(and(eq(operatorAlerts.id, id), isNull(operatorAlerts.acknowledgedAt)))
+      .returning()
+    if (!row) return null
+    await recordAudit(tx, actor, {
+      action: 'operator_alert.acknowledged',
+      entityType: 'operator_alert',
+      entityId: String(row.id),
+      jurisdictionId: row.departmentId === null ? null : sql`(select jurisdiction_id from departments where id = ${row.departmentId}::bigint)`,
+      changes: { acknowledged_at: { before: null, after: row.acknowledgedAt!.toISOString() } },
+    })
+    return row
+  })
 }

@@ -9,6 +9,7 @@
  */
 import { sql } from 'drizzle-orm'
 import { type Db, queryRows, toDate } from '../../db/database.js'
+import { recordAudit, systemActor } from '../audit/audit.js'
 import { raiseOperatorAlert } from '../operator-alerts.js'
 import { markWorkOrdersSent } from '../work-orders/mark-sent.js'
 import { liveSecrets, type SecretSealer } from './departments.js'
@@ -58,10 +59,25 @@ export function departmentDeliveryPolicy(db: Db, options: DeliveryPolicyOptions)
   }
 }
 
+/** Who disables a failing department: the worker that delivers to it. */
+const DELIVERY_ACTOR = systemActor('webhook-dispatcher')
+
 async function disableDepartment(tx: Db, departmentId: number, reason: string) {
-  const disabled = await queryRows<{ code: string }>(
+  const disabled = await queryRows<{ code: string; jurisdiction_id: string; disabled_reason_before: string | null }>(
     tx,
-    sql`update departments set enabled = false, disabled_reason = ${reason} where id = ${departmentId} and enabled returning code`,
+    sql`update departments d set enabled = false, disabled_reason = ${reason}
+        from departments before
+        where d.id = ${departmentId} and before.id = d.id and d.enabled
+        returning d.code, d.jurisdiction_id, before.disabled_reason as disabled_reason_before`,
   )
-  if (disabled.length > 0) await raiseOperatorAlert(tx, 'endpoint_disabled', departmentId, `department ${disabled[0]!.code} disabled: ${reason}`)
+  if (disabled.length === 0) return
+  const [department] = disabled
+  await recordAudit(tx, DELIVERY_ACTOR, {
+    action: 'department.disabled',
+    entityType: 'department',
+    entityId: department!.code,
+    jurisdictionId: department!.jurisdiction_id,
+    changes: { enabled: { before: true, after: false }, disabled_reason: { before: department!.disabled_reason_before, after: reason } },
+  })
+  await raiseOperatorAlert(tx, 'endpoint_disabled', departmentId, `department ${department!.code} disabled: ${reason}`)
 }

@@ -8,6 +8,7 @@ import { and, eq, sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../db/database.js'
 import { requestUpdates } from '../../db/schema.js'
 import { DomainError, invalid } from '../errors.js'
+import { departmentActor } from '../audit/audit.js'
 import { markDuplicate } from '../work-orders/duplicates.js'
 import { workOrderPublicId } from '../work-orders/events.js'
 import { applyDepartmentReport, type DepartmentReport, type ReportOutcome } from '../work-orders/report-progress.js'
@@ -107,5 +108,5 @@ export async function reportRequestUpdate(
 /** A department says one of its requests duplicates another. */
 export async function reportDuplicate(tx: Db, department: Department, serviceRequestId: string, parentId: string) {
   await lockWorkOrderForRequest(tx, department, serviceRequestId)
-  return markDuplicate(tx, department.jurisdictionId, serviceRequestId, parentId, 'department')
+  return markDuplicate(tx, departmentActor(department), department.jurisdictionId, serviceRequestId, parentId, 'department')
 }

@@ -7,6 +7,7 @@
 import { type SQL, sql } from 'drizzle-orm'
 import { type Db, preparedRows, queryRows } from '../../db/database.js'
 import { invalid } from '../errors.js'
+import { actorColumns, type AuditActor, changedFields } from '../audit/audit.js'
 import type { StoredService } from '../catalog/catalog.js'
 import type { Jurisdiction } from '../jurisdictions.js'
 import { routedDepartments } from '../departments/routing.js'
@@ -45,6 +46,8 @@ export interface NewRequest {
   service: StoredService
   submission: Submission
   apiKeyId?: number
+  /** Who submitted it, for the audit trail: the client app's key (auth.ts auditActorOf). */
+  actor: AuditActor
   /** How it came in: the form's channel or the key's default (channels.ts requestChannel). */
   channel: RequestChannel
   /** Uploaded photos, already decoded and stripped; their URLs are among `submission.mediaUrls`. */
@@ -86,6 +89,7 @@ export async function assertInsideJurisdiction(db: Db, jurisdiction: Jurisdictio
  * request, the reporter and the work orders from their steps (newWorkOrderEventRows). Triggers
  * too: the close guard on work_orders (migration 0005) finds no request row yet and lets the
  * pending work order in; a trigger that needs the row to exist cannot run on this path.
+ * The audit entry (docs/audit.md) is one more step, `audited`: no round trip of its own.
  */
 export async function submitServiceRequest(db: Db, input: NewRequest): Promise<CreatedRequest> {
   const { submission, photos = [] } = input
@@ -122,7 +126,8 @@ export async function submitServiceRequest(db: Db, input: NewRequest): Promise<C
           first_entry as (${firstHistoryEntry(linking)}),
           issued as (${tokenInsert(token, sql`new_request`)}),
           opened as (${workOrderInsert(toOpen, sql`routed`)}),
-          announced as (${outboxInsert(newWorkOrderEventRows({ workOrders: sql`opened`, request: sql`new_request`, reporter: sql`reporter` }))})
+          announced as (${outboxInsert(newWorkOrderEventRows({ workOrders: sql`opened`, request: sql`new_request`, reporter: sql`reporter` }))}),
+          audited as (${creationAudit(input, linking)})
           ${photos.length > 0 ? sql`, photographed as (${photoInsert(photos, sql`new_request`)})` : sql``}
         select r.public_id,
                ${search && !linking ? sql`coalesce(r.service_notice, ${duplicateNotice(sql`candidates`, search, input.jurisdiction.timeZone)})` : sql`r.service_notice`} as service_notice,
@@ -170,6 +175,50 @@ function requestRow({ jurisdiction, service, submission, apiKeyId, channel }: Ne
             ${apiKeyId ?? null}::bigint, (select string_agg(name, ', ' order by id) from routed),
             ${link ? sql`case when exists (select 1 from candidates) then null else ${due} end` : due}${duplicateValues})
     returning *`
+}
+
+/**
+ * The creation's audit entry, written by the statement itself. What the citizen wrote or where
+ * (description, address, location, attributes, photos) and who they are (the reporter's fields)
+ * are recorded as given, never with their values: an append-only entry could not be
+ * anonymised later, while the request's own rows can (the history keeps the text). The values
+ * kept are the request's id and what the server decided: service, channel, status, routing,
+ * a duplicate link.
+ */
+function creationAudit({ actor, service, submission, channel }: NewRequest, linking: boolean): SQL {
+  const { reporter } = submission
+  const given = changedFields(
+    null,
+    {
+      description: submission.description ?? null,
+      address: submission.addressString ?? null,
+      address_id: submission.addressId ?? null,
+      zipcode: submission.zipcode ?? null,
+      location: submission.lat !== undefined && submission.long !== undefined ? 'given' : null,
+      attributes: Object.keys(submission.attributes).length > 0 ? 'given' : null,
+      media_urls: submission.mediaUrls.length > 0 ? 'given' : null,
+      email: reporter.email ?? null,
+      first_name: reporter.firstName ?? null,
+      last_name: reporter.lastName ?? null,
+      phone: reporter.phone ?? null,
+      device_id: reporter.deviceId ?? null,
+      account_id: reporter.accountId ?? null,
+    },
+    { mask: ['description', 'address', 'address_id', 'zipcode', 'location', 'attributes', 'media_urls'] },
+  )
+  const decided = changedFields(null, { service_code: service.service_code, channel, status: 'open' })
+  const created = (value: SQL) => sql`jsonb_build_object('before', null, 'after', ${value})`
+  const a = actorColumns(actor)
+  return sql`insert into audit_events (actor_kind, actor_key_id, actor_department_id, actor_name, action, entity_type, entity_id,
+                                     request_id, jurisdiction_id, changes)
+    select ${a.actorKind}::text, ${a.actorKeyId}::bigint, ${a.actorDepartmentId}::bigint, ${a.actorName}::text,
+           'service_request.created', 'service_request', r.public_id, r.id, r.jurisdiction_id,
+           jsonb_build_object('service_request_id', ${created(sql`r.public_id`)},
+                              'detailed_status', ${created(sql`r.detailed_status`)})
+           || case when r.agency_responsible is null then '{}' else jsonb_build_object('agency_responsible', ${created(sql`r.agency_responsible`)}) end
+           ${linking ? sql`|| coalesce((select jsonb_build_object('parent_service_request_id', ${created(sql`public_id`)}) from candidates), '{}')` : sql``}
+           || ${JSON.stringify({ ...decided, ...given })}::jsonb
+    from new_request r`
 }
 
 /** The reporter's personal data, when any was given. */

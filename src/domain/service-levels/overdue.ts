@@ -9,6 +9,7 @@
 import { sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../db/database.js'
 import { TERMINAL_WORK_ORDER_STATES } from '../../db/schema.js'
+import { recordAudit, systemActor } from '../audit/audit.js'
 import { raiseOperatorAlert } from '../operator-alerts.js'
 import { enqueueWorkOrderEvents, workOrderPublicId } from '../work-orders/events.js'
 
@@ -24,11 +25,14 @@ export interface OverdueSweep {
  */
 const FINAL_STATES = sql.raw(`(${TERMINAL_WORK_ORDER_STATES.map((s) => `'${s}'`).join(', ')})`)
 
-/** Marks up to `batchSize` work orders overdue as of `now`; returns how many it marked. */
+/** Who marks work overdue: the sweep's worker (workers/index.ts). */
+const SWEEPER = systemActor('overdue-sweeper')
+
+/** Marks up to `batchSize` work orders overdue as of `now`, one audit entry each; returns how many it marked. */
 export async function markOverdueWorkOrders(db: Db, { now, batchSize = 100 }: OverdueSweep = {}): Promise<number> {
   const at = now ? sql`${now.toISOString()}::timestamptz` : sql`now()`
   return db.transaction(async (tx) => {
-    const marked = await queryRows<{ id: number; department_id: number; code: string; due_at: Date | string }>(
+    const marked = await queryRows<{ id: number; request_id: number; department_id: number; code: string; due_at: Date | string; overdue_at: Date | string }>(
       tx,
       sql`with due as (
             select id from work_orders
@@ -40,10 +44,23 @@ export async function markOverdueWorkOrders(db: Db, { now, batchSize = 100 }: Ov
           update work_orders w set overdue_at = ${at}, updated_at = now()
           from due, departments d
           where w.id = due.id and d.id = w.department_id
-          returning w.id, w.department_id, d.code, w.due_at`,
+          returning w.id, w.request_id, w.department_id, d.code, w.due_at, w.overdue_at`,
     )
     if (marked.length === 0) return 0
     const ids = marked.map((w) => Number(w.id)).sort((a, b) => a - b)
+    await recordAudit(
+      tx,
+      SWEEPER,
+      [...marked]
+        .sort((a, b) => Number(a.id) - Number(b.id))
+        .map((w) => ({
+          action: 'work_order.overdue',
+          entityType: 'work_order',
+          entityId: workOrderPublicId(Number(w.id)),
+          requestId: Number(w.request_id),
+          changes: { overdue_at: { before: null, after: new Date(w.overdue_at).toISOString() } },
+        })),
+    )
     await enqueueWorkOrderEvents(tx, 'work_order.overdue', ids)
     const byDepartment = new Map<number, typeof marked>()
     for (const row of marked) byDepartment.set(Number(row.department_id), [...(byDepartment.get(Number(row.department_id)) ?? []), row])

@@ -5,6 +5,7 @@
 import { and, asc, eq, sql } from 'drizzle-orm'
 import type { Db } from '../../db/database.js'
 import { TERMINAL_WORK_ORDER_STATES, workOrders } from '../../db/schema.js'
+import { type AuditActor, recordAudit } from '../audit/audit.js'
 import { conflict } from '../errors.js'
 import { failTokenIfNoOpenWork } from '../requests/tokens.js'
 import { enqueueWorkOrderEvents, workOrderPublicId } from './events.js'
@@ -18,7 +19,8 @@ export interface CloseOptions {
   force?: boolean
 }
 
-export async function closeRequestByOperator(tx: Db, jurisdictionId: string, publicId: string, options: CloseOptions) {
+/** Closes a request for `actor` (an operator's key, the CLI), with one audit entry for the close and one per work order cancelled. */
+export async function closeRequestByOperator(tx: Db, actor: AuditActor, jurisdictionId: string, publicId: string, options: CloseOptions) {
   const request = await lockRequest(tx, jurisdictionId, publicId)
   if (request.status === 'closed') throw conflict(`service request ${publicId} is already closed`)
   const open = await tx
@@ -32,9 +34,22 @@ export async function closeRequestByOperator(tx: Db, jurisdictionId: string, pub
       ...open.map((w) => ({ code: 'open_work_order', description: `${workOrderPublicId(w.id)} is ${w.state}` })),
     ])
   }
-  if (open.length > 0) await cancelOpenWorkOrders(tx, request.id, options.reason)
+  if (open.length > 0) await cancelOpenWorkOrders(tx, actor, request.id, options.reason)
   await failTokenIfNoOpenWork(tx, request.id, `closed by 311: ${options.reason}`)
   const updateId = await closeRequestRow(tx, request.id, options.reason, 'closed', 'operator')
+  await recordAudit(tx, actor, {
+    action: 'service_request.closed',
+    entityType: 'service_request',
+    entityId: publicId,
+    requestId: request.id,
+    jurisdictionId,
+    changes: {
+      status: { before: request.status, after: 'closed' },
+      detailed_status: { before: request.detailedStatus, after: 'closed' },
+      status_notes: { before: request.statusNotes, after: options.reason },
+      update_id: { before: null, after: updateId },
+    },
+  })
   const all = await tx.select({ id: workOrders.id }).from(workOrders).where(eq(workOrders.requestId, request.id)).orderBy(asc(workOrders.id))
   await enqueueWorkOrderEvents(
     tx,
@@ -46,14 +61,14 @@ export async function closeRequestByOperator(tx: Db, jurisdictionId: string, pub
 }
 
 /** Cancels a request's open work orders, telling each department why (one `work_order.cancelled` each). */
-export async function cancelOpenWorkOrders(tx: Db, requestId: number, reason: string) {
+export async function cancelOpenWorkOrders(tx: Db, actor: AuditActor, requestId: number, reason: string) {
   const open = await tx
     .select()
     .from(workOrders)
     .where(and(eq(workOrders.requestId, requestId), sql`${workOrders.state} not in ${TERMINAL_WORK_ORDER_STATES}`))
     .orderBy(asc(workOrders.id))
     .for('update')
-  await moveWorkOrders(tx, open, 'cancelled', { reason })
+  await moveWorkOrders(tx, actor, open, 'cancelled', { reason })
   await enqueueWorkOrderEvents(
     tx,
     'work_order.cancelled',

@@ -8,6 +8,7 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../db/database.js'
 import { requestUpdates, serviceRequests, workOrders } from '../../db/schema.js'
+import { type AuditActor, changedFields, recordAudit } from '../audit/audit.js'
 import { routedDepartments } from '../departments/routing.js'
 import { conflict, invalid, notFound } from '../errors.js'
 import { cancelOpenWorkOrders } from './close-request.js'
@@ -16,7 +17,19 @@ import { announceWorkOrders, insertWorkOrders } from './open-work-orders.js'
 import { closeDuplicatesOf, closeRequestRow } from './request-closing.js'
 import { lockRequest } from './work-orders.js'
 
-export async function markDuplicate(tx: Db, jurisdictionId: string, publicId: string, parentPublicId: string, actor: 'operator' | 'department') {
+/**
+ * Marks a request a duplicate, for `actor` (an operator, the CLI, or the department that
+ * reported it; `source` is the history's): one audit entry for the link, one per work order
+ * it cancels.
+ */
+export async function markDuplicate(
+  tx: Db,
+  actor: AuditActor,
+  jurisdictionId: string,
+  publicId: string,
+  parentPublicId: string,
+  source: 'operator' | 'department',
+) {
   if (publicId === parentPublicId) throw invalid('parent_service_request_id: a request cannot duplicate itself')
   // Both rows in one statement, in id order, so two opposite markings cannot deadlock.
   const locked = await tx
@@ -32,7 +45,7 @@ export async function markDuplicate(tx: Db, jurisdictionId: string, publicId: st
   // Link to the original at the top of the chain, so closing it closes every duplicate.
   const originalId = await originalOf(tx, parent.id)
   if (originalId === child.id) throw invalid('parent_service_request_id: that request is (a duplicate of) a duplicate of this one')
-  await cancelOpenWorkOrders(tx, child.id, `duplicate of ${parentPublicId}`)
+  await cancelOpenWorkOrders(tx, actor, child.id, `duplicate of ${parentPublicId}`)
   await tx
     .update(serviceRequests)
     .set({ parentRequestId: originalId, detailedStatus: 'duplicate', statusNotes: `Duplicate of ${parentPublicId}` })
@@ -43,17 +56,34 @@ export async function markDuplicate(tx: Db, jurisdictionId: string, publicId: st
     .select({ status: serviceRequests.status, publicId: serviceRequests.publicId })
     .from(serviceRequests)
     .where(eq(serviceRequests.id, originalId))
+  const parentBefore = child.parentRequestId === null ? null : child.parentRequestId === originalId ? original!.publicId : await publicIdOf(tx, child.parentRequestId)
+  await recordAudit(tx, actor, {
+    action: 'service_request.duplicate_marked',
+    entityType: 'service_request',
+    entityId: publicId,
+    requestId: child.id,
+    jurisdictionId,
+    changes: changedFields(
+      { parent_service_request_id: parentBefore, detailed_status: child.detailedStatus, status: child.status },
+      { parent_service_request_id: original!.publicId, detailed_status: 'duplicate', status: original!.status === 'closed' ? 'closed' : child.status },
+    ),
+  })
   if (original!.status === 'closed') {
     // The child's own duplicates now hang under a closed original too: they close with it.
-    const updateId = child.status === 'open' ? await closeRequestRow(tx, child.id, `Duplicate of ${original!.publicId}, which is closed`, 'duplicate', actor) : undefined
+    const updateId = child.status === 'open' ? await closeRequestRow(tx, child.id, `Duplicate of ${original!.publicId}, which is closed`, 'duplicate', source) : undefined
     await closeDuplicatesOf(tx, originalId)
     if (updateId) return updateId
   }
   const [row] = await tx
     .insert(requestUpdates)
-    .values({ requestId: child.id, status: child.status, detailedStatus: 'duplicate', description: `Duplicate of ${original!.publicId}`, source: actor })
+    .values({ requestId: child.id, status: child.status, detailedStatus: 'duplicate', description: `Duplicate of ${original!.publicId}`, source })
     .returning({ updateId: requestUpdates.updateId })
   return row!.updateId
+}
+
+async function publicIdOf(tx: Db, requestId: number): Promise<string | null> {
+  const [row] = await tx.select({ publicId: serviceRequests.publicId }).from(serviceRequests).where(eq(serviceRequests.id, requestId))
+  return row?.publicId ?? null
 }
 
 /** The request at the top of a duplicate chain. */
@@ -86,7 +116,7 @@ export interface Unlinked {
  * with its original: reopening is another matter) or not a duplicate. The request's lock is
  * taken first, then its work orders' (the order work-orders.ts sets).
  */
-export async function unlinkDuplicate(tx: Db, jurisdictionId: string, publicId: string): Promise<Unlinked> {
+export async function unlinkDuplicate(tx: Db, actor: AuditActor, jurisdictionId: string, publicId: string): Promise<Unlinked> {
   const request = await lockRequest(tx, jurisdictionId, publicId)
   if (request.status === 'closed') throw conflict(`service request ${publicId} is closed; a closed request is not unlinked`)
   if (request.parentRequestId === null) throw conflict(`service request ${publicId} is not a duplicate`)
@@ -111,6 +141,20 @@ export async function unlinkDuplicate(tx: Db, jurisdictionId: string, publicId: 
     .insert(requestUpdates)
     .values({ requestId: request.id, status: 'open', detailedStatus: 'submitted', description: note, source: 'operator' })
     .returning({ updateId: requestUpdates.updateId })
+  await recordAudit(tx, actor, {
+    action: 'service_request.duplicate_unlinked',
+    entityType: 'service_request',
+    entityId: publicId,
+    requestId: request.id,
+    jurisdictionId,
+    changes: {
+      ...changedFields(
+        { parent_service_request_id: parent?.publicId ?? null, detailed_status: request.detailedStatus },
+        { parent_service_request_id: null, detailed_status: 'submitted' },
+      ),
+      work_orders: { before: [], after: opened.map(workOrderPublicId) },
+    },
+  })
   // Announced once the request is as the departments will read it.
   await announceWorkOrders(tx, opened)
   return { updateId: entry!.updateId, workOrders: opened.map(workOrderPublicId) }

@@ -5,7 +5,11 @@
 import { sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../db/database.js'
 import type { WorkOrderState } from '../../db/schema.js'
+import { systemActor } from '../audit/audit.js'
 import { moveWorkOrders } from './transition.js'
+
+/** Who moves a delivered work order to `sent`: the worker that delivered it. */
+const DELIVERY_ACTOR = systemActor('webhook-dispatcher')
 
 /** Marks the work orders whose created events (outbox rows `outboxIds`) were delivered, for a whole batch at once. */
 export async function markWorkOrdersSent(db: Db, outboxIds: number[]) {
@@ -25,6 +29,7 @@ export async function markWorkOrdersSent(db: Db, outboxIds: number[]) {
     if (sent.length === 0) return
     await moveWorkOrders(
       tx,
+      DELIVERY_ACTOR,
       sent.map((w) => ({ id: Number(w.id), state: w.state })),
       'sent',
     )

@@ -8,6 +8,7 @@ import { eq } from 'drizzle-orm'
 import type { Db } from '../../db/database.js'
 import { requestUpdates, serviceRequests, type WorkOrderState } from '../../db/schema.js'
 import { type Department, findDepartment } from '../departments/departments.js'
+import { departmentActor } from '../audit/audit.js'
 import { invalid } from '../errors.js'
 import { acceptDepartmentToken, failTokenIfNoOpenWork } from '../requests/tokens.js'
 import { recomputeRequest } from './derived-status.js'
@@ -78,7 +79,7 @@ export async function applyDepartmentReport(
   if (report.state === 'reassigned' && !report.reassignTo) throw invalid('reassign_to: a reassignment names the department the work moves to')
 
   const successor = report.state === 'reassigned' ? await openSuccessor(tx, department, workOrder, report.reassignTo!) : null
-  await moveWorkOrders(tx, [workOrder], report.state, {
+  await moveWorkOrders(tx, departmentActor(department), [workOrder], report.state, {
     externalStatusCode: report.externalStatusCode,
     ...(report.externalRef ? { externalRef: report.externalRef } : {}),
     ...(report.expectedAt ? { expectedAt: report.expectedAt } : {}),

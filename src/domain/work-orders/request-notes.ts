@@ -5,6 +5,7 @@
 import { and, asc, eq, sql } from 'drizzle-orm'
 import type { Db } from '../../db/database.js'
 import { requestUpdates, serviceRequests, TERMINAL_WORK_ORDER_STATES, workOrders } from '../../db/schema.js'
+import { type AuditActor, changedFields, recordAudit } from '../audit/audit.js'
 import { conflict, invalid } from '../errors.js'
 import { noteContextOf, renderTemplate } from '../templates/response-templates.js'
 import { enqueueWorkOrderEvents } from './events.js'
@@ -21,7 +22,19 @@ export interface RequestNote {
   externalUpdateId?: string
 }
 
-export async function addRequestNote(tx: Db, jurisdictionId: string, publicId: string, note: RequestNote): Promise<{ updateId: string; replayed: boolean }> {
+/**
+ * Adds a note for `actor` (an operator's key or the CLI; a citizen's client app), with one
+ * audit entry naming the history entry it wrote. A citizen's words and photos are recorded as
+ * given, never their values (the history keeps them, and can be anonymised; the trail cannot).
+ * A replayed note records nothing.
+ */
+export async function addRequestNote(
+  tx: Db,
+  actor: AuditActor,
+  jurisdictionId: string,
+  publicId: string,
+  note: RequestNote,
+): Promise<{ updateId: string; replayed: boolean }> {
   const request = await lockRequest(tx, jurisdictionId, publicId)
   if (note.externalUpdateId) {
     const [existing] = await tx
@@ -50,6 +63,25 @@ export async function addRequestNote(tx: Db, jurisdictionId: string, publicId: s
       externalUpdateId: note.externalUpdateId ?? null,
     })
     .returning({ updateId: requestUpdates.updateId })
+  await recordAudit(tx, actor, {
+    action: 'service_request.noted',
+    entityType: 'service_request',
+    entityId: publicId,
+    requestId: request.id,
+    jurisdictionId,
+    changes: changedFields(
+      null,
+      {
+        update_id: row!.updateId,
+        source: note.source,
+        public: isPublic,
+        template: note.template ?? null,
+        description,
+        media_urls: note.mediaUrls?.length ? note.mediaUrls : null,
+      },
+      { mask: note.source === 'citizen' ? ['description', 'media_urls'] : [] },
+    ),
+  })
   // A note is a change of the request although none of its columns moves: the stamp trigger
   // (migration 0009) gives it a new updated_at.
   await tx.update(serviceRequests).set({ updatedAt: sql`default` }).where(eq(serviceRequests.id, request.id))

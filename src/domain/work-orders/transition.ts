@@ -4,9 +4,11 @@
  * lifecycle forbids (lifecycle.ts). Behind it the database guards the request-level invariant
  * (no open work order on a closed request, migration 0005) whatever the code does.
  */
-import { inArray, type SQL, sql } from 'drizzle-orm'
+import { and, eq, inArray, type SQL, sql } from 'drizzle-orm'
+import { alias } from 'drizzle-orm/pg-core'
 import type { Db } from '../../db/database.js'
 import { type WorkOrderState, workOrders } from '../../db/schema.js'
+import { type AuditActor, changedFields, recordAudit } from '../audit/audit.js'
 import { conflict } from '../errors.js'
 import { workOrderPublicId } from './events.js'
 import { ACKNOWLEDGING_STATES, canMove } from './lifecycle.js'
@@ -48,12 +50,29 @@ function reportTimes(to: WorkOrderState, changes: WorkOrderChanges): Partial<Rec
   }
 }
 
+/** The work order as it was, read by the update itself (its snapshot is from before the update). */
+const before = alias(workOrders, 'before')
+
+/** What a work order's audit entry says of it. */
+const audited = (w: { state: WorkOrderState; externalStatusCode: string | null; externalRef: string | null; expectedAt: Date | null; reason: string | null; reassignedToId: number | null; overdueAt: Date | null }) => ({
+  state: w.state,
+  external_status_code: w.externalStatusCode,
+  external_ref: w.externalRef,
+  expected_at: w.expectedAt,
+  reason: w.reason,
+  reassigned_to: w.reassignedToId === null ? null : workOrderPublicId(w.reassignedToId),
+  overdue_at: w.overdueAt,
+})
+
 /**
- * Moves work orders, locked by the caller and as read under that lock, to `to`. Refuses
- * (conflict, naming each) and changes none when any of them may not move there.
+ * Moves work orders, locked by the caller and as read under that lock, to `to`, for `actor`.
+ * Refuses (conflict, naming each) and changes none when any of them may not move there. Each
+ * moved work order gets an audit entry (`work_order.state_changed`, with its request): the
+ * update returns each row before and after, so the entries cost one insert, no read.
  */
 export async function moveWorkOrders(
   tx: Db,
+  actor: AuditActor,
   orders: { id: number; state: WorkOrderState }[],
   to: WorkOrderState,
   changes: WorkOrderChanges = {},
@@ -63,13 +82,52 @@ export async function moveWorkOrders(
     throw conflict(refused.map((order) => ({ description: `work order ${workOrderPublicId(order.id)} cannot move from ${order.state} to ${to}` })))
   }
   if (orders.length === 0) return
-  await tx
+  const moved = await tx
     .update(workOrders)
     .set({ ...changes, state: to, ...reportTimes(to, changes), updatedAt: sql`now()` })
+    .from(before)
     .where(
-      inArray(
-        workOrders.id,
-        orders.map((order) => order.id),
+      and(
+        eq(before.id, workOrders.id),
+        inArray(
+          workOrders.id,
+          orders.map((order) => order.id),
+        ),
       ),
     )
+    .returning({
+      id: workOrders.id,
+      requestId: workOrders.requestId,
+      after: {
+        state: workOrders.state,
+        externalStatusCode: workOrders.externalStatusCode,
+        externalRef: workOrders.externalRef,
+        expectedAt: workOrders.expectedAt,
+        reason: workOrders.reason,
+        reassignedToId: workOrders.reassignedToId,
+        overdueAt: workOrders.overdueAt,
+      },
+      before: {
+        state: before.state,
+        externalStatusCode: before.externalStatusCode,
+        externalRef: before.externalRef,
+        expectedAt: before.expectedAt,
+        reason: before.reason,
+        reassignedToId: before.reassignedToId,
+        overdueAt: before.overdueAt,
+      },
+    })
+  await recordAudit(
+    tx,
+    actor,
+    moved
+      .sort((a, b) => a.id - b.id)
+      .map((w) => ({
+        action: 'work_order.state_changed',
+        entityType: 'work_order',
+        entityId: workOrderPublicId(w.id),
+        requestId: w.requestId,
+        changes: changedFields(audited(w.before), audited(w.after)),
+      })),
+  )
 }

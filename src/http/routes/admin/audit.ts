@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { AUDIT_COLUMNS, AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX, type AuditEventView, findAuditEvents } from '../../../domain/audit/audit-log.js'
+import { AUDIT_ACTOR_KINDS } from '../../../db/schema.js'
 import { publicUrlWith } from '../../public-url.js'
 import { sendReportCsv } from '../../report-csv.js'
 import { adminErrors } from '../../schemas/admin.js'
@@ -29,9 +30,9 @@ const auditEvent = {
   properties: {
     id: { type: 'integer' },
     occurred_at: { type: 'string', format: 'date-time', description: 'When the change’s transaction began' },
-    actor_kind: { type: 'string', enum: ['key', 'cli', 'system'] },
+    actor_kind: { type: 'string', enum: AUDIT_ACTOR_KINDS },
     actor_key_id: { type: ['integer', 'null'], description: 'The API key’s id (GET /admin/v1/keys) when actor_kind is key' },
-    actor_name: { type: 'string', description: 'The key’s name then; cli; or the server’s part that made the change' },
+    actor_name: { type: 'string', description: 'The key’s name then; the department’s code; cli; or the server’s part that made the change' },
     action: { type: 'string', description: 'The entity and what was done to it, e.g. department.updated, api_key.revoked, service.routes_set' },
     entity_type: { type: 'string' },
     entity_id: { type: 'string' },
@@ -45,7 +46,11 @@ const querystring = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    actor: { type: 'string', pattern: '^([1-9][0-9]{0,17}|cli|system)$', description: 'Only changes by this API key (its id), or by the CLI, or by the server' },
+    actor: {
+      type: 'string',
+      pattern: '^([1-9][0-9]{0,17}|cli|system|department(:[^\\s]{1,64})?)$',
+      description: 'Only changes by this API key (its id), by departments (department) or one (department:<code>), by the CLI, or by the server',
+    },
     request: { type: 'string', maxLength: 64, description: 'Only changes about this service request (service_request_id)' },
     entity_type: { type: 'string', maxLength: 64, description: 'Only changes to this kind of thing: department, api_key, service, jurisdiction, response_template' },
     entity_id: { type: 'string', maxLength: 200, description: 'With entity_type: only this one (a department or service code, a key id, …)' },

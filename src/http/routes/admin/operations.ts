@@ -9,6 +9,7 @@ import { notFound } from '../../../open311/errors.js'
 import { adminErrors } from '../../schemas/admin.js'
 import { errorResponse } from '../../schemas/errors.js'
 import { jurisdictionQuery } from '../../schemas/open311.js'
+import { auditActorOf } from '../../auth.js'
 import { logAction } from '../../logging.js'
 
 const requestParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 64 } } } as const
@@ -75,7 +76,7 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
     },
     async (request) => {
       const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
-      const replayed = await replayDeliveries(app.db, jurisdiction.id, { eventId: request.params.event_id })
+      const replayed = await replayDeliveries(app.db, auditActorOf(request), jurisdiction.id, { eventId: request.params.event_id })
       if (replayed.length === 0) throw notFound(`no failed delivery ${request.params.event_id}`)
       return { replayed }
     },
@@ -99,7 +100,7 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
     },
     async (request) => {
       const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
-      return { replayed: await replayDeliveries(app.db, jurisdiction.id, { failedSince: new Date(request.body.failed_since) }) }
+      return { replayed: await replayDeliveries(app.db, auditActorOf(request), jurisdiction.id, { failedSince: new Date(request.body.failed_since) }) }
     },
   )
 
@@ -135,7 +136,7 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const alert = await acknowledgeAlert(app.db, request.params.id)
+      const alert = await acknowledgeAlert(app.db, auditActorOf(request), request.params.id)
       if (!alert) throw notFound(`no open alert ${request.params.id}`)
       return { id: alert.id }
     },
@@ -164,7 +165,7 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
     async (request) => {
       const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
       const result = await app.db.transaction((tx) =>
-        closeRequestByOperator(tx, jurisdiction.id, request.params.id, { reason: request.body.reason, force: request.body.force ?? false }),
+        closeRequestByOperator(tx, auditActorOf(request), jurisdiction.id, request.params.id, { reason: request.body.reason, force: request.body.force ?? false }),
       )
       logAction(request, 'request closed by operator', { serviceRequestId: request.params.id, forced: result.cancelled.length > 0 })
       return { update_id: result.updateId, cancelled_work_orders: result.cancelled }
@@ -191,7 +192,7 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
     async (request) => {
       const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
       const updateId = await app.db.transaction((tx) =>
-        markDuplicate(tx, jurisdiction.id, request.params.id, request.body.parent_service_request_id, 'operator'),
+        markDuplicate(tx, auditActorOf(request), jurisdiction.id, request.params.id, request.body.parent_service_request_id, 'operator'),
       )
       return { update_id: updateId }
     },
@@ -219,7 +220,7 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
     },
     async (request) => {
       const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
-      const result = await app.db.transaction((tx) => unlinkDuplicate(tx, jurisdiction.id, request.params.id))
+      const result = await app.db.transaction((tx) => unlinkDuplicate(tx, auditActorOf(request), jurisdiction.id, request.params.id))
       logAction(request, 'duplicate link undone by operator', { serviceRequestId: request.params.id, workOrders: result.workOrders.length })
       return { update_id: result.updateId, work_orders: result.workOrders }
     },
@@ -245,7 +246,7 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
     async (request) => {
       const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
       const { changed } = await app.db.transaction((tx) =>
-        setPublicView(tx, jurisdiction.id, request.params.id, { isPublic: request.body.public, reason: request.body.reason }),
+        setPublicView(tx, auditActorOf(request), jurisdiction.id, request.params.id, { isPublic: request.body.public, reason: request.body.reason }),
       )
       logAction(request, 'request public view set by operator', { serviceRequestId: request.params.id, public: request.body.public, changed })
       return { public: request.body.public, changed }
@@ -276,7 +277,7 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
     async (request) => {
       const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
       const { updateId } = await app.db.transaction((tx) =>
-        addRequestNote(tx, jurisdiction.id, request.params.id, {
+        addRequestNote(tx, auditActorOf(request), jurisdiction.id, request.params.id, {
           source: 'operator',
           ...(request.body.description !== undefined ? { description: request.body.description } : {}),
           ...(request.body.template !== undefined ? { template: request.body.template } : {}),

@@ -10,7 +10,7 @@ import { type FormFields, validateSubmission } from '../../../domain/requests/su
 import { badRequest, notFound } from '../../../open311/errors.js'
 import { toPossibleDuplicate } from '../../../open311/request-representation.js'
 import type { Format } from '../../../open311/spark.js'
-import { requireClientKey } from '../../auth.js'
+import { auditActorOf, requireClientKey } from '../../auth.js'
 import { sendOpen311 } from '../../reply.js'
 import { bodyErrorResponses, errorResponse, errorResponses } from '../../schemas/errors.js'
 import { attributeFields, FORM_CONTENT_TYPES, formatParams, formField, postRequestAnswer } from '../../schemas/open311.js'
@@ -118,7 +118,7 @@ export default async function postRequestRoutes(app: FastifyInstance) {
         app.db,
         idempotencyKey ? { apiKeyId: request.apiKey!.id, key: idempotencyKey, request: content } : undefined,
         async (db) => {
-          const created = await submitServiceRequest(db, { jurisdiction, service, submission, photos, apiKeyId: request.apiKey!.id, channel })
+          const created = await submitServiceRequest(db, { jurisdiction, service, submission, photos, apiKeyId: request.apiKey!.id, actor: auditActorOf(request), channel })
           const answer = created.token
             ? { token: created.token, service_notice: created.serviceNotice, account_id: created.accountId }
             : { service_request_id: created.serviceRequestId, service_notice: created.serviceNotice, account_id: created.accountId }

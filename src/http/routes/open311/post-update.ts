@@ -6,7 +6,7 @@ import { addRequestNote } from '../../../domain/work-orders/request-notes.js'
 import { parseW3c, precisionOfW3c } from '../../../open311/datetime.js'
 import { type Open311ErrorItem, Open311Error } from '../../../open311/errors.js'
 import type { Format } from '../../../open311/spark.js'
-import { requireDepartmentOrClientKey } from '../../auth.js'
+import { auditActorOf, requireDepartmentOrClientKey } from '../../auth.js'
 import { sendOpen311 } from '../../reply.js'
 import { bodyErrorResponses, errorResponse, errorResponses } from '../../schemas/errors.js'
 import { FORM_CONTENT_TYPES, formatParams, formField } from '../../schemas/open311.js'
@@ -92,7 +92,7 @@ export default async function postUpdateRoutes(app: FastifyInstance) {
         if (!description && mediaUrls.length === 0) throw new Open311Error(400, 'description: a comment needs text or a media_url')
         const jurisdiction = await resolveJurisdiction(app.db, one('jurisdiction_id'))
         const result = await app.db.transaction((tx) =>
-          addRequestNote(tx, jurisdiction.id, one('service_request_id')!, {
+          addRequestNote(tx, auditActorOf(request), jurisdiction.id, one('service_request_id')!, {
             source: 'citizen',
             description: (description ?? '').slice(0, DESCRIPTION_MAX),
             isPublic: true,
