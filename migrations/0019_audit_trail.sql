@@ -42,5 +42,5 @@ ALTER TABLE audit_events ENABLE ALWAYS TRIGGER audit_events_append_only;
 --> statement-breakpoint
 ALTER TABLE audit_events ENABLE ALWAYS TRIGGER audit_events_no_truncate;
 --> statement-breakpoint
--- Belt and braces for any other role a deployment gives access to: nobody is granted more than reading and appending.
+-- For the record (PUBLIC holds none of these by default): no role gains them through PUBLIC.
 REVOKE UPDATE, DELETE, TRUNCATE ON audit_events FROM PUBLIC;

@@ -761,7 +761,9 @@ export const openDataRemovals = pgTable(
  * department ('department': channel '') and in all ('service'), with merged histograms, so that
  * a report not asking for areas (nor for departments and channels together) reads a few rows
  * per day and service instead of one per department × channel × area
- * (open311_report_coarse_rows, written in the same transaction as the cell).
+ * (open311_report_coarse_rows, written in the same transaction as the cell). That function
+ * returns whole report_daily rows in the table's column order: a migration adding a column
+ * here recreates it too (the refresh fails otherwise, which the report tests catch).
  */
 export const REPORT_GRAINS = ['full', 'channel', 'department', 'service'] as const
 export type ReportGrain = (typeof REPORT_GRAINS)[number]

@@ -73,10 +73,11 @@ export async function startWorkers(app: FastifyInstance, database: Database): Pr
     database,
     logger: app.log,
     intervalMs: 3_600_000,
-    // runRetention works through every step to the end itself.
+    // runRetention works through every step to the end itself, or until the instance stops
+    // (between two batches: a shutdown never waits for a long first run).
     batchSize: Number.POSITIVE_INFINITY,
-    work: async () => {
-      await runRetention(app.db, { periods: app.config.retention })
+    work: async (stopping) => {
+      await runRetention(app.db, { periods: app.config.retention, shouldStop: stopping })
       return 0
     },
   })

@@ -19,8 +19,11 @@ export async function startPeriodicWorker(options: {
   logger: DatabaseLogger
   channel?: string
   intervalMs: number
-  /** Returns how many items it handled; a full batch means "run again at once". */
-  work: () => Promise<number>
+  /**
+   * Returns how many items it handled; a full batch means "run again at once". `stopping` says
+   * whether the instance is shutting down: long work checks it between its batches.
+   */
+  work: (stopping: () => boolean) => Promise<number>
   batchSize: number
 }): Promise<PeriodicWorker> {
   // An outage is logged once by the database's outage tracker, not once per poll.
@@ -38,7 +41,7 @@ export async function startPeriodicWorker(options: {
       try {
         do {
           again = false
-          const handled = await options.work()
+          const handled = await options.work(() => stopped)
           if (handled >= options.batchSize) again = true
         } while (again && !stopped)
       } catch (err) {

@@ -150,7 +150,7 @@ t.test('the CSV has the JSON entries and values, page by page', async (t) => {
     const csv = await app.inject({ url: `/admin/v1/audit.csv${query}`, headers: h.asAdmin })
     t.equal(csv.statusCode, 200)
     t.match(csv.headers['content-type'], /^text\/csv/)
-    t.match(csv.body, /^id,occurred_at,actor_kind,actor_key_id,actor_name,action,entity_type,entity_id,service_request_id,jurisdiction_id,changes\r\n/)
+    t.match(csv.body, /^id,occurred_at,actor_kind,actor_key_id,actor_department_id,actor_name,action,entity_type,entity_id,service_request_id,jurisdiction_id,changes\r\n/)
     const parsed = parseCsv(csv.body, { columns: true }) as Record<string, string>[]
     // Every value as the CSV writes it (null: empty), changes compared as JSON values (key order is the database's).
     const asText = (e: AuditEvent) => Object.fromEntries(Object.entries(e).map(([k, v]) => [k, v === null ? '' : k === 'changes' ? v : String(v)]))

@@ -192,6 +192,11 @@ t.test('a refused close records nothing; a forced one records the cancellation a
 t.test("GET /admin/v1/audit.json?request= tells the request's whole story, in order", async (t) => {
   const entries = await story(requestId)
   t.same(
+    entries.filter((e) => e.actor_kind === 'department').map((e) => (e as unknown as { actor_department_id: number }).actor_department_id),
+    [streetsRow!.id],
+    'a department entry names the department by id too (codes repeat across jurisdictions)',
+  )
+  t.same(
     entries.map((e) => [e.action, e.actor_kind, e.actor_name]),
     [
       ['service_request.created', 'key', 'citizen app'],

@@ -141,10 +141,20 @@ t.test('admin API: a department registered, changed and its secret rotated', asy
     { ...byAdmin, action: 'department.secret_rotated', entity_id: 'streets', changes: { signing_secret: { before: MASKED, after: MASKED }, secret_overlap_hours: { before: null, after: 2 } } },
   ])
 
-  // A webhook URL keeps its host and path, never its query (a token) or credentials (the tests' receivers are on loopback).
+  // A webhook URL keeps its scheme and host; of its path, query and credentials (where tokens
+  // are) only a fingerprint, which shows a token's change (the tests' receivers are on loopback).
+  const fingerprinted = /^http:\/\/127\.0\.0\.1:9\/\[masked\]#sha256=[0-9a-f]{12}$/
   const receiver = await app.inject({ method: 'PATCH', url: '/admin/v1/departments/streets', headers: asAdmin, payload: { webhook_url: webhook.replace('https://hooks.example.net', 'http://127.0.0.1:9') } })
   t.equal(receiver.statusCode, 200, receiver.body)
-  t.match(await newEntries(), [{ action: 'department.updated', changes: { webhook_url: { before: null, after: `http://127.0.0.1:9/streets?${MASKED}` } } }])
+  const [moved] = await newEntries()
+  t.match(moved, { action: 'department.updated', changes: { webhook_url: { before: null, after: fingerprinted } } })
+  const tokenChanged = await app.inject({ method: 'PATCH', url: '/admin/v1/departments/streets', headers: asAdmin, payload: { webhook_url: `http://127.0.0.1:9/streets?token=${'b'.repeat(24)}` } })
+  t.equal(tokenChanged.statusCode, 200, tokenChanged.body)
+  const [retokened] = await newEntries()
+  const change = retokened!.changes.webhook_url as { before: string; after: string }
+  t.match(change, { before: fingerprinted, after: fingerprinted }, 'only the token changed: still an entry')
+  t.not(change.before, change.after, 'its fingerprints differ')
+  secrets.push('b'.repeat(24))
 })
 
 t.test('admin API: routes, department service levels and templates', async (t) => {

@@ -137,13 +137,29 @@ t.test('a run anonymises only requests closed more than N days ago, and prunes o
   )
   t.ok(audit.every((a) => a.actor_kind === 'cli'), 'recorded as the CLI')
   t.ok(audit.some((a) => a.action === 'retention.pruned'), 'and one for the pruning')
+  const prunedKinds = await rows<{ entity_id: string; deleted: number }>(
+    sql`select entity_id, sum((changes -> entity_id ->> 'before')::int)::int as deleted from audit_events where action = 'retention.pruned' group by entity_id order by entity_id`,
+  )
+  t.ok(prunedKinds.length > 0 && prunedKinds.every((p) => p.deleted > 0), 'each pruning entry names its kind and how many rows, in the batch that deleted them')
+
+  // A stopping instance ends its run between two batches: the rest waits for the next run.
+  const waiting = [await reportAndClose('pothole', 45), await reportAndClose('pothole', 45)]
+  // Asked before the first step (no), then after each batch: stop after the first.
+  let asked = 0
+  const stopped = await runRetention(app.db, { periods: PERIODS, batchSize: 1, shouldStop: () => asked++ >= 1 })
+  t.equal(stopped.anonymised_requests, 1, 'one batch, then it stops')
+  t.same(
+    (await Promise.all(waiting.map((r) => emailOf(r.id)))).filter((email) => email !== null).length,
+    1,
+    'the other request waits for the next run',
+  )
 
   // Progress lines come with full batches: a large run says how far it is.
   const fresh = [await reportAndClose('pothole', 45), await reportAndClose('pothole', 45), await reportAndClose('pothole', 45)]
   const progress: string[] = []
   const summary = await runRetention(app.db, { periods: PERIODS, batchSize: 2, progress: (step, done) => progress.push(`${step} ${done}`) })
-  t.equal(summary.anonymised_requests, 3)
-  t.same(progress.filter((p) => p.startsWith('anonymised_requests')), ['anonymised_requests 2'], 'a line after the full batch')
+  t.equal(summary.anonymised_requests, 4, 'the three, and the one the stopped run left')
+  t.same(progress.filter((p) => p.startsWith('anonymised_requests')), ['anonymised_requests 2', 'anonymised_requests 4'], 'a line after each full batch')
   for (const r of fresh) t.equal(await emailOf(r.id), null)
 
   const again = await cli('retention', 'run')

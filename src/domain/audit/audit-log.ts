@@ -32,6 +32,7 @@ export interface AuditEventView {
   occurred_at: Date
   actor_kind: AuditActorKind
   actor_key_id: number | null
+  actor_department_id: number | null
   actor_name: string
   action: string
   entity_type: string
@@ -47,6 +48,7 @@ export const AUDIT_COLUMNS = [
   'occurred_at',
   'actor_kind',
   'actor_key_id',
+  'actor_department_id',
   'actor_name',
   'action',
   'entity_type',
@@ -132,6 +134,7 @@ export async function findAuditEvents(db: Db, filters: AuditFilters, page: { lim
       occurred_at: auditEvents.occurredAt,
       actor_kind: auditEvents.actorKind,
       actor_key_id: auditEvents.actorKeyId,
+      actor_department_id: auditEvents.actorDepartmentId,
       actor_name: auditEvents.actorName,
       action: auditEvents.action,
       entity_type: auditEvents.entityType,

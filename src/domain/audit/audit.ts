@@ -9,6 +9,7 @@
  * built-in list masks the usual names whatever the caller passes.
  */
 import { type SQL, sql } from 'drizzle-orm'
+import { createHash } from 'node:crypto'
 import type { Db } from '../../db/database.js'
 import { auditEvents } from '../../db/schema.js'
 
@@ -38,6 +39,9 @@ export const systemActor = (name: string): AuditActor => ({ kind: 'system', name
  * so a new caller cannot be recorded as "server" by forgetting to say who.
  */
 export const SERVER_ACTOR: AuditActor = systemActor('server')
+
+/** The deliveries' own changes (a department disabled after failing, work orders marked sent): the dispatcher's. */
+export const DELIVERY_ACTOR: AuditActor = systemActor('webhook-dispatcher')
 
 /** What a masked value is stored as. */
 export const MASKED = '[masked]'
@@ -107,18 +111,22 @@ export function maskedChange(before: 'set' | null, after: 'set' | null) {
 const maskValue = (value: unknown) => (value === null ? null : MASKED)
 
 /**
- * A URL as an entry keeps it: scheme, host and path. Credentials in it (user:password@, a
- * token in the query or fragment) are masked, since a webhook URL may carry one.
+ * A URL as an entry keeps it: its scheme and host, and of the rest (path, query, credentials,
+ * fragment: where webhook URLs carry their tokens, e.g. Slack's in the path) only a fingerprint,
+ * the first 12 hex digits of the whole URL's SHA-256 — so an entry shows that a token changed
+ * (the fingerprints differ) without keeping any of it. A bare origin is kept as it is.
  */
 export function auditUrl(url: string | null | undefined): string | null {
   if (url === null || url === undefined) return null
+  let parsed: URL
   try {
-    const parsed = new URL(url)
-    const credentials = parsed.username || parsed.password ? `${MASKED}@` : ''
-    return `${parsed.protocol}//${credentials}${parsed.host}${parsed.pathname}${parsed.search ? `?${MASKED}` : ''}${parsed.hash ? `#${MASKED}` : ''}`
+    parsed = new URL(url)
   } catch {
     return MASKED
   }
+  const origin = `${parsed.protocol}//${parsed.host}`
+  if (url === origin || url === `${origin}/`) return url
+  return `${origin}/${MASKED}#sha256=${createHash('sha256').update(url).digest('hex').slice(0, 12)}`
 }
 
 /** JSON values: dates as ISO text, undefined as null. */

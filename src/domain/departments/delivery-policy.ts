@@ -9,7 +9,7 @@
  */
 import { sql } from 'drizzle-orm'
 import { type Db, queryRows, toDate } from '../../db/database.js'
-import { recordAudit, systemActor } from '../audit/audit.js'
+import { DELIVERY_ACTOR, recordAudit } from '../audit/audit.js'
 import { raiseOperatorAlert } from '../operator-alerts.js'
 import { markWorkOrdersSent } from '../work-orders/mark-sent.js'
 import { liveSecrets, type SecretSealer } from './departments.js'
@@ -60,7 +60,6 @@ export function departmentDeliveryPolicy(db: Db, options: DeliveryPolicyOptions)
 }
 
 /** Who disables a failing department: the worker that delivers to it. */
-const DELIVERY_ACTOR = systemActor('webhook-dispatcher')
 
 async function disableDepartment(tx: Db, departmentId: number, reason: string) {
   const disabled = await queryRows<{ code: string; jurisdiction_id: string; disabled_reason_before: string | null }>(

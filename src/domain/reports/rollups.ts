@@ -11,7 +11,7 @@
  * A write still in flight leaves its entry for the next refresh. Refreshes take one advisory
  * lock, so two instances never recompute the same cell at once (which could insert it twice).
  * A cell's rows are its full ones and, summed from them in the same transaction, its coarser
- * per-channel and per-service rows (report_daily.grain, open311_report_coarse_rows).
+ * per-channel, per-department and per-service rows (report_daily.grain, open311_report_coarse_rows).
  */
 import { type SQL, sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../db/database.js'

@@ -65,14 +65,17 @@ interface LockedRequest {
 export async function anonymiseRequests(tx: Db, ids: number[], actor: AuditActor, basis: AnonymiseBasis): Promise<AnonymisedRequest[]> {
   if (ids.length === 0) return []
   const idList = sql`${sql.param(ids)}::bigint[]`
+  // Locked first, read after: a statement that waits for a row lock reads the other rows as its
+  // snapshot had them, so reading the reporter in the locking statement could report (and
+  // audit) values another erasure cleared while this one waited.
+  await tx.execute(sql`select id from service_requests where id = any(${idList}) order by id for update`)
   const locked = await queryRows<LockedRequest>(
     tx,
     sql`select sr.id, sr.public_id, sr.jurisdiction_id, rr.anonymised_at,
                rr.email, rr.first_name, rr.last_name, rr.phone, rr.device_id, rr.account_id
         from service_requests sr left join request_reporters rr on rr.request_id = sr.id
         where sr.id = any(${idList})
-        order by sr.id
-        for update of sr`,
+        order by sr.id`,
   )
   if (locked.length === 0) return []
   const lockedIds = sql`${sql.param(locked.map((r) => Number(r.id)))}::bigint[]`

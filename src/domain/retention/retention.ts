@@ -13,13 +13,11 @@
 import { type SQL, sql } from 'drizzle-orm'
 import type { AppConfig } from '../../config.js'
 import { type Db, queryRows } from '../../db/database.js'
-import { type AuditActor, CLI_ACTOR, recordAudit, systemActor } from '../audit/audit.js'
+import { type AuditActor, recordAudit, systemActor } from '../audit/audit.js'
 import { anonymiseRequests } from './anonymise.js'
 
 /** Who the worker's changes are recorded as. */
 export const RETENTION_ACTOR: AuditActor = systemActor('retention')
-/** `retention run` from the CLI: an operator's act, recorded as the CLI's. */
-export const CLI_RETENTION_ACTOR: AuditActor = CLI_ACTOR
 
 export type RetentionPeriods = AppConfig['retention']
 
@@ -32,6 +30,8 @@ export interface RetentionOptions {
   actor?: AuditActor
   /** Called after each full batch, when more may follow (CLI progress lines on large runs). */
   progress?: (step: RetentionStep, doneSoFar: number) => void
+  /** Checked before each batch: true ends the run there (the worker's instance is stopping). */
+  shouldStop?: () => boolean
 }
 
 export const RETENTION_STEPS = ['anonymised_requests', 'delivered_outbox', 'inbound_events', 'idempotency_records', 'rate_limit_counters'] as const
@@ -46,6 +46,7 @@ export async function runRetention(db: Db, options: RetentionOptions): Promise<R
   const batchSize = options.batchSize ?? DEFAULT_BATCH
   const summary = Object.fromEntries(RETENTION_STEPS.map((s) => [s, 0])) as RetentionSummary
   for (const step of RETENTION_STEPS) {
+    if (options.shouldStop?.()) break
     const rows = selection(step, now, options.periods)
     if (options.dryRun) {
       const [row] = await queryRows<{ n: number }>(db, sql`select count(*)::int as n from (${rows}) s`)
@@ -55,19 +56,10 @@ export async function runRetention(db: Db, options: RetentionOptions): Promise<R
     for (;;) {
       const done = await runBatch(db, step, rows, batchSize, options.actor ?? RETENTION_ACTOR)
       summary[step] += done
-      if (done < batchSize) break
+      if (done < batchSize || options.shouldStop?.()) break
       // A full batch: more to come, a large run; say how far it is.
       options.progress?.(step, summary[step])
     }
-  }
-  const pruned = RETENTION_STEPS.filter((s) => s !== 'anonymised_requests' && summary[s] > 0)
-  if (!options.dryRun && pruned.length > 0) {
-    await recordAudit(db, options.actor ?? RETENTION_ACTOR, {
-      action: 'retention.pruned',
-      entityType: 'retention',
-      entityId: 'prune',
-      changes: Object.fromEntries(pruned.map((s) => [s, { before: summary[s], after: 0 }])),
-    })
   }
   return summary
 }
@@ -119,18 +111,22 @@ async function runBatch(db: Db, step: RetentionStep, rows: SQL, batchSize: numbe
         return due.length
       }
       case 'delivered_outbox':
-        return count(tx, sql`delete from outbox where id in (${claimed}) returning 1`)
+        return pruned(tx, actor, step, sql`delete from outbox where id in (${claimed}) returning 1`)
       case 'inbound_events':
-        return count(tx, sql`delete from inbound_events where (department_id, event_id) in (${claimed}) returning 1`)
+        return pruned(tx, actor, step, sql`delete from inbound_events where (department_id, event_id) in (${claimed}) returning 1`)
       case 'idempotency_records':
-        return count(tx, sql`delete from idempotency_keys where (api_key_id, key) in (${claimed}) returning 1`)
+        return pruned(tx, actor, step, sql`delete from idempotency_keys where (api_key_id, key) in (${claimed}) returning 1`)
       case 'rate_limit_counters':
-        return count(tx, sql`delete from rate_limit_counters where (key, window_start) in (${claimed}) returning 1`)
+        return pruned(tx, actor, step, sql`delete from rate_limit_counters where (key, window_start) in (${claimed}) returning 1`)
     }
   })
 }
 
-async function count(tx: Db, statement: SQL): Promise<number> {
-  const rows = await queryRows<unknown>(tx, statement)
-  return rows.length
+/** A batch's deletes and, in their transaction, the audit entry saying how many (none when none). */
+async function pruned(tx: Db, actor: AuditActor, step: RetentionStep, statement: SQL): Promise<number> {
+  const deleted = (await queryRows<unknown>(tx, statement)).length
+  if (deleted > 0) {
+    await recordAudit(tx, actor, { action: 'retention.pruned', entityType: 'retention', entityId: step, changes: { [step]: { before: deleted, after: 0 } } })
+  }
+  return deleted
 }

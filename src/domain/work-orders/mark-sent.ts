@@ -5,11 +5,10 @@
 import { sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../db/database.js'
 import type { WorkOrderState } from '../../db/schema.js'
-import { systemActor } from '../audit/audit.js'
+import { DELIVERY_ACTOR } from '../audit/audit.js'
 import { moveWorkOrders } from './transition.js'
 
 /** Who moves a delivered work order to `sent`: the worker that delivered it. */
-const DELIVERY_ACTOR = systemActor('webhook-dispatcher')
 
 /** Marks the work orders whose created events (outbox rows `outboxIds`) were delivered, for a whole batch at once. */
 export async function markWorkOrdersSent(db: Db, outboxIds: number[]) {

@@ -32,6 +32,7 @@ const auditEvent = {
     occurred_at: { type: 'string', format: 'date-time', description: 'When the change’s transaction began' },
     actor_kind: { type: 'string', enum: AUDIT_ACTOR_KINDS },
     actor_key_id: { type: ['integer', 'null'], description: 'The API key’s id (GET /admin/v1/keys) when actor_kind is key' },
+    actor_department_id: { type: ['integer', 'null'], description: 'The department’s id when actor_kind is department (its code is actor_name; codes repeat across jurisdictions, ids do not)' },
     actor_name: { type: 'string', description: 'The key’s name then; the department’s code; cli; or the server’s part that made the change' },
     action: { type: 'string', description: 'The entity and what was done to it, e.g. department.updated, api_key.revoked, service.routes_set' },
     entity_type: { type: 'string' },
