@@ -50,7 +50,7 @@ const querystring = {
     actor: {
       type: 'string',
       pattern: '^([1-9][0-9]{0,17}|cli|system|department(:[^\\s]{1,64})?)$',
-      description: 'Only changes by this API key (its id), by departments (department) or one (department:<code>), by the CLI, or by the server',
+      description: 'Only changes by this API key (its id), by departments (`department`) or one (`department:CODE`), by the CLI (`cli`), or by the server (`system`)',
     },
     request: { type: 'string', maxLength: 64, description: 'Only changes about this service request (service_request_id)' },
     entity_type: { type: 'string', maxLength: 64, description: 'Only changes to this kind of thing: department, api_key, service, jurisdiction, response_template' },
