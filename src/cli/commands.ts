@@ -149,7 +149,9 @@ export const COMMANDS: Command[] = [
   },
   {
     name: 'keys create',
-    synopsis: `keys create --name NAME [--scope S ...] [--channel C]   scopes: ${API_KEY_SCOPES.join(', ')}; C: its requests' default channel (${DEFAULT_KEY_CHANNEL}); prints the key last`,
+    synopsis:
+      `keys create --name NAME [--scope S ...] [--channel C] [--jurisdiction-id ID[,ID…]]   scopes: ${API_KEY_SCOPES.join(', ')}; ` +
+      `C: its requests' default channel (${DEFAULT_KEY_CHANNEL}); ID: the jurisdictions it acts in (default: every one); prints the key last`,
     async run(context) {
       const name = context.options.name?.trim()
       if (!name) throw new UsageError('keys create needs --name')
@@ -160,10 +162,13 @@ export const COMMANDS: Command[] = [
       if (channel !== undefined && !isRequestChannel(channel)) {
         throw new UsageError(`unknown channel ${channel}; known: ${REQUEST_CHANNELS.join(', ')}`)
       }
+      // Jurisdiction ids are domain names: a comma never occurs in one.
+      const jurisdictionIds = context.options['jurisdiction-id']?.split(',').map((id) => id.trim()).filter(Boolean) ?? null
       await context.withDatabase(async ({ db }) => {
-        const key = await createApiKey(db, { name, scopes: scopes as ApiKeyScope[], defaultChannel: channel }, CLI_ACTOR)
+        const key = await createApiKey(db, { name, scopes: scopes as ApiKeyScope[], defaultChannel: channel, jurisdictionIds }, CLI_ACTOR)
         context.out(
-          `created API key ${key.id} "${key.name}" with scopes ${key.scopes.join(', ')} and default channel ${key.default_channel}; it is shown only once:`,
+          `created API key ${key.id} "${key.name}" with scopes ${key.scopes.join(', ')} and default channel ${key.default_channel}, ` +
+            `acting in ${key.jurisdiction_ids?.join(', ') ?? 'every jurisdiction'}; it is shown only once:`,
         )
         context.out(key.key)
       })
@@ -178,13 +183,14 @@ export const COMMANDS: Command[] = [
         if (context.options.json) return context.out(JSON.stringify(keys, null, 2))
         printTable(
           context,
-          ['id', 'key_id', 'name', 'scopes', 'channel', 'created', 'last_used', 'state'],
+          ['id', 'key_id', 'name', 'scopes', 'channel', 'jurisdictions', 'created', 'last_used', 'state'],
           keys.map((k) => [
             String(k.id),
             k.key_id,
             k.name,
             k.scopes.join(','),
             k.default_channel,
+            k.jurisdiction_ids?.join(',') ?? 'all',
             k.created_at.toISOString(),
             k.last_used_at?.toISOString() ?? 'never',
             k.revoked_at ? `revoked ${k.revoked_at.toISOString()}` : 'active',

@@ -220,6 +220,12 @@ export const apiKeys = pgTable(
     departmentId: bigint('department_id', { mode: 'number' }),
     /** The channel of the requests this key submits without naming one (REQUEST_CHANNELS). */
     defaultChannel: text('default_channel').$type<RequestChannel>().notNull().default('app'),
+    /**
+     * The jurisdictions the key acts in (docs/tenancy.md): null for every jurisdiction, the
+     * server's own operators' keys; a list for a city's keys on a shared server. A department's
+     * key holds its department's jurisdiction.
+     */
+    jurisdictionIds: text('jurisdiction_ids').array(),
     createdAt: createdAt(),
     lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
     revokedAt: timestamp('revoked_at', { withTimezone: true }),
@@ -227,6 +233,7 @@ export const apiKeys = pgTable(
   (t) => [
     uniqueIndex('api_keys_key_id_key').on(t.keyId),
     check('api_keys_default_channel_check', inList('default_channel', REQUEST_CHANNELS)),
+    check('api_keys_jurisdiction_ids_check', sql`jurisdiction_ids is null or cardinality(jurisdiction_ids) > 0`),
   ],
 )
 
@@ -854,6 +861,8 @@ export const auditEvents = pgTable(
     index('audit_events_actor_idx').on(t.actorKeyId, t.id),
     index('audit_events_request_idx').on(t.requestId, t.id).where(sql`request_id is not null`),
     index('audit_events_entity_idx').on(t.entityType, t.entityId, t.id),
+    // A city's key on a shared server reads its own jurisdictions' entries, newest first.
+    index('audit_events_jurisdiction_idx').on(t.jurisdictionId, t.id),
     check('audit_events_actor_kind_check', inList('actor_kind', AUDIT_ACTOR_KINDS)),
     check('audit_events_key_actor_check', sql`(actor_kind = 'key') = (actor_key_id is not null)`),
     check('audit_events_department_actor_check', sql`(actor_kind = 'department') = (actor_department_id is not null)`),

@@ -1,13 +1,19 @@
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler, preValidationAsyncHookHandler } from 'fastify'
-import { type ApiKeyScope, type ApiKeySummary, verifyApiKey, verifyDepartmentOrClientKey } from '../domain/api-keys/api-keys.js'
+import { type ApiKeySummary, verifyApiKey, verifyDepartmentOrClientKey } from '../domain/api-keys/api-keys.js'
+import { keyActsIn, resolveKeyJurisdiction } from '../domain/api-keys/key-jurisdictions.js'
 import { type AuditActor, keyActor } from '../domain/audit/audit.js'
 import type { PhotoReader } from '../domain/media/media-store.js'
+import type { Jurisdiction } from '../domain/jurisdictions.js'
 import type { Reader } from '../domain/requests/sensitive-location.js'
 import { forbidden } from '../open311/errors.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
     apiKey?: ApiKeySummary
+  }
+  interface FastifyContextConfig {
+    /** An admin route that changes nothing, open to `admin:read` keys as well (requireAdminKey). */
+    adminRead?: boolean
   }
 }
 
@@ -17,13 +23,27 @@ export function bearerToken(request: FastifyRequest): string | undefined {
   return match?.[1]
 }
 
-/** A preHandler that admits only a valid, unrevoked `Authorization: Bearer` key holding `scope`. */
-export function requireBearerScope(scope: ApiKeyScope): onRequestAsyncHookHandler {
-  return async function checkScope(request) {
-    const key = await verifyApiKey(request.server.db, bearerToken(request), scope)
-    if (!key) throw forbidden(`a bearer API key with the "${scope}" scope is required`)
-    request.apiKey = key
+/**
+ * The admin API's key check (onRequest, before any body is read): a key with the `admin` scope,
+ * or on a route marked `config: { adminRead: true }` one with `admin:read`.
+ */
+export const requireAdminKey: onRequestAsyncHookHandler = async function requireAdminKey(request) {
+  const key = await verifyApiKey(request.server.db, bearerToken(request), ['admin', 'admin:read'])
+  if (!key) throw forbidden('a bearer API key with the "admin" scope is required')
+  if (!key.scopes.includes('admin') && !request.routeOptions.config.adminRead) {
+    throw forbidden('this key has the read-only "admin:read" scope; this call changes something and needs the "admin" scope')
   }
+  request.apiKey = key
+}
+
+/**
+ * The jurisdiction a keyed call (admin, a client's or a department's write) acts in: the one it
+ * names or the key's only one, which the key must act in (domain/api-keys/key-jurisdictions.ts).
+ * Every keyed route resolves its jurisdiction through this, never through resolveJurisdiction alone.
+ */
+export function callerJurisdiction(request: FastifyRequest, requestedId: string | undefined): Promise<Jurisdiction> {
+  if (!request.apiKey) throw new Error('callerJurisdiction: the request has no authenticated key')
+  return resolveKeyJurisdiction(request.server.db, request.apiKey, requestedId)
 }
 
 /**
@@ -37,30 +57,35 @@ export function auditActorOf(request: FastifyRequest): AuditActor {
 }
 
 /**
- * Who reads a GeoReport GET: an operator when it carries `Authorization: Bearer` with a valid
- * admin key, and sees sensitive services' requests as they are; otherwise the public, who sees
- * them generalised. GETs need no key, so a missing, invalid or revoked one is not refused: it
- * reads as the public. Only the header counts: a key in a URL ends up in logs and histories.
+ * Who reads a GeoReport GET of `jurisdiction`: an operator when it carries `Authorization:
+ * Bearer` with a valid admin key acting in that jurisdiction, and sees sensitive services'
+ * requests as they are; otherwise the public, who sees them generalised. GETs need no key, so a
+ * missing, invalid, revoked or other city's key is not refused: it reads as the public. Only
+ * the header counts: a key in a URL ends up in logs and histories.
  */
-export async function readerOf(request: FastifyRequest, reply: FastifyReply): Promise<Reader> {
+export async function readerOf(request: FastifyRequest, reply: FastifyReply, jurisdiction: Jurisdiction): Promise<Reader> {
   const token = bearerToken(request)
-  if (!token || !(await verifyApiKey(request.server.db, token, 'admin'))) return 'public'
+  const key = token ? await verifyApiKey(request.server.db, token, 'admin') : null
+  if (!key || !keyActsIn(key, jurisdiction.id)) return 'public'
   // An operator's answer holds what the public must not see: no cache may keep it for another.
   reply.header('cache-control', 'private, no-store')
   return 'operator'
 }
 
 /**
- * Who asks for a photo: an operator (readerOf), a department with its own key (Bearer: the
- * photos of its work orders' requests), else the public. Like readerOf, a key that is not
- * valid reads as the public, and a keyed answer is kept from shared caches.
+ * Who asks for a photo: an operator (an admin key: of every jurisdiction, or of its own, where
+ * it sees what an operator sees and elsewhere what the public sees), a department with its own
+ * key (Bearer: the photos of its work orders' requests), else the public. Like readerOf, a key
+ * that is not valid reads as the public, and a keyed answer is kept from shared caches.
  */
 export async function photoReaderOf(request: FastifyRequest, reply: FastifyReply): Promise<PhotoReader> {
-  if ((await readerOf(request, reply)) === 'operator') return 'operator'
-  const key = await verifyApiKey(request.server.db, bearerToken(request), 'department')
-  if (key?.department_id == null) return 'public'
+  const token = bearerToken(request)
+  if (!token) return 'public'
+  const key = await verifyApiKey(request.server.db, token, ['admin', 'department'])
+  if (!key) return 'public'
   reply.header('cache-control', 'private, no-store')
-  return { departmentId: key.department_id }
+  if (key.scopes.includes('admin')) return key.jurisdiction_ids === null ? 'operator' : { operatorOf: key.jurisdiction_ids }
+  return key.department_id == null ? 'public' : { departmentId: key.department_id }
 }
 
 /**

@@ -352,6 +352,6 @@ t.test('the audit filters have their indexes', async (t) => {
   const indexes = await rows<{ indexname: string }>(sql`select indexname from pg_indexes where tablename = 'audit_events' order by indexname`)
   t.same(
     indexes.map((i) => i.indexname),
-    ['audit_events_actor_idx', 'audit_events_entity_idx', 'audit_events_occurred_at_idx', 'audit_events_pkey', 'audit_events_request_idx'],
+    ['audit_events_actor_idx', 'audit_events_entity_idx', 'audit_events_jurisdiction_idx', 'audit_events_occurred_at_idx', 'audit_events_pkey', 'audit_events_request_idx'],
   )
 })

@@ -167,7 +167,7 @@ t.test('CLI: keys create --channel, shown by keys list', async (t) => {
   const made = await cli('keys', 'create', '--name', 'walk-in counter', '--scope', 'requests:write', '--scope', 'requests:set-channel', '--channel', 'walk_in')
   t.equal(made.code, 0, made.stderr)
   const [header, rawKey] = made.stdout.trim().split('\n')
-  t.match(header, /^created API key \d+ "walk-in counter" with scopes requests:write, requests:set-channel and default channel walk_in; it is shown only once:$/)
+  t.match(header, /^created API key \d+ "walk-in counter" with scopes requests:write, requests:set-channel and default channel walk_in, acting in every jurisdiction; it is shown only once:$/)
   await createdWith(t, report(rawKey!), 'walk_in', 'the counter’s requests')
 
   const listed = await cli('keys', 'list')

@@ -19,6 +19,7 @@ import demoCatalog from '../../src/domain/demo/demo-catalog.json' with { type: '
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import { acceptPendingTokens } from '../../src/domain/requests/tokens.js'
 import { buildTestApp } from '../helpers/app.js'
+import { jpegPart, MULTIPART, multipart, type Part } from '../helpers/multipart.js'
 import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
 const MAX_BYTES = 1_048_576
@@ -71,26 +72,6 @@ async function cameraJpeg(): Promise<Buffer> {
     .jpeg({ quality: 90 })
     .toBuffer()
 }
-
-type Part = { name: string; value: string } | { name: string; file: Buffer; filename: string; type: string }
-
-const BOUNDARY = '----open311PhotoBoundary9f2c'
-const MULTIPART = `multipart/form-data; boundary=${BOUNDARY}`
-
-/** A multipart body as bytes: file parts carry their filename and declared type. */
-function multipart(parts: Part[]): Buffer {
-  const chunks: Buffer[] = []
-  for (const part of parts) {
-    const disposition = `--${BOUNDARY}\r\nContent-Disposition: form-data; name="${part.name}"`
-    if ('file' in part) {
-      chunks.push(Buffer.from(`${disposition}; filename="${part.filename}"\r\nContent-Type: ${part.type}\r\n\r\n`), part.file, Buffer.from('\r\n'))
-    } else chunks.push(Buffer.from(`${disposition}\r\n\r\n${part.value}\r\n`))
-  }
-  chunks.push(Buffer.from(`--${BOUNDARY}--\r\n`))
-  return Buffer.concat(chunks)
-}
-
-const jpegPart = (file: Buffer, filename = 'IMG_7731.jpg'): Part => ({ name: 'media', file, filename, type: 'image/jpeg' })
 
 /** A valid pothole report's text fields. */
 const pothole = (extra: Part[] = []): Part[] => [

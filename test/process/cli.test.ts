@@ -78,7 +78,7 @@ t.test('keys: create prints the raw key last, list never shows it, revoke marks 
   const rawKey = out.at(-1) ?? ''
   const match = RAW_KEY.exec(rawKey)
   t.ok(match, `the last line is the raw key: ${rawKey}`)
-  const header = /^created API key (\d+) "app" with scopes requests:write and default channel app; it is shown only once:$/.exec(out[0] ?? '')
+  const header = /^created API key (\d+) "app" with scopes requests:write and default channel app, acting in every jurisdiction; it is shown only once:$/.exec(out[0] ?? '')
   t.ok(header, `the first line describes the key: ${out[0]}`)
   const id = header?.[1] ?? ''
   const keyId = match?.[1] ?? ''
@@ -87,8 +87,8 @@ t.test('keys: create prints the raw key last, list never shows it, revoke marks 
   const list = await cli('keys', 'list')
   t.equal(list.code, 0, describe(list))
   const [columns, ...keys] = lines(list.stdout).map((line) => line.split('\t'))
-  t.same(columns, ['id', 'key_id', 'name', 'scopes', 'channel', 'created', 'last_used', 'state'], 'a header row names the columns')
-  t.match(keys, [[id, keyId, 'app', 'requests:write', 'app', ISO_TIME, 'never', 'active']], 'the new key is the only one (the failed create made none)')
+  t.same(columns, ['id', 'key_id', 'name', 'scopes', 'channel', 'jurisdictions', 'created', 'last_used', 'state'], 'a header row names the columns')
+  t.match(keys, [[id, keyId, 'app', 'requests:write', 'app', 'all', ISO_TIME, 'never', 'active']], 'the new key is the only one (the failed create made none)')
   t.equal(keys.length, 1)
   t.notOk(list.stdout.includes(secret), 'keys list never prints the secret part')
   t.notOk(list.stdout.includes(rawKey), 'keys list never prints the raw key')
@@ -101,13 +101,17 @@ t.test('keys: create prints the raw key last, list never shows it, revoke marks 
   t.equal(after.code, 0, describe(after))
   const rows = lines(after.stdout).map((line) => line.split('\t')).slice(1)
   t.equal(rows.length, 1)
-  t.match(rows[0], [id, keyId, 'app', 'requests:write', 'app', ISO_TIME, 'never', /^revoked \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/])
+  t.match(rows[0], [id, keyId, 'app', 'requests:write', 'app', 'all', ISO_TIME, 'never', /^revoked \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/])
   t.notOk(after.stdout.includes(secret), 'still no secret after revocation')
 
   const missing = await cli('keys', 'revoke', '99999')
   t.equal(missing.code, 1, 'revoking an unknown key fails')
   t.equal(missing.stderr, 'error: API key 99999 does not exist\n')
   t.equal(missing.stdout, '')
+
+  const elsewhere = await cli('keys', 'create', '--name', 'far', '--jurisdiction-id', 'nowhere.example')
+  t.equal(elsewhere.code, 1, 'a key for a jurisdiction the server does not serve is refused')
+  t.match(elsewhere.stderr, /^error: jurisdiction_ids: nowhere\.example is not served here/)
 })
 
 t.test('an unknown command says so on stderr with the usage, and exits 2', async (t) => {
@@ -310,7 +314,7 @@ t.test('the bin as a process: writes to the configured database, reads it back, 
   t.equal(listed.stderr, '')
   t.match(
     lines(listed.stdout).map((line) => line.split('\t')).find((row) => row[1] === keyId),
-    [/^\d+$/, keyId, 'from-a-process', 'requests:write', 'app', ISO_TIME, 'never', 'active'],
+    [/^\d+$/, keyId, 'from-a-process', 'requests:write', 'app', 'all', ISO_TIME, 'never', 'active'],
     'the key created by the other process is listed',
   )
 
@@ -318,4 +322,8 @@ t.test('the bin as a process: writes to the configured database, reads it back, 
   t.equal(missing.code, 1, 'a failing command exits 1')
   t.equal(missing.stderr, 'error: API key 99999 does not exist\n')
   t.equal(missing.stdout, '')
+
+  const elsewhere = await cli('keys', 'create', '--name', 'far', '--jurisdiction-id', 'nowhere.example')
+  t.equal(elsewhere.code, 1, 'a key for a jurisdiction the server does not serve is refused')
+  t.match(elsewhere.stderr, /^error: jurisdiction_ids: nowhere\.example is not served here/)
 })

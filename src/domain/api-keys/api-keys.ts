@@ -12,9 +12,14 @@ import { apiKeys, departments } from '../../db/schema.js'
 import { type AuditActor, changedFields, maskedChange, recordAudit } from '../audit/audit.js'
 import { invalid } from '../errors.js'
 import { DEFAULT_KEY_CHANNEL, type RequestChannel, SET_CHANNEL_SCOPE } from '../requests/channels.js'
+import { auditJurisdictionOf, type JurisdictionScopedKey, keyCovers, servedJurisdictionIds } from './key-jurisdictions.js'
 
-/** `requests:set-channel` (channels.ts) widens `requests:write`: the key may name each request's channel. */
-export const API_KEY_SCOPES = ['requests:write', 'requests:set-channel', 'admin', 'department'] as const
+/**
+ * `requests:set-channel` (channels.ts) widens `requests:write`: the key may name each request's
+ * channel. `admin:read` is the read-only operators' scope: reports, audit, deliveries, alerts and
+ * work-order lists, nothing that changes anything (docs/tenancy.md).
+ */
+export const API_KEY_SCOPES = ['requests:write', 'requests:set-channel', 'admin', 'admin:read', 'department'] as const
 export type ApiKeyScope = (typeof API_KEY_SCOPES)[number]
 export const DEFAULT_SCOPES: ApiKeyScope[] = ['requests:write']
 
@@ -32,6 +37,8 @@ export interface ApiKeySummary {
   department_id: number | null
   /** The channel of the requests it submits without naming one. */
   default_channel: RequestChannel
+  /** The jurisdictions it acts in; null: every one (key-jurisdictions.ts). */
+  jurisdiction_ids: string[] | null
 }
 
 export interface CreatedApiKey extends ApiKeySummary {
@@ -46,12 +53,20 @@ const auditedKey = (k: ApiKeySummary) => ({
   scopes: k.scopes,
   default_channel: k.default_channel,
   department_id: k.department_id,
+  jurisdiction_ids: k.jurisdiction_ids,
   revoked_at: k.revoked_at,
 })
 
 export async function createApiKey(
   db: Db,
-  input: { name: string; scopes?: ApiKeyScope[]; departmentId?: number; defaultChannel?: RequestChannel },
+  input: {
+    name: string
+    scopes?: ApiKeyScope[]
+    departmentId?: number
+    defaultChannel?: RequestChannel
+    /** Omitted or null: every jurisdiction. Checked against those served (and the creator's own: grantableJurisdictions). */
+    jurisdictionIds?: string[] | null
+  },
   // No default: a caller that forgot to say who would be recorded as the server.
   actor: AuditActor,
 ): Promise<CreatedApiKey> {
@@ -64,6 +79,7 @@ export async function createApiKey(
   if (scopes.includes(SET_CHANNEL_SCOPE) && !scopes.includes('requests:write')) {
     throw invalid(`scopes: ${SET_CHANNEL_SCOPE} lets a key that submits requests name their channel; give requests:write with it`)
   }
+  const jurisdictionIds = input.jurisdictionIds == null ? null : await servedJurisdictionIds(db, input.jurisdictionIds)
   return db.transaction(async (tx) => {
     const [row] = await tx
       .insert(apiKeys)
@@ -74,6 +90,7 @@ export async function createApiKey(
         scopes,
         departmentId: input.departmentId ?? null,
         defaultChannel: input.defaultChannel ?? DEFAULT_KEY_CHANNEL,
+        jurisdictionIds,
       })
       .returning()
     const summary = toSummary(row!)
@@ -81,19 +98,29 @@ export async function createApiKey(
       action: 'api_key.created',
       entityType: 'api_key',
       entityId: String(summary.id),
+      jurisdictionId: auditJurisdictionOf(summary),
       changes: { ...changedFields(null, auditedKey(summary)), secret: maskedChange(null, 'set') },
     })
     return { ...summary, key }
   })
 }
 
-export async function listApiKeys(db: Db): Promise<ApiKeySummary[]> {
-  return (await db.select().from(apiKeys).orderBy(asc(apiKeys.id))).map(toSummary)
+/** Every key, or those whose jurisdictions all lie within `visibleTo`'s (a city's operators see the city's keys). */
+export async function listApiKeys(db: Db, visibleTo?: JurisdictionScopedKey): Promise<ApiKeySummary[]> {
+  const all = (await db.select().from(apiKeys).orderBy(asc(apiKeys.id))).map(toSummary)
+  return visibleTo ? all.filter((k) => keyCovers(visibleTo, k.jurisdiction_ids)) : all
 }
 
-/** Revokes at once; returns null for an unknown id. Revoking twice keeps the first time. */
-export async function revokeApiKey(db: Db, id: number, actor: AuditActor): Promise<ApiKeySummary | null> {
+/**
+ * Revokes at once; returns null for an unknown id, or one outside `visibleTo`'s jurisdictions
+ * (which is unknown to that caller). Revoking twice keeps the first time.
+ */
+export async function revokeApiKey(db: Db, id: number, actor: AuditActor, visibleTo?: JurisdictionScopedKey): Promise<ApiKeySummary | null> {
   const result = await db.transaction(async (tx) => {
+    if (visibleTo) {
+      const [target] = await tx.select({ jurisdictionIds: apiKeys.jurisdictionIds }).from(apiKeys).where(eq(apiKeys.id, id))
+      if (!target || !keyCovers(visibleTo, target.jurisdictionIds)) return null
+    }
     const [revoked] = await tx
       .update(apiKeys)
       .set({ revokedAt: sql`now()` })
@@ -105,6 +132,7 @@ export async function revokeApiKey(db: Db, id: number, actor: AuditActor): Promi
         action: 'api_key.revoked',
         entityType: 'api_key',
         entityId: String(id),
+        jurisdictionId: auditJurisdictionOf(toSummary(revoked)),
         changes: changedFields({ revoked_at: null }, { revoked_at: revoked.revokedAt }),
       })
     }
@@ -203,5 +231,6 @@ function toSummary(row: typeof apiKeys.$inferSelect): ApiKeySummary {
     revoked_at: row.revokedAt,
     department_id: row.departmentId,
     default_channel: row.defaultChannel,
+    jurisdiction_ids: row.jurisdictionIds,
   }
 }

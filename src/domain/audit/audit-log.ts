@@ -20,7 +20,8 @@ export interface AuditFilters {
   request?: string
   entityType?: string
   entityId?: string
-  jurisdictionId?: string
+  /** Only entries of these jurisdictions (a city's key sees its own; entries of none are then left out). */
+  jurisdictionIds?: string[] | null
   /** Entries at or after this time. */
   from?: Date
   /** Entries before this time. */
@@ -70,7 +71,7 @@ function filterHashOf(filters: AuditFilters): string {
     filters.request ?? null,
     filters.entityType ?? null,
     filters.entityId ?? null,
-    filters.jurisdictionId ?? null,
+    filters.jurisdictionIds ? [...filters.jurisdictionIds].sort() : null,
     filters.from?.toISOString() ?? null,
     filters.to?.toISOString() ?? null,
   ]
@@ -114,7 +115,7 @@ function conditionsOf(filters: AuditFilters): SQL[] {
   if (filters.entityId !== undefined && filters.entityType === undefined) throw invalid('entity_id: give entity_type with it')
   if (filters.entityType !== undefined) conditions.push(eq(auditEvents.entityType, filters.entityType))
   if (filters.entityId !== undefined) conditions.push(eq(auditEvents.entityId, filters.entityId))
-  if (filters.jurisdictionId !== undefined) conditions.push(eq(auditEvents.jurisdictionId, filters.jurisdictionId))
+  if (filters.jurisdictionIds) conditions.push(sql`${auditEvents.jurisdictionId} = any(${sql.param(filters.jurisdictionIds)}::text[])`)
   if (filters.from) conditions.push(gte(auditEvents.occurredAt, filters.from))
   if (filters.to) conditions.push(lt(auditEvents.occurredAt, filters.to))
   if (filters.from && filters.to && filters.from >= filters.to) throw invalid('from: must be before to')

@@ -1,5 +1,5 @@
 /** Operators' view of the outbox: dead letters, replays and alerts. */
-import { and, desc, eq, isNull, sql } from 'drizzle-orm'
+import { and, desc, eq, isNull, type SQL, sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../db/database.js'
 import { operatorAlerts } from '../../db/schema.js'
 import { wakeDispatchers } from '../../outbox/outbox.js'
@@ -70,22 +70,43 @@ export async function replayDeliveries(db: Db, actor: AuditActor, jurisdictionId
   return rows.map((r) => r.event_id)
 }
 
-export async function listAlerts(db: Db, options: { includeAcknowledged?: boolean } = {}) {
+/**
+ * Open alerts (or all, with includeAcknowledged), newest first; of `jurisdictionIds` only when
+ * given (an alert belongs to its department's jurisdiction).
+ */
+export async function listAlerts(db: Db, options: { includeAcknowledged?: boolean; jurisdictionIds?: string[] | null } = {}) {
   return db
-    .select()
+    .select({
+      id: operatorAlerts.id,
+      kind: operatorAlerts.kind,
+      departmentId: operatorAlerts.departmentId,
+      jurisdiction_id: sql<string | null>`(select jurisdiction_id from departments where id = ${operatorAlerts.departmentId})`,
+      message: operatorAlerts.message,
+      createdAt: operatorAlerts.createdAt,
+      acknowledgedAt: operatorAlerts.acknowledgedAt,
+    })
     .from(operatorAlerts)
-    .where(options.includeAcknowledged ? undefined : isNull(operatorAlerts.acknowledgedAt))
+    .where(and(options.includeAcknowledged ? undefined : isNull(operatorAlerts.acknowledgedAt), alertOf(options.jurisdictionIds)))
     .orderBy(desc(operatorAlerts.id))
     .limit(500)
 }
 
-/** Acknowledges an open alert for `actor`; one already acknowledged (or unknown) changes nothing and records nothing. */
-export async function acknowledgeAlert(db: Db, actor: AuditActor, id: number) {
+/** An alert of one of `jurisdictionIds` (no condition for null: every jurisdiction). */
+const alertOf = (jurisdictionIds: string[] | null | undefined): SQL | undefined =>
+  jurisdictionIds
+    ? sql`${operatorAlerts.departmentId} in (select id from departments where jurisdiction_id = any(${sql.param(jurisdictionIds)}::text[]))`
+    : undefined
+
+/**
+ * Acknowledges an open alert for `actor`; one already acknowledged, unknown, or outside
+ * `jurisdictionIds` (when given) changes nothing and records nothing.
+ */
+export async function acknowledgeAlert(db: Db, actor: AuditActor, id: number, jurisdictionIds: string[] | null = null) {
   return db.transaction(async (tx) => {
     const [row] = await tx
       .update(operatorAlerts)
       .set({ acknowledgedAt: sql`now()` })
-      .where(and(eq(operatorAlerts.id, id), isNull(operatorAlerts.acknowledgedAt)))
+      .where(and(eq(operatorAlerts.id, id), isNull(operatorAlerts.acknowledgedAt), alertOf(jurisdictionIds)))
       .returning()
     if (!row) return null
     await recordAudit(tx, actor, {

@@ -102,7 +102,7 @@ export async function createDepartment(db: Db, deps: DepartmentDeps, input: Depa
     if (!department) throw conflict(`code: a department "${input.code}" already exists`)
     const signingSecret = deps.newSigningSecret()
     await tx.insert(departmentSecrets).values({ departmentId: department.id, ciphertext: box.seal(signingSecret) })
-    const key = await createApiKey(tx, { name: `department:${input.code}`, scopes: ['department'], departmentId: department.id }, actor)
+    const key = await createApiKey(tx, { name: `department:${input.code}`, scopes: ['department'], departmentId: department.id, jurisdictionIds: [department.jurisdictionId] }, actor)
     await recordAudit(
       tx,
       actor,

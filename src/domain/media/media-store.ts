@@ -15,7 +15,8 @@ import type { PhotoVariant, PreparedPhoto } from './photos.js'
  * too, to review them), or a department (its key: the photos of the requests it has work
  * orders for, which its `work_order.created` events link to, sensitive services' included).
  */
-export type PhotoReader = Reader | { departmentId: number }
+/** A department sees its work orders' photos; an operator of some jurisdictions, theirs as an operator and the rest as the public. */
+export type PhotoReader = Reader | { departmentId: number } | { operatorOf: string[] }
 
 /** Constant column names, never input. */
 const BYTES_COLUMN: Record<PhotoVariant, string> = { full: 'full_bytes', thumb: 'thumb_bytes' }
@@ -42,12 +43,14 @@ export function photoInsert(photos: PreparedPhoto[], request: SQL): SQL {
 /** SQL: whether `reader` may see the photos of request `sr`. */
 function mayView(reader: PhotoReader): SQL {
   if (reader === 'operator') return sql`true`
-  if (typeof reader === 'object') {
+  if (typeof reader === 'object' && 'departmentId' in reader) {
     return sql`exists (select 1 from work_orders wo where wo.request_id = sr.id and wo.department_id = ${reader.departmentId}::bigint)`
   }
   // What the GeoReport reads show: public requests, batch ones once accepted, and no media of
   // sensitive services (sensitive-location.ts). A withdrawn request's photos go with it, at once.
-  return sql`sr.is_public and ${TOKEN_ACCEPTED} and not ${sql.raw(generalised('public', 'sr'))}`
+  const shownToPublic = sql`sr.is_public and ${TOKEN_ACCEPTED} and not ${sql.raw(generalised('public', 'sr'))}`
+  if (typeof reader === 'object') return sql`(sr.jurisdiction_id = any(${sql.param(reader.operatorOf)}::text[]) or (${shownToPublic}))`
+  return shownToPublic
 }
 
 /**

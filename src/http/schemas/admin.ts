@@ -21,6 +21,11 @@ export const apiKeySummary = {
     last_used_at: { type: ['string', 'null'], format: 'date-time' },
     revoked_at: { type: ['string', 'null'], format: 'date-time' },
     department_id: { type: ['integer', 'null'], description: 'Set on a department’s inbound key' },
+    jurisdiction_ids: {
+      type: ['array', 'null'],
+      items: { type: 'string' },
+      description: 'The jurisdictions the key acts in; null: every one (docs/tenancy.md)',
+    },
   },
 } as const
 
@@ -44,9 +49,21 @@ export const createApiKeyBody = {
       minItems: 1,
       uniqueItems: true,
       items: { type: 'string', enum: API_KEY_SCOPES },
-      description: 'Default requests:write. requests:set-channel (with requests:write) lets a desk or operator key name each request’s channel.',
+      description:
+        'Default requests:write. requests:set-channel (with requests:write) lets a desk or operator key name each request’s channel; ' +
+        'admin:read reads reports, audit, deliveries, alerts and work orders, and changes nothing.',
     },
     default_channel: defaultChannel,
+    jurisdiction_ids: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 100,
+      uniqueItems: true,
+      items: { type: 'string', minLength: 1, maxLength: 253 },
+      description:
+        'The jurisdictions the new key acts in. Left out: those of the key creating it (every one for a key of every jurisdiction). ' +
+        'A key can only give jurisdictions it acts in itself.',
+    },
   },
 } as const
 

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import { jurisdictionFilterOf } from '../../../domain/api-keys/key-jurisdictions.js'
 import { AUDIT_COLUMNS, AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX, type AuditEventView, findAuditEvents } from '../../../domain/audit/audit-log.js'
 import { AUDIT_ACTOR_KINDS } from '../../../db/schema.js'
 import { publicUrlWith } from '../../public-url.js'
@@ -71,6 +72,7 @@ export default async function adminAuditRoutes(app: FastifyInstance) {
   app.get<{ Params: { format: 'json' | 'csv' }; Querystring: AuditQuerystring }>(
     '/audit.:format',
     {
+      config: { adminRead: true },
       schema: {
         tags: ['Admin'],
         summary: 'The audit trail: who changed what, when, and each changed field before and after',
@@ -106,7 +108,8 @@ export default async function adminAuditRoutes(app: FastifyInstance) {
           ...(q.request !== undefined ? { request: q.request } : {}),
           ...(q.entity_type !== undefined ? { entityType: q.entity_type } : {}),
           ...(q.entity_id !== undefined ? { entityId: q.entity_id } : {}),
-          ...(q.jurisdiction_id !== undefined ? { jurisdictionId: q.jurisdiction_id } : {}),
+          // A city's key reads its jurisdictions' entries only, whatever it asks for.
+          jurisdictionIds: jurisdictionFilterOf(request.apiKey!, q.jurisdiction_id),
           ...(q.from !== undefined ? { from: new Date(q.from) } : {}),
           ...(q.to !== undefined ? { to: new Date(q.to) } : {}),
         },

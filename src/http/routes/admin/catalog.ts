@@ -4,8 +4,8 @@ import { importCatalog, loadCatalogServices } from '../../../domain/catalog/cata
 import { catalogSchema, catalogServiceSchema } from '../../../domain/catalog/catalog-schema.js'
 import { parseCatalogJson } from '../../../domain/catalog/catalog-json.js'
 import { validateCatalog } from '../../../domain/catalog/validate-catalog.js'
-import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
-import { auditActorOf } from '../../auth.js'
+import { assertKeyActsIn } from '../../../domain/api-keys/key-jurisdictions.js'
+import { auditActorOf, callerJurisdiction } from '../../auth.js'
 import { adminErrors, importSummary } from '../../schemas/admin.js'
 
 /** For the query string only (booleans come as text): this route's validator compiler is its own. */
@@ -57,13 +57,17 @@ export default async function adminCatalogRoutes(app: FastifyInstance) {
       // and with the same messages as the CLI. The query string is checked as usual.
       validatorCompiler: ({ schema, httpPart }) => (httpPart === 'body' ? () => true : queryAjv.compile(schema)),
     },
-    async (request) =>
-      importCatalog(
+    async (request) => {
+      const catalog = validateCatalog(request.body, 'request body')
+      // A city's key imports its own catalogs; only a key of every jurisdiction adds one.
+      assertKeyActsIn(request.apiKey!, catalog.jurisdiction.id)
+      return importCatalog(
         app.db,
-        validateCatalog(request.body, 'request body'),
+        catalog,
         { newJurisdiction: { confirmed: request.query.add_jurisdiction, howToConfirm: 'send the request again with ?add_jurisdiction=true' } },
         auditActorOf(request),
-      ),
+      )
+    },
   )
 
   app.get<{ Querystring: { jurisdiction_id?: string; include_inactive?: boolean } }>(
@@ -80,7 +84,7 @@ export default async function adminCatalogRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const jurisdiction = await callerJurisdiction(request, request.query.jurisdiction_id)
       return loadCatalogServices(app.db, jurisdiction.id, { includeInactive: request.query.include_inactive })
     },
   )

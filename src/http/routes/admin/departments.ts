@@ -11,11 +11,10 @@ import {
   setServiceRoutes,
   updateDepartment,
 } from '../../../domain/departments/departments.js'
-import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { badRequest } from '../../../open311/errors.js'
 import { adminErrors } from '../../schemas/admin.js'
 import { jurisdictionQuery } from '../../schemas/open311.js'
-import { auditActorOf } from '../../auth.js'
+import { auditActorOf, callerJurisdiction } from '../../auth.js'
 import { logAction } from '../../logging.js'
 
 const departmentView = {
@@ -101,7 +100,7 @@ export default async function adminDepartmentRoutes(app: FastifyInstance) {
       },
     },
     async (request, reply) => {
-      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const jurisdiction = await callerJurisdiction(request, request.query.jurisdiction_id)
       const b = request.body
       const created = await createDepartment(app.db, deps(), {
         jurisdictionId: jurisdiction.id,
@@ -122,7 +121,7 @@ export default async function adminDepartmentRoutes(app: FastifyInstance) {
     '/departments',
     { schema: { tags: ['Admin'], summary: 'List departments', querystring: jurisdictionQuery, response: { 200: { type: 'array', items: departmentView }, ...adminErrors } } },
     async (request) => {
-      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const jurisdiction = await callerJurisdiction(request, request.query.jurisdiction_id)
       return (await listDepartments(app.db, jurisdiction.id)).map(view)
     },
   )
@@ -140,7 +139,7 @@ export default async function adminDepartmentRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const jurisdiction = await callerJurisdiction(request, request.query.jurisdiction_id)
       const department = await findDepartment(app.db, jurisdiction.id, request.params.code)
       const b = request.body
       return view(
@@ -173,7 +172,7 @@ export default async function adminDepartmentRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const jurisdiction = await callerJurisdiction(request, request.query.jurisdiction_id)
       const department = await findDepartment(app.db, jurisdiction.id, request.params.code)
       const overlapHours = request.body?.overlap_hours ?? 24
       const secret = await rotateSecret(app.db, deps(), department, overlapHours, auditActorOf(request))
@@ -235,7 +234,7 @@ export default async function adminDepartmentRoutes(app: FastifyInstance) {
     },
     async (request) => {
       if (request.validationError) throw explainShape(request.validationError)
-      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const jurisdiction = await callerJurisdiction(request, request.query.jurisdiction_id)
       return setServiceRoutes(app.db, jurisdiction.id, request.params.service_code, routeInputs(request.body), auditActorOf(request))
     },
   )

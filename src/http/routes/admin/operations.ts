@@ -1,15 +1,15 @@
 import type { FastifyInstance } from 'fastify'
 import { acknowledgeAlert, listAlerts, listDeliveries, replayDeliveries } from '../../../domain/departments/deliveries.js'
-import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { setPublicView } from '../../../domain/requests/public-view.js'
 import { closeRequestByOperator } from '../../../domain/work-orders/close-request.js'
 import { markDuplicate, unlinkDuplicate } from '../../../domain/work-orders/duplicates.js'
 import { addRequestNote } from '../../../domain/work-orders/request-notes.js'
+import { jurisdictionFilterOf } from '../../../domain/api-keys/key-jurisdictions.js'
 import { notFound } from '../../../open311/errors.js'
 import { adminErrors } from '../../schemas/admin.js'
 import { errorResponse } from '../../schemas/errors.js'
 import { jurisdictionQuery } from '../../schemas/open311.js'
-import { auditActorOf } from '../../auth.js'
+import { auditActorOf, callerJurisdiction } from '../../auth.js'
 import { logAction } from '../../logging.js'
 
 const requestParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 64 } } } as const
@@ -19,6 +19,7 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
   app.get<{ Querystring: { jurisdiction_id?: string; state?: string; limit?: number } }>(
     '/deliveries',
     {
+      config: { adminRead: true },
       schema: {
         tags: ['Admin'],
         summary: 'Outbound deliveries, newest first (state=failed: the dead letters)',
@@ -56,7 +57,7 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const jurisdiction = await callerJurisdiction(request, request.query.jurisdiction_id)
       return listDeliveries(app.db, jurisdiction.id, { ...(request.query.state ? { state: request.query.state } : {}), limit: request.query.limit ?? 100 })
     },
   )
@@ -75,7 +76,7 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const jurisdiction = await callerJurisdiction(request, request.query.jurisdiction_id)
       const replayed = await replayDeliveries(app.db, auditActorOf(request), jurisdiction.id, { eventId: request.params.event_id })
       if (replayed.length === 0) throw notFound(`no failed delivery ${request.params.event_id}`)
       return { replayed }
@@ -99,30 +100,39 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const jurisdiction = await callerJurisdiction(request, request.query.jurisdiction_id)
       return { replayed: await replayDeliveries(app.db, auditActorOf(request), jurisdiction.id, { failedSince: new Date(request.body.failed_since) }) }
     },
   )
 
-  app.get(
+  app.get<{ Querystring: { jurisdiction_id?: string } }>(
     '/alerts',
     {
+      config: { adminRead: true },
       schema: {
         tags: ['Admin'],
-        summary: 'Unacknowledged operator alerts (disabled endpoints, dead letters)',
+        summary: 'Unacknowledged operator alerts (disabled endpoints, dead letters, overdue work)',
+        description: 'Of every jurisdiction the key acts in, or of the one `jurisdiction_id` names.',
+        querystring: { type: 'object', properties: { jurisdiction_id: { type: 'string' } } },
         response: {
           200: {
             type: 'array',
             items: {
               type: 'object',
-              properties: { id: { type: 'integer' }, kind: { type: 'string' }, message: { type: 'string' }, createdAt: { type: 'string' } },
+              properties: {
+                id: { type: 'integer' },
+                kind: { type: 'string' },
+                jurisdiction_id: { type: ['string', 'null'], description: 'The jurisdiction of the department the alert is about' },
+                message: { type: 'string' },
+                createdAt: { type: 'string' },
+              },
             },
           },
           ...adminErrors,
         },
       },
     },
-    async () => listAlerts(app.db),
+    async (request) => listAlerts(app.db, { jurisdictionIds: jurisdictionFilterOf(request.apiKey!, request.query.jurisdiction_id) }),
   )
 
   app.post<{ Params: { id: number } }>(
@@ -136,7 +146,7 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const alert = await acknowledgeAlert(app.db, auditActorOf(request), request.params.id)
+      const alert = await acknowledgeAlert(app.db, auditActorOf(request), request.params.id, request.apiKey!.jurisdiction_ids)
       if (!alert) throw notFound(`no open alert ${request.params.id}`)
       return { id: alert.id }
     },
@@ -163,7 +173,7 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const jurisdiction = await callerJurisdiction(request, request.query.jurisdiction_id)
       const result = await app.db.transaction((tx) =>
         closeRequestByOperator(tx, auditActorOf(request), jurisdiction.id, request.params.id, { reason: request.body.reason, force: request.body.force ?? false }),
       )
@@ -190,7 +200,7 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const jurisdiction = await callerJurisdiction(request, request.query.jurisdiction_id)
       const updateId = await app.db.transaction((tx) =>
         markDuplicate(tx, auditActorOf(request), jurisdiction.id, request.params.id, request.body.parent_service_request_id, 'operator'),
       )
@@ -219,7 +229,7 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const jurisdiction = await callerJurisdiction(request, request.query.jurisdiction_id)
       const result = await app.db.transaction((tx) => unlinkDuplicate(tx, auditActorOf(request), jurisdiction.id, request.params.id))
       logAction(request, 'duplicate link undone by operator', { serviceRequestId: request.params.id, workOrders: result.workOrders.length })
       return { update_id: result.updateId, work_orders: result.workOrders }
@@ -244,7 +254,7 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const jurisdiction = await callerJurisdiction(request, request.query.jurisdiction_id)
       const { changed } = await app.db.transaction((tx) =>
         setPublicView(tx, auditActorOf(request), jurisdiction.id, request.params.id, { isPublic: request.body.public, reason: request.body.reason }),
       )
@@ -275,7 +285,7 @@ export default async function adminOperationRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const jurisdiction = await callerJurisdiction(request, request.query.jurisdiction_id)
       const { updateId } = await app.db.transaction((tx) =>
         addRequestNote(tx, auditActorOf(request), jurisdiction.id, request.params.id, {
           source: 'operator',

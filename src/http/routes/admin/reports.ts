@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
+import { callerJurisdiction } from '../../auth.js'
 import { type ReportDimension, type ReportPeriod, resolveReportQuery } from '../../../domain/reports/report-query.js'
 import { type ReportName, REPORT_NAMES, REPORTS, runReport } from '../../../domain/reports/reports.js'
 import type { RequestChannel } from '../../../domain/requests/channels.js'
@@ -36,6 +36,7 @@ export default async function adminReportRoutes(app: FastifyInstance) {
     app.get<{ Params: { format: 'json' | 'csv' }; Querystring: ReportQuerystring }>(
       `/reports/${name}.:format`,
       {
+        config: { adminRead: true },
         schema: {
           tags: ['Reports'],
           summary: `Report: ${name}`,
@@ -53,7 +54,7 @@ export default async function adminReportRoutes(app: FastifyInstance) {
       },
       async (request, reply) => {
         const { jurisdiction_id, by, ...asked } = request.query
-        const jurisdiction = await resolveJurisdiction(app.db, jurisdiction_id)
+        const jurisdiction = await callerJurisdiction(request, jurisdiction_id)
         const query = await resolveReportQuery(
           app.db,
           jurisdiction,

@@ -1,8 +1,7 @@
 import type { FastifyInstance } from 'fastify'
-import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { anonymiseReporter, anonymiseRequest } from '../../../domain/retention/anonymise.js'
 import { RETENTION_STEPS, runRetention } from '../../../domain/retention/retention.js'
-import { auditActorOf } from '../../auth.js'
+import { auditActorOf, callerJurisdiction } from '../../auth.js'
 import { logAction } from '../../logging.js'
 import { adminErrors } from '../../schemas/admin.js'
 import { jurisdictionQuery } from '../../schemas/open311.js'
@@ -62,7 +61,7 @@ export default async function adminRetentionRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const jurisdiction = await callerJurisdiction(request, request.query.jurisdiction_id)
       const periods = app.config.retention
       return {
         jurisdiction_id: jurisdiction.id,
@@ -93,7 +92,7 @@ export default async function adminRetentionRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const jurisdiction = await callerJurisdiction(request, request.query.jurisdiction_id)
       const result = await anonymiseRequest(app.db, jurisdiction.id, request.params.id, auditActorOf(request))
       logAction(request, 'request anonymised', { serviceRequestId: result.service_request_id })
       return answer(result)
@@ -126,7 +125,7 @@ export default async function adminRetentionRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const jurisdiction = await callerJurisdiction(request, request.query.jurisdiction_id)
       const results = await anonymiseReporter(app.db, jurisdiction.id, request.body.email, auditActorOf(request))
       // The count only: the email is personal data and never logged.
       logAction(request, 'reporter anonymised', { requests: results.length })

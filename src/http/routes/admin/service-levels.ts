@@ -2,8 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { catalogServiceSchema } from '../../../domain/catalog/catalog-schema.js'
 import { findDepartment } from '../../../domain/departments/departments.js'
 import { type DepartmentServiceLevel, listDepartmentServiceLevels, setDepartmentServiceLevels } from '../../../domain/service-levels/department-levels.js'
-import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
-import { auditActorOf } from '../../auth.js'
+import { auditActorOf, callerJurisdiction } from '../../auth.js'
 import { logAction } from '../../logging.js'
 import { adminErrors } from '../../schemas/admin.js'
 import { jurisdictionQuery } from '../../schemas/open311.js'
@@ -38,7 +37,7 @@ export default async function adminServiceLevelRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const jurisdiction = await callerJurisdiction(request, request.query.jurisdiction_id)
       const department = await findDepartment(app.db, jurisdiction.id, request.params.code)
       return { service_levels: await listDepartmentServiceLevels(app.db, department.id) }
     },
@@ -60,7 +59,7 @@ export default async function adminServiceLevelRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const jurisdiction = await callerJurisdiction(request, request.query.jurisdiction_id)
       const department = await findDepartment(app.db, jurisdiction.id, request.params.code)
       const saved = await setDepartmentServiceLevels(app.db, jurisdiction.id, department, request.body.service_levels, auditActorOf(request))
       logAction(request, 'department service levels set', { department: department.code, count: saved.length })

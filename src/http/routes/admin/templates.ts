@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify'
-import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { listTemplates, saveTemplate, TEMPLATE_PLACEHOLDERS } from '../../../domain/templates/response-templates.js'
-import { auditActorOf } from '../../auth.js'
+import { auditActorOf, callerJurisdiction } from '../../auth.js'
 import { logAction } from '../../logging.js'
 import { adminErrors } from '../../schemas/admin.js'
 import { jurisdictionQuery } from '../../schemas/open311.js'
@@ -46,7 +45,7 @@ export default async function adminTemplateRoutes(app: FastifyInstance) {
         response: { 200: { type: 'array', items: templateView }, ...adminErrors },
       },
     },
-    async (request) => listTemplates(app.db, (await resolveJurisdiction(app.db, request.query.jurisdiction_id)).id),
+    async (request) => listTemplates(app.db, (await callerJurisdiction(request, request.query.jurisdiction_id)).id),
   )
 
   app.put<{ Params: { code: string }; Body: TemplateBody; Querystring: { jurisdiction_id?: string } }>(
@@ -62,7 +61,7 @@ export default async function adminTemplateRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const jurisdiction = await callerJurisdiction(request, request.query.jurisdiction_id)
       const b = request.body
       const saved = await saveTemplate(app.db, jurisdiction.id, request.params.code, {
         publicText: b.public_text,

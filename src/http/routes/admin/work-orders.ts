@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
+import { callerJurisdiction } from '../../auth.js'
 import { workOrderPublicId } from '../../../domain/work-orders/events.js'
 import { findWorkOrders } from '../../../domain/work-orders/find-work-orders.js'
 import { listWorkOrders, type WorkOrder } from '../../../domain/work-orders/work-orders.js'
@@ -40,6 +40,7 @@ export default async function adminWorkOrderRoutes(app: FastifyInstance) {
   app.get<{ Params: { id: string }; Querystring: { jurisdiction_id?: string } }>(
     '/requests/:id/work-orders',
     {
+      config: { adminRead: true },
       schema: {
         tags: ['Admin'],
         summary: 'A request’s work orders',
@@ -49,7 +50,7 @@ export default async function adminWorkOrderRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const jurisdiction = await callerJurisdiction(request, request.query.jurisdiction_id)
       return (await listWorkOrders(app.db, jurisdiction.id, request.params.id)).map(viewOf)
     },
   )
@@ -57,6 +58,7 @@ export default async function adminWorkOrderRoutes(app: FastifyInstance) {
   app.get<{ Querystring: { jurisdiction_id?: string; overdue?: boolean; department?: string; after?: string; limit: number } }>(
     '/work-orders',
     {
+      config: { adminRead: true },
       schema: {
         tags: ['Admin'],
         summary: 'Work orders across the jurisdiction, in id order (overdue=true: open and past their due date)',
@@ -83,7 +85,7 @@ export default async function adminWorkOrderRoutes(app: FastifyInstance) {
     },
     async (request) => {
       const { overdue, department, after, limit } = request.query
-      const jurisdiction = await resolveJurisdiction(app.db, request.query.jurisdiction_id)
+      const jurisdiction = await callerJurisdiction(request, request.query.jurisdiction_id)
       const rows = await findWorkOrders(app.db, jurisdiction.id, {
         limit,
         ...(overdue !== undefined ? { overdue } : {}),

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { activeService } from '../../../domain/catalog/catalog-cache.js'
-import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { preparePhotos } from '../../../domain/media/photos.js'
 import { REQUEST_CHANNELS, requestChannel } from '../../../domain/requests/channels.js'
 import { assertInsideJurisdiction, submitServiceRequest } from '../../../domain/requests/submit-request.js'
@@ -10,7 +9,7 @@ import { type FormFields, validateSubmission } from '../../../domain/requests/su
 import { badRequest, notFound } from '../../../open311/errors.js'
 import { toPossibleDuplicate } from '../../../open311/request-representation.js'
 import type { Format } from '../../../open311/spark.js'
-import { auditActorOf, requireClientKey } from '../../auth.js'
+import { auditActorOf, callerJurisdiction, requireClientKey } from '../../auth.js'
 import { sendOpen311 } from '../../reply.js'
 import { bodyErrorResponses, errorResponse, errorResponses } from '../../schemas/errors.js'
 import { attributeFields, FORM_CONTENT_TYPES, formatParams, formField, postRequestAnswer } from '../../schemas/open311.js'
@@ -95,7 +94,7 @@ export default async function postRequestRoutes(app: FastifyInstance) {
     async (request, reply) => {
       const body = request.body
       const channel = requestChannel(body, request.apiKey!)
-      const jurisdiction = await resolveJurisdiction(app.db, firstValue(body.jurisdiction_id))
+      const jurisdiction = await callerJurisdiction(request, firstValue(body.jurisdiction_id))
       const serviceCode = firstValue(body.service_code)!
       const service = await activeService(app.db, jurisdiction, serviceCode)
       if (!service) throw notFound(`service_code "${serviceCode}" does not exist`)

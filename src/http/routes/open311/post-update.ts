@@ -1,12 +1,11 @@
 import type { FastifyInstance } from 'fastify'
 import { ReportNotAppliedError, reportRequestUpdate, UnknownStatusError } from '../../../domain/departments/inbound.js'
 import { DESCRIPTION_MAX, type FormFields, isHttpUrl } from '../../../domain/requests/submission.js'
-import { resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { addRequestNote } from '../../../domain/work-orders/request-notes.js'
 import { parseW3c, precisionOfW3c } from '../../../open311/datetime.js'
 import { type Open311ErrorItem, Open311Error } from '../../../open311/errors.js'
 import type { Format } from '../../../open311/spark.js'
-import { auditActorOf, requireDepartmentOrClientKey } from '../../auth.js'
+import { auditActorOf, callerJurisdiction, requireDepartmentOrClientKey } from '../../auth.js'
 import { sendOpen311 } from '../../reply.js'
 import { bodyErrorResponses, errorResponse, errorResponses } from '../../schemas/errors.js'
 import { FORM_CONTENT_TYPES, formatParams, formField } from '../../schemas/open311.js'
@@ -90,7 +89,7 @@ export default async function postUpdateRoutes(app: FastifyInstance) {
         const mediaUrls = ([] as string[]).concat(body.media_url ?? [])
         if (!mediaUrls.every(isHttpUrl)) throw new Open311Error(400, 'media_url: must be an http or https URL')
         if (!description && mediaUrls.length === 0) throw new Open311Error(400, 'description: a comment needs text or a media_url')
-        const jurisdiction = await resolveJurisdiction(app.db, one('jurisdiction_id'))
+        const jurisdiction = await callerJurisdiction(request, one('jurisdiction_id'))
         const result = await app.db.transaction((tx) =>
           addRequestNote(tx, auditActorOf(request), jurisdiction.id, one('service_request_id')!, {
             source: 'citizen',

@@ -38,7 +38,7 @@ export default async function requestReadRoutes(app: FastifyInstance) {
     extensions: boolean,
     duplicates = false,
   ) {
-    const reader = await readerOf(request, reply)
+    const reader = await readerOf(request, reply, jurisdiction)
     const filter: RequestFilter = { ...search, reader, maySensitive: reader === 'public' && (await maySensitive(app.db, jurisdiction)) }
     if (!extensions) {
       const rows = await findPublicRequests(app.db, filter, 'core')

@@ -63,7 +63,7 @@ export default async function updateReadRoutes(app: FastifyInstance) {
         throw badRequest(`end_date: a window may span at most ${MAX_WINDOW_DAYS} days`)
       }
       const paging = parsePaging(request.query)
-      const reader = await readerOf(request, reply)
+      const reader = await readerOf(request, reply, jurisdiction)
       // One more than the page: whether another page follows, without counting.
       const rows = await findPublicUpdates(app.db, {
         jurisdictionId: jurisdiction.id,
