@@ -197,6 +197,14 @@ t.test('deliveries, reports and alerts: each city sees its own', async (t) => {
   t.equal((await app.inject({ url: '/admin/v1/alerts', headers: bearer(southAdmin.key) })).json().length, 1, 'it is still open')
 })
 
+t.test('retention: a city sees its own figures, not the server’s', async (t) => {
+  const north = (await app.inject({ url: '/admin/v1/retention', headers: bearer(northAdmin.key) })).json()
+  t.match(north, { jurisdiction_id: NORTH, due: { anonymised_requests: 0, delivered_outbox: 0, inbound_events: 0, idempotency_records: null, rate_limit_counters: null } })
+  const server = (await app.inject({ url: `/admin/v1/retention?jurisdiction_id=${NORTH}`, headers: bearer(root.key) })).json()
+  t.type(server.due.rate_limit_counters, 'number', 'the server’s operator sees the server’s own rows too')
+  t.equal((await app.inject({ url: `/admin/v1/retention?jurisdiction_id=${SOUTH}`, headers: bearer(northAdmin.key) })).statusCode, 403)
+})
+
 t.test('audit: a city reads its own entries', async (t) => {
   const page = await app.inject({ url: '/admin/v1/audit.json?limit=1000', headers: bearer(northAdmin.key) })
   t.equal(page.statusCode, 200)

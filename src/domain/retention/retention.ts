@@ -34,11 +34,38 @@ export interface RetentionOptions {
   shouldStop?: () => boolean
 }
 
+/**
+ * Steps whose rows belong to a jurisdiction (a request's, a department's); the others —
+ * idempotency records and rate-limit counters, kept per key and per address — are the server's.
+ */
+export const JURISDICTION_STEPS = ['anonymised_requests', 'delivered_outbox', 'inbound_events'] as const satisfies readonly RetentionStep[]
+
 export const RETENTION_STEPS = ['anonymised_requests', 'delivered_outbox', 'inbound_events', 'idempotency_records', 'rate_limit_counters'] as const
 export type RetentionStep = (typeof RETENTION_STEPS)[number]
 export type RetentionSummary = Record<RetentionStep, number>
 
 const DEFAULT_BATCH = 500
+
+/**
+ * What a run would do for one jurisdiction (GET /admin/v1/retention): its own steps' counts
+ * (JURISDICTION_STEPS: its requests, its departments' rows), and the server's rows only with
+ * `serverRows` — a city's operators on a shared server see their own figures, not the others'.
+ */
+export async function previewRetention(
+  db: Db,
+  options: { jurisdictionId: string; periods: RetentionPeriods; serverRows: boolean },
+): Promise<Record<RetentionStep, number | null>> {
+  const counts = await Promise.all(
+    RETENTION_STEPS.map(async (step) => {
+      const own = (JURISDICTION_STEPS as readonly RetentionStep[]).includes(step)
+      if (!own && !options.serverRows) return [step, null] as const
+      const rows = selection(step, sql`now()`, options.periods, own ? options.jurisdictionId : undefined)
+      const [row] = await queryRows<{ n: number }>(db, sql`select count(*)::int as n from (${rows}) s`)
+      return [step, Number(row?.n ?? 0)] as const
+    }),
+  )
+  return Object.fromEntries(counts) as Record<RetentionStep, number | null>
+}
 
 /** One run of every step to the end; the counts are what was (or, dry, would be) done. */
 export async function runRetention(db: Db, options: RetentionOptions): Promise<RetentionSummary> {
@@ -68,7 +95,10 @@ export async function runRetention(db: Db, options: RetentionOptions): Promise<R
  * What each step works on, as a select of the rows' keys: the same rows counted by a dry run
  * and claimed by a real one.
  */
-function selection(step: RetentionStep, now: SQL, periods: RetentionPeriods): SQL {
+function selection(step: RetentionStep, now: SQL, periods: RetentionPeriods, jurisdictionId?: string): SQL {
+  // Only for counting one jurisdiction's share (countDueIn); runs take every jurisdiction's.
+  const inJurisdiction = (departmentId: string) =>
+    jurisdictionId === undefined ? sql`` : sql`and ${sql.raw(departmentId)} in (select id from departments where jurisdiction_id = ${jurisdictionId})`
   switch (step) {
     case 'anonymised_requests':
       // Reporters not anonymised yet (request_reporters_not_anonymised_idx) whose request closed
@@ -79,15 +109,17 @@ function selection(step: RetentionStep, now: SQL, periods: RetentionPeriods): SQ
                  join jurisdictions j on j.id = sr.jurisdiction_id
                  where rr.anonymised_at is null
                    and j.anonymise_after_days is not null
-                   and sr.closed_at < ${now} - make_interval(days => j.anonymise_after_days)`
+                   and sr.closed_at < ${now} - make_interval(days => j.anonymise_after_days)
+                   ${jurisdictionId === undefined ? sql`` : sql`and sr.jurisdiction_id = ${jurisdictionId}`}`
     case 'delivered_outbox':
       // Cancelled rows were never sent (their work order went away first): dated by creation.
       return sql`select id from outbox
-                 where (state = 'delivered' and delivered_at < ${now} - make_interval(days => ${periods.deliveredOutboxDays}))
-                    or (state = 'cancelled' and created_at < ${now} - make_interval(days => ${periods.deliveredOutboxDays}))`
+                 where ((state = 'delivered' and delivered_at < ${now} - make_interval(days => ${periods.deliveredOutboxDays}))
+                    or (state = 'cancelled' and created_at < ${now} - make_interval(days => ${periods.deliveredOutboxDays})))
+                   ${inJurisdiction('department_id')}`
     case 'inbound_events':
       return sql`select department_id, event_id from inbound_events
-                 where received_at < ${now} - make_interval(days => ${periods.inboundEventsDays})`
+                 where received_at < ${now} - make_interval(days => ${periods.inboundEventsDays}) ${inJurisdiction('department_id')}`
     case 'idempotency_records':
       return sql`select api_key_id, key from idempotency_keys
                  where created_at < ${now} - make_interval(hours => ${periods.idempotencyHours})`

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { anonymiseReporter, anonymiseRequest } from '../../../domain/retention/anonymise.js'
-import { RETENTION_STEPS, runRetention } from '../../../domain/retention/retention.js'
+import { JURISDICTION_STEPS, previewRetention, RETENTION_STEPS } from '../../../domain/retention/retention.js'
 import { auditActorOf, callerJurisdiction } from '../../auth.js'
 import { logAction } from '../../logging.js'
 import { adminErrors } from '../../schemas/admin.js'
@@ -36,7 +36,9 @@ export default async function adminRetentionRoutes(app: FastifyInstance) {
         summary: 'The retention policy and periods, and what the next run would do',
         description:
           'The jurisdiction\'s `anonymise_after_days` (set in the catalog file, `jurisdiction.retention`), the server\'s periods ' +
-          '(`RETENTION_*`), and the counts of a dry run (`npm run cli -- retention run --dry-run`): every jurisdiction\'s due requests, the rows past their periods.',
+          '(`RETENTION_*`), and the counts of a dry run (`npm run cli -- retention run --dry-run`): this jurisdiction\'s requests due for anonymising and ' +
+          'its departments\' delivered events and inbound event ids past their periods; the server\'s own rows (idempotency records, rate-limit counters) ' +
+          'for a key of every jurisdiction (null for a key of some: they are no city\'s).',
         querystring: jurisdictionQuery,
         response: {
           200: {
@@ -53,7 +55,10 @@ export default async function adminRetentionRoutes(app: FastifyInstance) {
                   rate_limit_hours: { type: 'integer' },
                 },
               },
-              due: { type: 'object', properties: Object.fromEntries(RETENTION_STEPS.map((s) => [s, { type: 'integer' }])) },
+              due: {
+                type: 'object',
+                properties: Object.fromEntries(RETENTION_STEPS.map((s) => [s, { type: (JURISDICTION_STEPS as readonly string[]).includes(s) ? 'integer' : ['integer', 'null'] }])),
+              },
             },
           },
           ...adminErrors,
@@ -72,7 +77,7 @@ export default async function adminRetentionRoutes(app: FastifyInstance) {
           idempotency_hours: periods.idempotencyHours,
           rate_limit_hours: periods.rateLimitHours,
         },
-        due: await runRetention(app.db, { periods, dryRun: true }),
+        due: await previewRetention(app.db, { jurisdictionId: jurisdiction.id, periods, serverRows: request.apiKey!.jurisdiction_ids === null }),
       }
     },
   )
