@@ -10,6 +10,7 @@ import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
 import { recordAudit, SERVER_ACTOR, systemActor } from '../../src/domain/audit/audit.js'
 import { buildDepartmentHarness } from '../departments/fixtures/harness.js'
 import { inProcessCli } from '../helpers/cli.js'
+import type { AuditEntry } from '../helpers/audit.js'
 
 const h = await buildDepartmentHarness(t, {
   jurisdiction: { id: 'audit-read.test.example', name: 'Audit Read City', time_zone: 'Europe/Paris' },
@@ -19,21 +20,8 @@ const { app, rows } = h
 const second = await createApiKey(app.db, { name: 'second operator', scopes: ['admin'] }, SERVER_ACTOR)
 const asSecond = { authorization: `Bearer ${second.key}` }
 
-interface AuditEvent {
-  id: number
-  occurred_at: string
-  actor_kind: string
-  actor_key_id: number | null
-  actor_name: string
-  action: string
-  entity_type: string
-  entity_id: string
-  service_request_id: string | null
-  jurisdiction_id: string | null
-  changes: Record<string, { before: unknown; after: unknown }>
-}
 interface AuditAnswer {
-  events: AuditEvent[]
+  events: AuditEntry[]
   next_cursor: string | null
 }
 
@@ -58,7 +46,7 @@ await recordAudit(app.db, systemActor('test'), {
 })
 
 const get = async (query: string, headers: Record<string, string> = h.asAdmin) => app.inject({ url: `/admin/v1/audit.json${query}`, headers })
-async function all(query = ''): Promise<AuditEvent[]> {
+async function all(query = ''): Promise<AuditEntry[]> {
   const res = await get(query)
   if (res.statusCode !== 200) throw new Error(`${res.statusCode} ${res.body}`)
   const answer = res.json() as AuditAnswer
@@ -84,7 +72,7 @@ t.test('every entry, newest first', async (t) => {
 })
 
 t.test('cursor paging walks every entry once', async (t) => {
-  const seen: AuditEvent[] = []
+  const seen: AuditEntry[] = []
   let url = '/admin/v1/audit.json?limit=3'
   for (let pages = 0; pages < 100; pages++) {
     const res = await app.inject({ url, headers: h.asAdmin })
@@ -126,7 +114,7 @@ t.test('filters: actor, entity, request, time', async (t) => {
   const times = [...new Set(everything.map((e) => e.occurred_at))].sort()
   t.ok(times.length >= 3, 'entries at several times')
   const [from, to] = [times[1]!, times.at(-1)!]
-  const within = (e: AuditEvent) => Date.parse(e.occurred_at) >= Date.parse(from) && Date.parse(e.occurred_at) < Date.parse(to)
+  const within = (e: AuditEntry) => Date.parse(e.occurred_at) >= Date.parse(from) && Date.parse(e.occurred_at) < Date.parse(to)
   t.same(await all(`?from=${from}&to=${to}`), everything.filter(within))
   t.ok(everything.filter(within).length > 0 && everything.filter(within).length < everything.length)
   t.same(await all(`?from=${from}&actor=${h.admin.id}`), everything.filter((e) => Date.parse(e.occurred_at) >= Date.parse(from) && e.actor_key_id === h.admin.id))
@@ -153,7 +141,7 @@ t.test('the CSV has the JSON entries and values, page by page', async (t) => {
     t.match(csv.body, /^id,occurred_at,actor_kind,actor_key_id,actor_department_id,actor_name,action,entity_type,entity_id,service_request_id,jurisdiction_id,changes\r\n/)
     const parsed = parseCsv(csv.body, { columns: true }) as Record<string, string>[]
     // Every value as the CSV writes it (null: empty), changes compared as JSON values (key order is the database's).
-    const asText = (e: AuditEvent) => Object.fromEntries(Object.entries(e).map(([k, v]) => [k, v === null ? '' : k === 'changes' ? v : String(v)]))
+    const asText = (e: AuditEntry) => Object.fromEntries(Object.entries(e).map(([k, v]) => [k, v === null ? '' : k === 'changes' ? v : String(v)]))
     t.same(parsed.map((row) => ({ ...row, changes: JSON.parse(row.changes!) as unknown })), json.events.map(asText), query)
     t.equal(csv.headers.link !== undefined, json.next_cursor !== null, `${query}: a next link exactly when JSON has a next cursor`)
   }

@@ -14,6 +14,7 @@ import { raiseOperatorAlert } from '../../src/domain/operator-alerts.js'
 import { markOverdueWorkOrders } from '../../src/domain/service-levels/overdue.js'
 import { buildDepartmentHarness, startReceiver } from '../departments/fixtures/harness.js'
 import { inProcessCli } from '../helpers/cli.js'
+import { type AuditEntry, auditEntriesSince } from '../helpers/audit.js'
 
 const JURISDICTION = { id: 'audit-story.test.example', name: 'Story City', time_zone: 'America/Chicago' }
 const h = await buildDepartmentHarness(t, {
@@ -27,34 +28,13 @@ const streets = await h.registerDepartment({ code: 'streets', name: 'Streets', w
 await h.setRoutes('pothole', [{ department: 'streets' }])
 const [streetsRow] = await rows<{ id: number }>(sql`select id::int as id from departments where code = 'streets'`)
 
-interface Entry {
-  id: number
-  actor_kind: string
-  actor_key_id: number | null
-  actor_name: string
-  action: string
-  entity_type: string
-  entity_id: string
-  service_request_id: string | null
-  jurisdiction_id: string | null
-  changes: Record<string, { before: unknown; after: unknown }>
-}
-let seen = 0
 /** The entries added since the last call, oldest first. */
-async function newEntries(): Promise<Entry[]> {
-  const added = await rows<Entry>(
-    sql`select a.id::int as id, actor_kind, actor_key_id::int as actor_key_id, actor_name, action, entity_type, entity_id,
-               r.public_id as service_request_id, a.jurisdiction_id, changes
-        from audit_events a left join service_requests r on r.id = a.request_id where a.id > ${seen} order by a.id`,
-  )
-  seen = added.at(-1)?.id ?? seen
-  return added
-}
+const newEntries = auditEntriesSince(app.db)
 /** A request's story, oldest first, through the admin API (newest first there). */
-async function story(serviceRequestId: string): Promise<Entry[]> {
+async function story(serviceRequestId: string): Promise<AuditEntry[]> {
   const res = await app.inject({ url: `/admin/v1/audit.json?request=${serviceRequestId}`, headers: asAdmin })
   if (res.statusCode !== 200) throw new Error(`audit of ${serviceRequestId}: ${res.statusCode} ${res.body}`)
-  return (res.json() as { events: Entry[] }).events.reverse()
+  return (res.json() as { events: AuditEntry[] }).events.reverse()
 }
 const byAdmin = { actor_kind: 'key', actor_key_id: admin.id, actor_name: 'operator' }
 const byCitizenApp = { actor_kind: 'key', actor_key_id: citizen.id, actor_name: 'citizen app' }
@@ -210,9 +190,9 @@ t.test("GET /admin/v1/audit.json?request= tells the request's whole story, in or
   )
   t.ok(entries.every((e) => e.service_request_id === requestId))
   const filtered = await app.inject({ url: `/admin/v1/audit.json?request=${requestId}&actor=department:streets`, headers: asAdmin })
-  t.same((filtered.json() as { events: Entry[] }).events.map((e) => e.action), ['work_order.state_changed'], 'filtered by the department')
+  t.same((filtered.json() as { events: AuditEntry[] }).events.map((e) => e.action), ['work_order.state_changed'], 'filtered by the department')
   const departments = await app.inject({ url: '/admin/v1/audit.json?actor=department', headers: asAdmin })
-  t.ok((departments.json() as { events: Entry[] }).events.every((e) => e.actor_kind === 'department'))
+  t.ok((departments.json() as { events: AuditEntry[] }).events.every((e) => e.actor_kind === 'department'))
 })
 
 t.test('duplicates, public view and the mySociety door', async (t) => {

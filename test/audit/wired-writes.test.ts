@@ -13,6 +13,7 @@ import t from 'tap'
 import { changedFields, MASKED } from '../../src/domain/audit/audit.js'
 import { buildDepartmentHarness } from '../departments/fixtures/harness.js'
 import { inProcessCli } from '../helpers/cli.js'
+import { type AuditEntry, auditEntriesSince } from '../helpers/audit.js'
 
 const JURISDICTION = { id: 'audit.test.example', name: 'Audit City', time_zone: 'America/Chicago' }
 const SERVICES = [
@@ -23,27 +24,8 @@ const h = await buildDepartmentHarness(t, { jurisdiction: JURISDICTION, services
 const { app, asAdmin, admin, rows } = h
 const cli = inProcessCli(h.database, app.config)
 
-interface Entry {
-  id: number
-  actor_kind: string
-  actor_key_id: number | null
-  actor_name: string
-  action: string
-  entity_type: string
-  entity_id: string
-  jurisdiction_id: string | null
-  changes: Record<string, { before: unknown; after: unknown }>
-}
-let seen = 0
 /** The entries added since the last call, oldest first. */
-async function newEntries(): Promise<Entry[]> {
-  const added = await rows<Entry>(
-    sql`select id::int as id, actor_kind, actor_key_id::int as actor_key_id, actor_name, action, entity_type, entity_id, jurisdiction_id, changes
-        from audit_events where id > ${seen} order by id`,
-  )
-  seen = added.at(-1)?.id ?? seen
-  return added
-}
+const newEntries = auditEntriesSince(app.db)
 /** Every value this file must never find in the audit table. */
 const secrets: string[] = []
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')

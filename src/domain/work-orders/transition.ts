@@ -53,8 +53,21 @@ function reportTimes(to: WorkOrderState, changes: WorkOrderChanges): Partial<Rec
 /** The work order as it was, read by the update itself (its snapshot is from before the update). */
 const before = alias(workOrders, 'before')
 
+/** The columns a work order's audit entry speaks of, of the table as it is (`workOrders`) or as it was (`before`). */
+const auditedColumns = (t: typeof workOrders | typeof before) => ({
+  state: t.state,
+  externalStatusCode: t.externalStatusCode,
+  externalRef: t.externalRef,
+  expectedAt: t.expectedAt,
+  reason: t.reason,
+  reassignedToId: t.reassignedToId,
+  overdueAt: t.overdueAt,
+})
+
+type AuditedColumns = Pick<typeof workOrders.$inferSelect, keyof ReturnType<typeof auditedColumns>>
+
 /** What a work order's audit entry says of it. */
-const audited = (w: { state: WorkOrderState; externalStatusCode: string | null; externalRef: string | null; expectedAt: Date | null; reason: string | null; reassignedToId: number | null; overdueAt: Date | null }) => ({
+const audited = (w: AuditedColumns) => ({
   state: w.state,
   external_status_code: w.externalStatusCode,
   external_ref: w.externalRef,
@@ -98,24 +111,8 @@ export async function moveWorkOrders(
     .returning({
       id: workOrders.id,
       requestId: workOrders.requestId,
-      after: {
-        state: workOrders.state,
-        externalStatusCode: workOrders.externalStatusCode,
-        externalRef: workOrders.externalRef,
-        expectedAt: workOrders.expectedAt,
-        reason: workOrders.reason,
-        reassignedToId: workOrders.reassignedToId,
-        overdueAt: workOrders.overdueAt,
-      },
-      before: {
-        state: before.state,
-        externalStatusCode: before.externalStatusCode,
-        externalRef: before.externalRef,
-        expectedAt: before.expectedAt,
-        reason: before.reason,
-        reassignedToId: before.reassignedToId,
-        overdueAt: before.overdueAt,
-      },
+      after: auditedColumns(workOrders),
+      before: auditedColumns(before),
     })
   await recordAudit(
     tx,
