@@ -4,6 +4,7 @@
  */
 import zlib from 'node:zlib'
 import compress from '@fastify/compress'
+import { memoizeAjvCompile, pooledSerializers } from './http/schema-compilers.js'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { AppConfig } from './config.js'
 import { configuredDatabase, type Database, type Db, openDatabase } from './db/database.js'
@@ -79,7 +80,9 @@ export async function buildApp({ config, database, readDatabase, logger, workers
       // Unknown query parameters are tolerated (real clients send extras); bodies that must be
       // strict say so with additionalProperties: false and are rejected, never silently trimmed.
       customOptions: { coerceTypes: 'array', removeAdditional: false, useDefaults: true, allErrors: false },
+      onCreate: memoizeAjvCompile,
     },
+    schemaController: pooledSerializers(),
   })
 
   const ownsDatabase = !database
