@@ -164,7 +164,10 @@ t.test('datapackage.json: a Tabular Data Package, valid against the official pro
   for (const feed of csvFeeds) {
     const described = pkg.resources.find((r: Resource) => r.name === feed.name) as Resource
     t.same(described.schema.fields.map((f) => f.name), feed.fields.map((f) => f.name), `${feed.name}: the columns of its CSV, in order`)
-    t.same(described.schema.primaryKey, feed.primaryKey.length > 0 ? feed.primaryKey[0] : undefined, `${feed.name}: its primary key, if it has one`)
+    const primaryKey = feed.primaryKey.length === 0 ? undefined : feed.primaryKey.length === 1 ? feed.primaryKey[0] : [...feed.primaryKey]
+    t.same(described.schema.primaryKey, primaryKey, `${feed.name}: its primary key, if it has one`)
+    const [header] = parseCsv((await get(local(described.path))).body.replace(/^\uFEFF/, ''), { to_line: 1 }) as string[][]
+    t.same(header, feed.fields.map((f) => f.name), `${feed.name}: its CSV's header is the described columns`)
   }
   const resource = pkg.resources.find((r: Resource) => r.name === 'requests') as Resource
   t.has(resource, {
@@ -204,7 +207,7 @@ t.test('datapackage.json: a Tabular Data Package, valid against the official pro
 })
 
 t.test('a list column whose description does not say how items are separated gets it said', async (t) => {
-  const described = tableSchemaField({ name: 'tags', type: 'list', description: 'Tags.', value: 'null' })
+  const described = tableSchemaField({ name: 'tags', type: 'list', description: 'Tags.' })
   t.same(described, { name: 'tags', type: 'string', description: `Tags. Items separated by "${LIST_SEPARATOR}".` })
 })
 

@@ -8,9 +8,9 @@ import { sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../db/database.js'
 import type { Jurisdiction } from '../jurisdictions.js'
 import type { CatalogSettings } from './catalog-settings.js'
-import { FEED_MEDIA, FEEDS, type PublishedFeed } from './feeds.js'
+import { FEED_MEDIA, FEEDS, type PublishedFeed, type PublishedField } from './feeds.js'
 import { feedHorizon, timestampOf } from './horizon.js'
-import { type FeedField, isoText, LIST_SEPARATOR } from './feed-fields.js'
+import { isoText, LIST_SEPARATOR } from './feed-fields.js'
 
 export const DATA_JSON = 'data.json'
 export const DATAPACKAGE_JSON = 'datapackage.json'
@@ -110,7 +110,7 @@ export function dcatCatalog(context: CatalogContext, extents: Map<string, FeedEx
  * exactly; the spec's default format has no fractions), lists as one text of items, attribute
  * answers as a JSON object.
  */
-export function tableSchemaField(field: FeedField) {
+export function tableSchemaField(field: PublishedField) {
   const base = { name: field.name, description: field.description }
   switch (field.type) {
     case 'datetime':

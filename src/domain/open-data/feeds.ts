@@ -1,7 +1,8 @@
 /**
  * The published feeds, as the catalogs describe them: data.json has one DCAT dataset per entry
  * and datapackage.json one tabular resource per entry with a CSV form. A new feed (the status
- * history, the removals) is one more entry here; the catalogs follow without other changes.
+ * history, the removals, the statistics) is one more entry here; the catalogs follow without
+ * other changes.
  */
 import { type SQL, sql } from 'drizzle-orm'
 import type { FeedField } from './feed-fields.js'
@@ -17,6 +18,9 @@ export const FEED_MEDIA: Record<FeedFormat, { mediaType: string; format: string 
   geojson: { mediaType: 'application/geo+json', format: 'GeoJSON' },
 }
 
+/** What the catalogs say of a column: its name, type and meaning (the keyset feeds' fields say how to render it too). */
+export type PublishedField = Pick<FeedField, 'name' | 'type' | 'description'>
+
 export interface PublishedFeed {
   /** The path under /open-data/v1 without the suffix, and the Data Package resource's name. */
   name: string
@@ -25,7 +29,7 @@ export interface PublishedFeed {
   keywords: readonly string[]
   formats: readonly FeedFormat[]
   /** The columns, in order: the Table Schema is made from them. */
-  fields: readonly FeedField[]
+  fields: readonly PublishedField[]
   /** Empty when no column identifies a row (a request can be removed more than once). */
   primaryKey: readonly string[]
   /** DCAT-US accrualPeriodicity: an ISO 8601 repeating duration. */
@@ -51,6 +55,24 @@ function extentOf(source: FeedSource<{ jurisdictionId: string }>, earliest = sou
 }
 
 const described = (source: FeedSource<{ jurisdictionId: string }>) => ({ name: source.name, fields: source.fields, formats: feedFormats(source) })
+
+/** The statistics' columns (stats.ts, the reports' PUBLIC_STATS), in the order the CSV has them. */
+const STATS_FIELDS: readonly PublishedField[] = [
+  { name: 'period', type: 'string', description: 'The month, as its first day (YYYY-MM-DD), in the jurisdiction\'s time zone.' },
+  { name: 'service_code', type: 'string', description: 'The request type\'s code (GeoReport `service_code`).' },
+  { name: 'created', type: 'number', description: 'Public requests received in the month. Empty when from 1 to 4.' },
+  { name: 'closed', type: 'number', description: 'Public requests closed in the month. Empty when from 1 to 4.' },
+  { name: 'close_median_seconds', type: 'number', description: 'The median time from received to closed of those closed, in seconds (3 significant digits). Empty over fewer than 5.' },
+  { name: 'acknowledged', type: 'number', description: 'Work orders of public requests that a department acknowledged in the month. Empty when from 1 to 4.' },
+  { name: 'ack_median_seconds', type: 'number', description: 'The median time from received to acknowledged, in seconds (3 significant digits). Empty over fewer than 5.' },
+  { name: 'suppressed', type: 'boolean', description: 'Whether a figure of the row was left empty because it was too small to publish.' },
+]
+
+/** The rollups' first and last days with public requests (the primary key's range: jurisdiction, grain, day). */
+function statsExtent(jurisdictionId: string): SQL {
+  const rows = sql`from report_daily where jurisdiction_id = ${jurisdictionId} and grain = 'service' and public`
+  return sql`select (select max(day)::timestamptz ${rows}) as newest, (select min(day)::timestamptz ${rows}) as earliest`
+}
 
 // Hourly: the downloadURLs are whole dumps, which caches may keep for an hour
 // (Cache-Control: max-age=3600), so a download reflects changes within the hour. A harvester
@@ -91,5 +113,20 @@ export const FEEDS: readonly PublishedFeed[] = [
     primaryKey: [],
     accrualPeriodicity: HOURLY,
     extent: extentOf(REMOVAL_FEED),
+  },
+  {
+    name: 'stats',
+    title: '311 statistics by month and service',
+    description:
+      'Per month and request type: public requests received and closed, work orders acknowledged, and the median times to close ' +
+      'and to acknowledge. Counts from 1 to 4 and medians over fewer than 5 values are left empty, and the row says so (suppressed). ' +
+      'Whole calendar months; the last twelve by default, any range with from and to (docs/open-data.md, "Statistics").',
+    keywords: ['311', 'service requests', 'statistics', 'response times'],
+    formats: ['csv', 'json'],
+    fields: STATS_FIELDS,
+    primaryKey: ['period', 'service_code'],
+    // The current month's figures move every day; past months settle.
+    accrualPeriodicity: 'R/P1D',
+    extent: statsExtent,
   },
 ]
