@@ -62,6 +62,27 @@ export const ATTRIBUTE_DATATYPES = [
 ] as const
 export type AttributeDatatype = (typeof ATTRIBUTE_DATATYPES)[number]
 
+/** A service's texts in one of its jurisdiction's other languages; a field left out falls back to the default language's. */
+export interface ServiceTranslation {
+  service_name?: string
+  description?: string
+  group?: string
+  keywords?: string[]
+}
+
+/** An attribute's texts in another language, likewise. */
+export interface AttributeTranslation {
+  description?: string
+  datatype_description?: string
+}
+
+/** A list attribute's choice, with its name in other languages. */
+export interface AttributeValue {
+  key: string
+  name: string
+  translations?: Record<string, { name?: string }>
+}
+
 /**
  * `standard`: requests are published as they are. `sensitive` (e.g. noise at a home, an
  * abandoned vehicle with its plate): the public sees the location generalised to a ~111 m grid
@@ -118,6 +139,13 @@ export const jurisdictions = pgTable('jurisdictions', {
    * their request closed (src/domain/retention/); null keeps it until an operator erases it.
    */
   anonymiseAfterDays: integer('anonymise_after_days'),
+  /**
+   * Localisation (README "Catalog format"): the language of the catalog's own texts (BCP 47),
+   * and every language the jurisdiction serves, the default among them. Translations name one
+   * of the others; GeoReport reads negotiate among them (src/domain/catalog/locales.ts).
+   */
+  defaultLocale: text('default_locale').notNull().default('en'),
+  locales: text('locales').array().notNull().default(sql`'{en}'::text[]`),
   /** Moves whenever the service catalog changes: discovery's `changeset` and ETags derive from it. */
   catalogChangedAt: timestamp('catalog_changed_at', { withTimezone: true }).notNull().defaultNow(),
   createdAt: createdAt(),
@@ -125,6 +153,7 @@ export const jurisdictions = pgTable('jurisdictions', {
 }, () => [
   check('jurisdictions_calendar_check', sql`cardinality(working_days) > 0 and working_days <@ '{1,2,3,4,5,6,7}'::smallint[] and closes_at > opens_at`),
   check('jurisdictions_anonymise_after_days_check', sql`anonymise_after_days > 0 is not false`),
+  check('jurisdictions_default_locale_check', sql`default_locale = any(locales)`),
 ])
 
 export const services = pgTable(
@@ -155,6 +184,8 @@ export const services = pgTable(
     duplicatePolicy: text('duplicate_policy').$type<DuplicatePolicy>().notNull().default('off'),
     duplicateRadiusM: integer('duplicate_radius_m'),
     duplicateWindowDays: integer('duplicate_window_days'),
+    /** The catalog's `translations` as the file spells them (locale → texts), null when it has none. */
+    translations: jsonb('translations').$type<Record<string, ServiceTranslation>>(),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -193,8 +224,10 @@ export const serviceAttributes = pgTable(
     required: boolean('required').notNull().default(false),
     datatypeDescription: text('datatype_description').notNull().default(''),
     description: text('description').notNull().default(''),
-    /** `[{key, name}]` for list datatypes, null otherwise. */
-    values: jsonb('values').$type<{ key: string; name: string }[]>(),
+    /** `[{key, name}]` for list datatypes (each with its own `translations` when the file gives them), null otherwise. */
+    values: jsonb('values').$type<AttributeValue[]>(),
+    /** The catalog's `translations` (locale → texts), null when it has none. */
+    translations: jsonb('translations').$type<Record<string, AttributeTranslation>>(),
     /** Whether answers appear in public output (`extensions=true`); e.g. a licence plate may not. */
     isPublic: boolean('is_public').notNull().default(true),
   },
@@ -366,6 +399,8 @@ export const responseTemplates = pgTable(
       .references(() => jurisdictions.id),
     code: text('code').notNull(),
     publicText: text('public_text').notNull(),
+    /** The public text in the jurisdiction's other languages: locale → `{text}` (empty: none). */
+    translations: jsonb('translations').$type<Record<string, { text: string }>>().notNull().default(sql`'{}'::jsonb`),
     active: boolean('active').notNull().default(true),
     serviceId: bigint('service_id', { mode: 'number' }).references(() => services.id),
     departmentStatusCode: text('department_status_code'),
@@ -409,6 +444,11 @@ export const requestUpdates = pgTable(
      * work"): the templates report's share is over these (docs/reports.md).
      */
     isAnswer: boolean('is_answer').notNull().default(false),
+    /**
+     * A note made from a template: its public text rendered in the jurisdiction's other
+     * languages (locale → text), which GeoReport reads in that locale show; null otherwise.
+     */
+    descriptionTranslations: jsonb('description_translations').$type<Record<string, string>>(),
     createdAt: changeTime('created_at'),
     /**
      * When the entry last entered the public history: its creation, or later, when its request

@@ -245,7 +245,7 @@ const invalid: { name: string; field: string; detail: RegExp; mutate: (c: RawCat
   {
     name: 'unknown attribute field',
     field: 'services[0].attributes[1].colour',
-    detail: /^is not a known field \(known: code, datatype, description, datatype_description, variable, required, public, order, values\)$/,
+    detail: /^is not a known field \(known: code, datatype, description, datatype_description, variable, required, public, order, values, translations\)$/,
     mutate: (c) => Object.assign(c.services[0]!.attributes![1]!, { colour: 'red' }),
   },
   {

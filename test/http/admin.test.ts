@@ -207,7 +207,7 @@ t.test('PUT /admin/v1/catalog reports every fault at once, one error each', asyn
   const res = await app.inject({ method: 'PUT', url: '/admin/v1/catalog', headers: asAdmin, payload: body })
   t.equal(res.statusCode, 400)
   t.same(res.json(), [
-    { code: 400, description: 'request body: jurisdiction.colour is not a known field (known: id, name, time_zone, contact, key_service, calendar, retention)' },
+    { code: 400, description: 'request body: jurisdiction.colour is not a known field (known: id, name, time_zone, contact, key_service, calendar, retention, default_locale, locales)' },
     { code: 400, description: 'request body: services[0].type must be one of realtime, batch, blackbox (got "weekly")' },
     { code: 400, description: 'request body: services[1].service_name is required' },
     {

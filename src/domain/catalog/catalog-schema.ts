@@ -4,13 +4,31 @@
  */
 import {
   ATTRIBUTE_DATATYPES,
+  type AttributeTranslation,
+  type AttributeValue,
   DUPLICATE_MAX_RADIUS_M,
   DUPLICATE_MAX_WINDOW_DAYS,
   DUPLICATE_POLICIES,
   type DuplicatePolicy,
   SERVICE_PRIVACY,
   SERVICE_TYPES,
+  type ServiceTranslation,
 } from '../../db/schema.js'
+import { LOCALE_PATTERN } from './locales.js'
+
+const localeTag = { type: 'string', pattern: LOCALE_PATTERN, description: 'a BCP 47 language tag such as en, fr or fr-CA' } as const
+
+/**
+ * `{"fr": {…}}`: texts in the jurisdiction's other languages, by locale (each key one of
+ * `jurisdiction.locales` but the default, checked in validate-catalog.ts, which names the
+ * allowed ones); a field left out falls back to the default language's text.
+ */
+const translationsOf = (fields: Record<string, unknown>, description: string) =>
+  ({
+    type: 'object',
+    description,
+    additionalProperties: { type: 'object', additionalProperties: false, properties: fields },
+  }) as const
 
 const attributeValue = {
   type: 'object',
@@ -19,6 +37,7 @@ const attributeValue = {
   properties: {
     key: { type: 'string', minLength: 1, maxLength: 200 },
     name: { type: 'string', minLength: 1, maxLength: 500 },
+    translations: translationsOf({ name: { type: 'string', minLength: 1, maxLength: 500 } }, 'The choice\'s name in other languages: `{"fr": {"name": "…"}}`'),
   },
 } as const
 
@@ -36,6 +55,10 @@ export const catalogAttributeSchema = {
     public: { type: 'boolean', default: true, description: 'Whether answers are shown in public output' },
     order: { type: 'integer', minimum: 1, maximum: 10000 },
     values: { type: 'array', minItems: 1, maxItems: 1000, items: attributeValue },
+    translations: translationsOf(
+      { description: { type: 'string', minLength: 1, maxLength: 2000 }, datatype_description: { type: 'string', maxLength: 2000 } },
+      'The attribute\'s texts in other languages: `{"fr": {"description": "…", "datatype_description": "…"}}`',
+    ),
   },
 } as const
 
@@ -102,6 +125,15 @@ export const catalogServiceSchema = {
       },
     },
     attributes: { type: 'array', maxItems: 200, items: catalogAttributeSchema, default: [] },
+    translations: translationsOf(
+      {
+        service_name: { type: 'string', minLength: 1, maxLength: 200 },
+        description: { type: 'string', maxLength: 4000 },
+        group: { type: 'string', maxLength: 200 },
+        keywords: { type: 'array', maxItems: 100, items: { type: 'string', minLength: 1, maxLength: 100 } },
+      },
+      'The service\'s texts in other languages: `{"fr": {"service_name": "…", "description": "…", "group": "…", "keywords": […]}}`',
+    ),
   },
 } as const
 
@@ -157,6 +189,15 @@ export const catalogSchema = {
         key_service: { type: 'string', maxLength: 1000, default: '' },
         calendar: catalogCalendarSchema,
         retention: catalogRetentionSchema,
+        default_locale: { ...localeTag, default: 'en', description: 'The language of the catalog\'s own texts (BCP 47): served when a client asks for none the jurisdiction has' },
+        locales: {
+          type: 'array',
+          minItems: 1,
+          maxItems: 50,
+          uniqueItems: true,
+          items: localeTag,
+          description: 'Every language served, default_locale among them; absent: default_locale alone',
+        },
       },
     },
     services: { type: 'array', maxItems: 5000, items: catalogServiceSchema },
@@ -172,7 +213,8 @@ export interface CatalogAttribute {
   required: boolean
   public: boolean
   order?: number
-  values?: { key: string; name: string }[]
+  values?: AttributeValue[]
+  translations?: Record<string, AttributeTranslation>
 }
 
 export interface CatalogService {
@@ -189,6 +231,7 @@ export interface CatalogService {
   service_level?: ServiceLevel
   duplicates?: DuplicateSettings
   attributes: CatalogAttribute[]
+  translations?: Record<string, ServiceTranslation>
 }
 
 /** A service's duplicate policy; radius and window are present unless the policy is off (validate-catalog.ts). */
@@ -224,6 +267,10 @@ export interface Catalog {
     key_service: string
     calendar?: CatalogCalendar
     retention?: CatalogRetention
+    /** `en` when absent (validateCatalog fills it in; importCatalog reads it so). */
+    default_locale?: string
+    /** [default_locale] when absent. */
+    locales?: string[]
   }
   services: CatalogService[]
 }

@@ -48,6 +48,8 @@ export async function importCatalog(db: Db, catalog: Catalog, options: ImportOpt
     const [jurisdictionBefore] = await tx.select().from(jurisdictions).where(eq(jurisdictions.id, j.id))
     const audit: AuditEntry[] = []
     const calendar = { ...DEFAULT_CALENDAR, ...j.calendar }
+    const defaultLocale = j.default_locale ?? 'en'
+    const locales = j.locales ?? [defaultLocale]
     const fields = {
       name: j.name,
       timeZone: j.time_zone,
@@ -59,6 +61,8 @@ export async function importCatalog(db: Db, catalog: Catalog, options: ImportOpt
       holidays: [...calendar.holidays].sort(),
       // Like the calendar, the whole setting comes from the file: absent, reporters' data is kept.
       anonymiseAfterDays: j.retention?.anonymise_after_days ?? null,
+      defaultLocale,
+      locales,
     }
     await tx
       .insert(jurisdictions)
@@ -69,10 +73,10 @@ export async function importCatalog(db: Db, catalog: Catalog, options: ImportOpt
         // Re-importing the same file must not touch the row (and so not move updated_at).
         setWhere: sql`(${jurisdictions.name}, ${jurisdictions.timeZone}, ${jurisdictions.contact}, ${jurisdictions.keyService},
                        ${jurisdictions.workingDays}, ${jurisdictions.opensAt}, ${jurisdictions.closesAt}, ${jurisdictions.holidays},
-                       ${jurisdictions.anonymiseAfterDays})
+                       ${jurisdictions.anonymiseAfterDays}, ${jurisdictions.defaultLocale}, ${jurisdictions.locales})
           is distinct from (${j.name}, ${j.time_zone}, ${j.contact}, ${j.key_service}, ${sql.param(fields.workingDays)}::smallint[],
                             ${fields.opensAt}::time, ${fields.closesAt}::time, ${sql.param(fields.holidays)}::date[],
-                            ${fields.anonymiseAfterDays}::integer)`,
+                            ${fields.anonymiseAfterDays}::integer, ${defaultLocale}, ${sql.param(locales)}::text[])`,
       })
     const [jurisdictionAfter] = await tx.select().from(jurisdictions).where(eq(jurisdictions.id, j.id))
     audit.push({
@@ -110,7 +114,11 @@ export async function importCatalog(db: Db, catalog: Catalog, options: ImportOpt
       }
       ;(current ? summary.updated : summary.created).push(service.service_code)
     }
-    if (summary.created.length + summary.updated.length > 0) {
+    // The languages served change what every catalog answer says (and which ones exist), as a service change does.
+    const languagesChanged =
+      jurisdictionBefore !== undefined &&
+      (jurisdictionBefore.defaultLocale !== defaultLocale || jurisdictionBefore.locales.join(',') !== locales.join(','))
+    if (summary.created.length + summary.updated.length > 0 || languagesChanged) {
       // Strictly increasing, even within one millisecond: caches key on this value.
       await tx
         .update(jurisdictions)
@@ -136,6 +144,8 @@ function auditedJurisdiction(row: typeof jurisdictions.$inferSelect) {
     closes: row.closesAt,
     holidays: row.holidays,
     anonymise_after_days: row.anonymiseAfterDays,
+    default_locale: row.defaultLocale,
+    locales: row.locales,
   }
 }
 
@@ -197,6 +207,7 @@ async function writeService(tx: Db, jurisdictionId: string, service: CatalogServ
     duplicatePolicy: service.duplicates?.policy ?? 'off',
     duplicateRadiusM: service.duplicates?.radius_m ?? null,
     duplicateWindowDays: service.duplicates?.window_days ?? null,
+    translations: service.translations ?? null,
   }
   let serviceId = id
   if (serviceId === undefined) {
@@ -222,6 +233,7 @@ async function writeService(tx: Db, jurisdictionId: string, service: CatalogServ
         datatypeDescription: a.datatype_description,
         description: a.description,
         values: a.values ?? null,
+        translations: a.translations ?? null,
         isPublic: a.public,
       })),
     )
@@ -266,6 +278,7 @@ export async function loadCatalogServices(
       public: a.isPublic,
       order: a.position,
       ...(a.values ? { values: a.values } : {}),
+      ...(a.translations ? { translations: a.translations } : {}),
     })
     attributesByService.set(a.serviceId, list)
   }
@@ -285,6 +298,7 @@ export async function loadCatalogServices(
     ...serviceLevelOf(r),
     ...duplicatesOf(r),
     attributes: attributesByService.get(r.id) ?? [],
+    ...(r.translations ? { translations: r.translations } : {}),
   }))
 }
 

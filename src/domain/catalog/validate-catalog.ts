@@ -63,6 +63,7 @@ export function validateCatalog(data: unknown, source: string): Catalog {
   ]
   if (faults.length > 0) throw new CatalogError(source, faults)
   const catalog = data as Catalog
+  catalog.jurisdiction.locales ??= [catalog.jurisdiction.default_locale!]
   for (const service of catalog.services) {
     // `{"policy": "off"}` says what absence says: stored alike, so re-importing it is no change.
     if (service.duplicates?.policy === 'off' && service.duplicates.radius_m === undefined && service.duplicates.window_days === undefined) delete service.duplicates
@@ -90,13 +91,25 @@ function ruleFaults(data: unknown): CatalogFault[] {
     faults.push({ field: 'jurisdiction.time_zone', detail: `must be an IANA time zone such as America/Chicago, Europe/Berlin or UTC (got ${JSON.stringify(timeZone)})` })
   }
   if (isFields(jurisdiction.calendar)) faults.push(...calendarFaults(jurisdiction.calendar))
+  const languages = languagesOf(jurisdiction)
+  faults.push(...languages.faults)
   const firstWithCode = new Map<unknown, number>()
   const services = Array.isArray(data.services) ? data.services : []
   services.forEach((service: unknown, i) => {
     if (!isFields(service)) return
     const at = `services[${i}]`
     faults.push(...repeated(firstWithCode, service.service_code, i, `${at}.service_code`, (first) => `services[${first}]`))
-    if (Array.isArray(service.attributes)) faults.push(...attributeFaults(service.attributes, `${at}.attributes`))
+    faults.push(...translationFaults(service.translations, at, languages))
+    if (Array.isArray(service.attributes)) {
+      faults.push(...attributeFaults(service.attributes, `${at}.attributes`))
+      service.attributes.forEach((attribute: unknown, j) => {
+        if (!isFields(attribute)) return
+        faults.push(...translationFaults(attribute.translations, `${at}.attributes[${j}]`, languages))
+        if (Array.isArray(attribute.values)) {
+          attribute.values.forEach((value: unknown, k) => isFields(value) && faults.push(...translationFaults(value.translations, `${at}.attributes[${j}].values[${k}]`, languages)))
+        }
+      })
+    }
     if (isFields(service.duplicates)) faults.push(...duplicateFaults(service.duplicates, `${at}.duplicates`))
   })
   return faults
@@ -132,6 +145,40 @@ function attributeFaults(attributes: unknown[], at: string): CatalogFault[] {
     }
   })
   return faults
+}
+
+interface Languages {
+  defaultLocale: string
+  /** The locales a translation may name: the served ones but the default. */
+  others: string[]
+  faults: CatalogFault[]
+}
+
+/** The jurisdiction's languages (`locales` absent: the default alone), and a fault when the default is not among them. */
+function languagesOf(jurisdiction: Fields): Languages {
+  const defaultLocale = typeof jurisdiction.default_locale === 'string' ? jurisdiction.default_locale : 'en'
+  const locales = Array.isArray(jurisdiction.locales) ? jurisdiction.locales.filter((l): l is string => typeof l === 'string') : [defaultLocale]
+  const faults: CatalogFault[] = []
+  if (Array.isArray(jurisdiction.locales) && !locales.includes(defaultLocale)) {
+    faults.push({ field: 'jurisdiction.default_locale', detail: `must be one of jurisdiction.locales: ${locales.join(', ')} (got ${JSON.stringify(defaultLocale)})` })
+  }
+  return { defaultLocale, others: locales.filter((l) => l !== defaultLocale), faults }
+}
+
+/** Each translation names one of the jurisdiction's other languages (the default's texts are the fields themselves). */
+function translationFaults(translations: unknown, at: string, languages: Languages): CatalogFault[] {
+  if (!isFields(translations)) return []
+  return Object.keys(translations)
+    .filter((locale) => !languages.others.includes(locale))
+    .map((locale) => ({
+      field: `${at}.translations.${locale}`,
+      detail:
+        locale === languages.defaultLocale
+          ? `is the default language (jurisdiction.default_locale): its texts are the fields themselves, not a translation`
+          : languages.others.length === 0
+            ? `names a language the jurisdiction does not serve: jurisdiction.locales is only ${languages.defaultLocale} (got ${JSON.stringify(locale)})`
+            : `must be one of jurisdiction.locales other than the default ${languages.defaultLocale}: ${languages.others.join(', ')} (got ${JSON.stringify(locale)})`,
+    }))
 }
 
 /** A policy that searches needs where and how far back: radius_m and window_days (their bounds are the schema's). */
