@@ -1,7 +1,7 @@
 /**
  * The catalog's answers — service list, service definitions, discovery — change only when the
  * catalog does, and they are the most requested documents of a 311 API. Each instance renders
- * each one once per jurisdiction, catalog version and format, with its ETag and its gzip and
+ * each one once per jurisdiction, catalog version, locale and format, with its ETag and its gzip and
  * brotli encodings, and then serves the stored bytes. The version is the jurisdiction's
  * `catalog_changed_at`, which every request reads (at most a second old, see
  * domain/jurisdictions.ts), so a change made through any instance retires the old bytes everywhere.
@@ -55,8 +55,9 @@ interface Entry {
   value?: RenderedAnswer
 }
 
-/** Per database: jurisdiction id → document → format → entry (nested, so no key string is built per request). */
-const rendered = cachePerDatabase<Map<string, Partial<Record<Format, Entry>>>>()
+type Documents = Map<string, Partial<Record<Format, Entry>>>
+/** Per database: jurisdiction id → locale → document → format → entry (nested, so no key string is built per request). */
+const rendered = cachePerDatabase<Map<string, Documents>>()
 const brotli = promisify(brotliCompress)
 const gzipped = promisify(gzip)
 
@@ -65,6 +66,8 @@ export interface CatalogAnswer {
   jurisdiction: Jurisdiction
   /** Names the document within the jurisdiction, e.g. `services` or `services/pothole`. */
   document: string
+  /** The negotiated locale (src/http/locale.ts): each language's bytes and ETag are its own. */
+  locale: string
   format: Format
   /** The XML root element. */
   root: string
@@ -97,25 +100,28 @@ function storedEntry(reply: FastifyReply, answer: CatalogAnswer): Entry {
   return started
 }
 
-/** The stored renderings of one document, by format (made on first use). */
+/** The stored renderings of one document in one locale, by format (made on first use). */
 function formatsOf(answer: CatalogAnswer): Partial<Record<Format, Entry>> {
-  const documents = rendered.of(answer.db)
-  let ofJurisdiction = documents.get(answer.jurisdiction.id)
-  if (!ofJurisdiction) documents.set(answer.jurisdiction.id, (ofJurisdiction = new Map()))
-  let formats = ofJurisdiction.get(answer.document)
-  if (!formats) ofJurisdiction.set(answer.document, (formats = {}))
+  const byJurisdiction = rendered.of(answer.db)
+  let byLocale = byJurisdiction.get(answer.jurisdiction.id)
+  if (!byLocale) byJurisdiction.set(answer.jurisdiction.id, (byLocale = new Map()))
+  let documents = byLocale.get(answer.locale)
+  if (!documents) byLocale.set(answer.locale, (documents = new Map()))
+  let formats = documents.get(answer.document)
+  if (!formats) documents.set(answer.document, (formats = {}))
   return formats
 }
 
 /** Errors (an unknown service code) are never stored, nor is the document's slot they made. */
 function forgetFailedRender(answer: CatalogAnswer, formats: Partial<Record<Format, Entry>>, failed: Entry) {
   if (formats[answer.format] === failed) delete formats[answer.format]
-  const ofJurisdiction = rendered.of(answer.db).get(answer.jurisdiction.id)
-  if (Object.keys(formats).length === 0 && ofJurisdiction?.get(answer.document) === formats) ofJurisdiction.delete(answer.document)
+  const documents = rendered.of(answer.db).get(answer.jurisdiction.id)?.get(answer.locale)
+  if (Object.keys(formats).length === 0 && documents?.get(answer.document) === formats) documents.delete(answer.document)
 }
 
 function sendRendered(request: FastifyRequest, reply: FastifyReply, value: RenderedAnswer): undefined {
-  reply.type(value.contentType).header('etag', value.etag).header('vary', 'accept-encoding')
+  // Content-Language was set with the locale (src/http/locale.ts); the answer varies with both headers.
+  reply.type(value.contentType).header('etag', value.etag).header('vary', 'accept-encoding, accept-language')
   if (matchesIfNoneMatch(request.headers['if-none-match'], value.etag)) {
     reply.code(304).send()
     return
@@ -128,7 +134,7 @@ function sendRendered(request: FastifyRequest, reply: FastifyReply, value: Rende
 /** How many documents this instance keeps for `db` (a test checks that failed renders leave none behind). */
 export function storedCatalogDocuments(db: Db): number {
   let count = 0
-  for (const ofJurisdiction of rendered.of(db).values()) count += ofJurisdiction.size
+  for (const byLocale of rendered.of(db).values()) for (const documents of byLocale.values()) count += documents.size
   return count
 }
 

@@ -49,7 +49,8 @@ export function toServiceDefinition(service: StoredService): { service_code: str
       datatype_description: a.datatype_description,
       order: a.order!,
       description: a.description,
-      ...(a.values ? { values: a.values } : {}),
+      // Key and name only: translations stay out even when a caller forgot to localise.
+      ...(a.values ? { values: a.values.map((v) => ({ key: v.key, name: v.name })) } : {}),
     })),
   }
 }

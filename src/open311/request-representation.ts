@@ -20,6 +20,8 @@ export interface RequestNote {
 
 export interface RequestExtensions {
   notes: PublicUpdateRow[]
+  /** The negotiated locale: notes made from a translated template show that language's text. */
+  locale?: string
   attributeDefinitions: CatalogAttribute[]
   /** GET of one request of a `suggest` service: what its POST would name now (absent: not shown). */
   possibleDuplicates?: PossibleDuplicate[]
@@ -61,7 +63,7 @@ export function toExtendedRequest(row: ExtendedRequestRow, timeZone: string, ext
       media_urls: row.media_urls,
     },
     attributes: publicAnswers(row, extensions.attributeDefinitions),
-    notes: extensions.notes.map((u) => toNote(u, timeZone)),
+    notes: extensions.notes.map((u) => toNote(u, timeZone, extensions.locale)),
     ...(extensions.possibleDuplicates ? { possible_duplicates: extensions.possibleDuplicates.map((d) => toPossibleDuplicate(d, timeZone)) } : {}),
   }
 }
@@ -84,25 +86,30 @@ function publicAnswers({ attributes: answers, generalised }: ExtendedRequestRow,
     })
 }
 
-export function toNote(update: PublicUpdateRow, timeZone: string): RequestNote {
+/** The note's text in `locale` when its template had one there, else its own (the default language's). */
+function noteText(update: PublicUpdateRow, locale: string | undefined): string {
+  return (locale && update.description_translations?.[locale]) || update.description
+}
+
+export function toNote(update: PublicUpdateRow, timeZone: string, locale?: string): RequestNote {
   return {
     update_id: update.update_id,
     datetime: formatW3c(update.created_at, timeZone),
     status: update.status,
     detailed_status: update.detailed_status,
-    description: update.description,
+    description: noteText(update, locale),
     type: 'update',
   }
 }
 
 /** mySociety's request_update. */
-export function toRequestUpdate(update: PublicUpdateRow, timeZone: string) {
+export function toRequestUpdate(update: PublicUpdateRow, timeZone: string, locale?: string) {
   return {
     update_id: update.update_id,
     service_request_id: update.service_request_id,
     status: update.status,
     updated_datetime: formatW3c(update.created_at, timeZone),
-    description: update.description,
+    description: noteText(update, locale),
     // null as on requests: JSON clients test one field the same way everywhere (XML: an empty element either way).
     media_url: update.media_urls[0] ?? null,
     external_status_code: update.external_status_code,

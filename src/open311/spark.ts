@@ -20,6 +20,7 @@ export const CONTAINER_CHILDREN: Readonly<Record<string, string>> = {
   media_urls: 'media_url',
   labels: 'label',
   possible_duplicates: 'possible_duplicate',
+  locales: 'locale',
 }
 
 export type Format = 'json' | 'xml'

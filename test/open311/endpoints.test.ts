@@ -73,7 +73,7 @@ t.test('discovery.json: changeset, contact, key_service and the endpoint list', 
   t.equal(res.statusCode, 200)
   t.match(res.headers['content-type'], /^application\/json; charset=utf-8/)
   const body = res.json() as { changeset: string; contact: string; key_service: string; endpoints: Json[] }
-  t.same(Object.keys(body).sort(), ['changeset', 'contact', 'endpoints', 'key_service'])
+  t.same(Object.keys(body).sort(), ['changeset', 'contact', 'default_locale', 'endpoints', 'key_service', 'locales'])
   t.equal(body.contact, demoCatalog.jurisdiction.contact)
   t.equal(body.key_service, demoCatalog.jurisdiction.key_service)
   t.match(body.changeset, UTC_CHANGESET, 'an ISO 8601 (hence sortable) UTC instant')
@@ -122,7 +122,8 @@ t.test('service definition: every attribute field always present, values only fo
       datatype_description: a.datatype_description ?? '',
       order: a.order,
       description: a.description,
-      ...(a.values ? { values: a.values } : {}),
+      // The default language's names; translations are for other locales (test/open311/locales.test.ts).
+      ...(a.values ? { values: a.values.map((v) => ({ key: v.key, name: v.name })) } : {}),
     })),
   }
   t.same(body, expected, 'golden: the demo catalog, in order')

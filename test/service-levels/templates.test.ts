@@ -37,6 +37,7 @@ t.test('templates are saved with their scope, and refused with an unknown placeh
   t.same(saved.json(), {
     code: 'received',
     public_text: 'Thank you: request {service_request_id} ({service_name}) is with our crews.',
+    translations: {},
     active: true,
     service_code: null,
     department_status_code: null,

@@ -5,12 +5,13 @@
  * made through any instance is seen by the next request on every instance: the cache can
  * never serve a catalog older than the database's.
  */
-import { and, eq } from 'drizzle-orm'
+import { and, eq, isNotNull } from 'drizzle-orm'
 import { cachePerDatabase } from '../../db/caches.js'
 import type { Db } from '../../db/database.js'
 import { services } from '../../db/schema.js'
 import type { Jurisdiction } from '../jurisdictions.js'
 import { loadCatalogServices, type StoredService } from './catalog.js'
+import type { ServiceTranslation } from '../../db/schema.js'
 
 const catalogs = cachePerDatabase<{ version: number; services: StoredService[] }>()
 
@@ -48,4 +49,27 @@ export async function maySensitive(db: Db, jurisdiction: Jurisdiction): Promise<
     .limit(1)
   cache.set(jurisdiction.id, { version, any: row !== undefined })
   return row !== undefined
+}
+
+const translated = cachePerDatabase<{ version: number; byId: Map<number, Record<string, ServiceTranslation>> }>()
+
+/**
+ * The name of a service (active or withdrawn: request lists show both) in `locale`, or undefined
+ * when it has none there (the row's own name stands). Request lists call it per row, so each
+ * instance keeps the jurisdiction's translations, by catalog version, as the catalog itself.
+ */
+export async function translatedServiceNames(db: Db, jurisdiction: Jurisdiction): Promise<(serviceId: number, locale: string) => string | undefined> {
+  const version = jurisdiction.catalogChangedAt.getTime()
+  const cache = translated.of(db)
+  let cached = cache.get(jurisdiction.id)
+  if (cached?.version !== version) {
+    const rows = await db
+      .select({ id: services.id, translations: services.translations })
+      .from(services)
+      .where(and(eq(services.jurisdictionId, jurisdiction.id), isNotNull(services.translations)))
+    cached = { version, byId: new Map(rows.map((r) => [r.id, r.translations!])) }
+    cache.set(jurisdiction.id, cached)
+  }
+  const { byId } = cached
+  return (serviceId, locale) => byId.get(serviceId)?.[locale]?.service_name
 }

@@ -210,6 +210,8 @@ export interface PublicUpdateRow {
   status: Open311Status
   detailed_status: string
   description: string
+  /** A template's note in the jurisdiction's other languages (locale → text), else null. */
+  description_translations: Record<string, string> | null
   media_urls: string[]
   external_status_code: string | null
   created_at: Date
@@ -233,7 +235,8 @@ export async function findPublicUpdates(
     db,
     sql`
       select u.update_id, u.request_id, sr.public_id as service_request_id, u.status, u.detailed_status,
-             ${shown('u.description', "''")} as description, ${shown('u.media_urls', "'{}'::text[]")} as media_urls,
+             ${shown('u.description', "''")} as description, ${shown('u.description_translations', 'null')} as description_translations,
+             ${shown('u.media_urls', "'{}'::text[]")} as media_urls,
              u.external_status_code, u.created_at
       from request_updates u
       join service_requests sr on sr.id = u.request_id

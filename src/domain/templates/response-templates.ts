@@ -5,10 +5,13 @@
  * only for one service, one department status code or one detailed status; naming it elsewhere
  * is refused, as is an inactive one. The notes remember which template they came from
  * (request_updates.template_id), so reports can show the share of answers that were approved.
+ * A template may carry its text in the jurisdiction's other languages (`translations`): the
+ * note keeps the default language's text as its public text, and its renderings in the others
+ * beside it (request_updates.description_translations) for GeoReport reads in those locales.
  */
 import { and, asc, eq } from 'drizzle-orm'
 import type { Db } from '../../db/database.js'
-import { jurisdictions, responseTemplates, serviceRequests, services } from '../../db/schema.js'
+import { jurisdictions, responseTemplates, type ServiceTranslation, serviceRequests, services } from '../../db/schema.js'
 import { formatW3c } from '../../open311/datetime.js'
 import { type AuditActor, changedFields, recordAudit } from '../audit/audit.js'
 import { invalid, notFound } from '../errors.js'
@@ -17,8 +20,12 @@ import { invalid, notFound } from '../errors.js'
 export const TEMPLATE_PLACEHOLDERS = ['service_request_id', 'service_name', 'expected_date'] as const
 const PLACEHOLDER = /\{([^{}]*)\}/g
 
+/** locale → the public text in that language (with the same placeholders). */
+export type TemplateTranslations = Record<string, { text: string }>
+
 export interface TemplateInput {
   publicText: string
+  translations?: TemplateTranslations
   active: boolean
   serviceCode?: string | null
   departmentStatusCode?: string | null
@@ -28,22 +35,45 @@ export interface TemplateInput {
 export interface TemplateView {
   code: string
   public_text: string
+  translations: TemplateTranslations
   active: boolean
   service_code: string | null
   department_status_code: string | null
   detailed_status: string | null
 }
 
-function assertPlaceholders(text: string) {
+function assertPlaceholders(text: string, field = 'public_text') {
   const unknown = [...text.matchAll(PLACEHOLDER)].map((m) => m[1]!).filter((name) => !(TEMPLATE_PLACEHOLDERS as readonly string[]).includes(name))
   if (unknown.length > 0) {
-    throw invalid(`public_text: unknown placeholder ${unknown.map((n) => `{${n}}`).join(', ')} (allowed: ${TEMPLATE_PLACEHOLDERS.map((n) => `{${n}}`).join(', ')})`)
+    throw invalid(`${field}: unknown placeholder ${unknown.map((n) => `{${n}}`).join(', ')} (allowed: ${TEMPLATE_PLACEHOLDERS.map((n) => `{${n}}`).join(', ')})`)
+  }
+}
+
+/** Each translation names one of the jurisdiction's other languages, and uses only the known placeholders. */
+async function assertTranslations(db: Db, jurisdictionId: string, translations: TemplateTranslations) {
+  const locales = Object.keys(translations)
+  if (locales.length === 0) return
+  const [jurisdiction] = await db
+    .select({ defaultLocale: jurisdictions.defaultLocale, locales: jurisdictions.locales })
+    .from(jurisdictions)
+    .where(eq(jurisdictions.id, jurisdictionId))
+  const others = (jurisdiction?.locales ?? []).filter((l) => l !== jurisdiction?.defaultLocale)
+  for (const locale of locales) {
+    if (!others.includes(locale)) {
+      throw invalid(
+        `translations.${locale}: must be one of the jurisdiction's locales other than the default ${jurisdiction?.defaultLocale}` +
+          ` (${others.length ? others.join(', ') : 'it serves no other'}; got ${JSON.stringify(locale)})`,
+      )
+    }
+    assertPlaceholders(translations[locale]!.text, `translations.${locale}.text`)
   }
 }
 
 /** Creates or replaces the template `code` of the jurisdiction. */
 export async function saveTemplate(db: Db, jurisdictionId: string, code: string, input: TemplateInput, actor: AuditActor): Promise<TemplateView> {
   assertPlaceholders(input.publicText)
+  const translations = input.translations ?? {}
+  await assertTranslations(db, jurisdictionId, translations)
   let serviceId: number | null = null
   if (input.serviceCode) {
     const [service] = await db
@@ -55,6 +85,7 @@ export async function saveTemplate(db: Db, jurisdictionId: string, code: string,
   }
   const fields = {
     publicText: input.publicText,
+    translations,
     active: input.active,
     serviceId,
     departmentStatusCode: input.departmentStatusCode ?? null,
@@ -63,6 +94,7 @@ export async function saveTemplate(db: Db, jurisdictionId: string, code: string,
   const saved: TemplateView = {
     code,
     public_text: fields.publicText,
+    translations,
     active: fields.active,
     service_code: serviceId === null ? null : input.serviceCode!,
     department_status_code: fields.departmentStatusCode,
@@ -99,6 +131,7 @@ function templateView(t: typeof responseTemplates.$inferSelect, serviceCode: str
   return {
     code: t.code,
     public_text: t.publicText,
+    translations: t.translations,
     active: t.active,
     service_code: serviceCode,
     department_status_code: t.departmentStatusCode,
@@ -122,6 +155,8 @@ export interface NoteContext {
   timeZone: string
   serviceId: number
   serviceName: string
+  /** The service's catalog translations, for `{service_name}` in a translated text. */
+  serviceTranslations?: Record<string, ServiceTranslation> | null
   serviceRequestId: string
   detailedStatus: string
   expectedAt: Date | null
@@ -137,6 +172,7 @@ export async function noteContextOf(db: Db, requestId: number, overrides: Partia
       timeZone: jurisdictions.timeZone,
       serviceId: serviceRequests.serviceId,
       serviceName: services.serviceName,
+      serviceTranslations: services.translations,
       serviceRequestId: serviceRequests.publicId,
       detailedStatus: serviceRequests.detailedStatus,
       expectedAt: serviceRequests.expectedAt,
@@ -149,8 +185,16 @@ export async function noteContextOf(db: Db, requestId: number, overrides: Partia
   return { ...row, ...overrides }
 }
 
+/** A template rendered for one note: the default language's text, its id, and the text in the template's other languages. */
+export interface RenderedTemplate {
+  text: string
+  templateId: number
+  /** locale → text; null when the template has no translations. */
+  translations: Record<string, string> | null
+}
+
 /** The approved text of template `code` for this note, and its id; refused when it does not apply here. */
-export async function renderTemplate(db: Db, code: string, context: NoteContext): Promise<{ text: string; templateId: number }> {
+export async function renderTemplate(db: Db, code: string, context: NoteContext): Promise<RenderedTemplate> {
   const [template] = await db
     .select()
     .from(responseTemplates)
@@ -164,11 +208,14 @@ export async function renderTemplate(db: Db, code: string, context: NoteContext)
   if (template.detailedStatus !== null && template.detailedStatus !== context.detailedStatus) {
     throw invalid(`template: ${code} is for requests that are ${template.detailedStatus}, and this one is ${context.detailedStatus}`)
   }
-  const text = template.publicText.replace(PLACEHOLDER, (_whole, name: string) => {
-    if (name === 'service_request_id') return context.serviceRequestId
-    if (name === 'service_name') return context.serviceName
-    if (!context.expectedAt) throw invalid(`template: ${code} names the expected date, and this request has none`)
-    return formatW3c(context.expectedAt, context.timeZone).slice(0, 10)
-  })
-  return { text, templateId: template.id }
+  const fill = (text: string, locale?: string) =>
+    text.replace(PLACEHOLDER, (_whole, name: string) => {
+      if (name === 'service_request_id') return context.serviceRequestId
+      if (name === 'service_name') return (locale && context.serviceTranslations?.[locale]?.service_name) || context.serviceName
+      if (!context.expectedAt) throw invalid(`template: ${code} names the expected date, and this request has none`)
+      return formatW3c(context.expectedAt, context.timeZone).slice(0, 10)
+    })
+  const locales = Object.keys(template.translations)
+  const translations = locales.length ? Object.fromEntries(locales.map((l) => [l, fill(template.translations[l]!.text, l)])) : null
+  return { text: fill(template.publicText), templateId: template.id, translations }
 }

@@ -90,6 +90,7 @@ export async function recomputeRequest(tx: Db, requestId: number, source: Update
       detailedStatus: detailed,
       description: note,
       templateId: approved?.templateId ?? null,
+      descriptionTranslations: approved?.translations ?? null,
       isAnswer: approved !== undefined || source.noteIsOwnWords === true,
       source: source.source,
       departmentId: source.departmentId ?? null,

@@ -57,6 +57,7 @@ export async function addRequestNote(
       description,
       isPublic,
       templateId: approved?.templateId ?? null,
+      descriptionTranslations: approved?.translations ?? null,
       isAnswer: isPublic,
       mediaUrls: note.mediaUrls ?? [],
       source: note.source,

@@ -2,6 +2,7 @@
 import { ATTRIBUTE_KEY } from '../../domain/requests/submission.js'
 import { FORMATS } from '../../open311/spark.js'
 import { REQUEST_CHANNELS } from '../../domain/requests/channels.js'
+import { MAX_LOCALE_LENGTH } from '../../domain/catalog/locales.js'
 
 export const formatParams = {
   type: 'object',
@@ -19,6 +20,24 @@ export const jurisdictionQuery = {
       description: 'Required only when this server serves several jurisdictions',
     },
   },
+} as const
+
+/** The `locale` query parameter of the GeoReport reads. */
+const localeQueryProperty = {
+  locale: {
+    type: 'string',
+    // Longer than any tag, so a malformed value gets the language-tag message rather than a length one.
+    maxLength: MAX_LOCALE_LENGTH * 4,
+    description:
+      "CitySDK's language of the answer (BCP 47, e.g. `fr` or `fr-CA`); wins over Accept-Language. A language the jurisdiction " +
+      'does not serve gets its default (never an error); a value that is no language tag is a 400. Content-Language names the one served',
+  },
+} as const
+
+/** The reads that show catalog text: jurisdiction_id and locale. */
+export const localisedQuery = {
+  type: 'object',
+  properties: { ...jurisdictionQuery.properties, ...localeQueryProperty },
 } as const
 
 /**
@@ -293,11 +312,17 @@ export const requestUpdate = {
 
 export const discoveryDocument = {
   type: 'object',
-  required: ['changeset', 'contact', 'key_service', 'endpoints'],
+  required: ['changeset', 'contact', 'key_service', 'default_locale', 'locales', 'endpoints'],
   properties: {
     changeset: { type: 'string' },
     contact: { type: 'string' },
     key_service: { type: 'string' },
+    default_locale: { type: 'string', description: "Extension: the language of the catalog's own texts, served when a client asks for none of `locales`" },
+    locales: {
+      type: 'array',
+      items: { type: 'string' },
+      description: 'Extension: the languages the catalog is served in (BCP 47), for the `locale` parameter or Accept-Language. XML: `<locales><locale>…</locale></locales>`',
+    },
     endpoints: {
       type: 'array',
       items: {
@@ -317,6 +342,8 @@ export const discoveryDocument = {
       changeset: '2026-05-01T14:00:00Z',
       contact: '311 Open Data team, open311@riverton.example',
       key_service: 'Request an API key from open311@riverton.example',
+      default_locale: 'en',
+      locales: ['en', 'fr'],
       endpoints: [
         {
           specification: 'http://wiki.open311.org/GeoReport_v2',
@@ -341,7 +368,7 @@ export const pagingQuery = {
 export const requestSearchQuery = {
   type: 'object',
   properties: {
-    ...jurisdictionQuery.properties,
+    ...localisedQuery.properties,
     service_request_id: listParam('Comma-separated ids; overrides every other filter'),
     service_code: listParam('Comma-separated service codes'),
     status: listParam('open, closed, or both comma-separated'),

@@ -14,6 +14,19 @@ const templateFields = {
     maxLength: 4000,
     description: `The approved public text; placeholders: ${TEMPLATE_PLACEHOLDERS.map((p) => `{${p}}`).join(', ')} (the date in the jurisdiction's time zone)`,
   },
+  translations: {
+    type: 'object',
+    default: {},
+    description:
+      'The text in the jurisdiction\'s other languages, by locale: `{"fr": {"text": "…"}}`, with the same placeholders. A note made ' +
+      'from the template keeps public_text as its text and these beside it: GeoReport reads in that locale show them',
+    additionalProperties: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['text'],
+      properties: { text: { type: 'string', minLength: 1, maxLength: 4000 } },
+    },
+  },
   active: { type: 'boolean', default: true },
   service_code: nullableCode('Offered only for this service'),
   department_status_code: nullableCode("Offered only with this department status code (a department's own code)"),
@@ -27,6 +40,7 @@ const templateView = {
 
 interface TemplateBody {
   public_text: string
+  translations: Record<string, { text: string }>
   active: boolean
   service_code?: string | null
   department_status_code?: string | null
@@ -65,6 +79,7 @@ export default async function adminTemplateRoutes(app: FastifyInstance) {
       const b = request.body
       const saved = await saveTemplate(app.db, jurisdiction.id, request.params.code, {
         publicText: b.public_text,
+        translations: b.translations,
         active: b.active,
         serviceCode: b.service_code ?? null,
         departmentStatusCode: b.department_status_code ?? null,

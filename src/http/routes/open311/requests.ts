@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { loadCatalogServices } from '../../../domain/catalog/catalog.js'
-import { maySensitive } from '../../../domain/catalog/catalog-cache.js'
+import { maySensitive, translatedServiceNames } from '../../../domain/catalog/catalog-cache.js'
+import { localiseService } from '../../../domain/catalog/translations.js'
 import { type Jurisdiction, resolveJurisdiction } from '../../../domain/jurisdictions.js'
 import { duplicateSearchOf, possibleDuplicatesOf } from '../../../domain/requests/duplicate-search.js'
 import { type ExtendedRequestRow, findPublicRequests, findPublicUpdates, type RequestFilter } from '../../../domain/requests/find-requests.js'
@@ -9,9 +10,10 @@ import { notFound } from '../../../open311/errors.js'
 import { toExtendedRequest, toRequest } from '../../../open311/request-representation.js'
 import type { Format } from '../../../open311/spark.js'
 import { readerOf } from '../../auth.js'
+import { answerLocale } from '../../locale.js'
 import { sendOpen311 } from '../../reply.js'
 import { errorResponses } from '../../schemas/errors.js'
-import { formatParams, jurisdictionQuery, requestSearchQuery, serviceRequest } from '../../schemas/open311.js'
+import { formatParams, localisedQuery, requestSearchQuery, serviceRequest } from '../../schemas/open311.js'
 import { OPTIONAL_ADMIN_SECURITY } from '../../schemas/security.js'
 import { setPagingHeaders } from './paging.js'
 
@@ -21,13 +23,14 @@ const SENSITIVE_NOTE =
   'description, status_notes, media or free-text answers, and match lat/long/radius and bbox by that centre — unless the request ' +
   'carries Authorization: Bearer with an admin key.'
 
-type SearchQuery = RequestSearchParams & { jurisdiction_id?: string; extensions?: boolean }
+type SearchQuery = RequestSearchParams & { jurisdiction_id?: string; locale?: string; extensions?: boolean }
 
 export default async function requestReadRoutes(app: FastifyInstance) {
   /**
    * Up to `pageSize` requests in their wire shape, and whether the filter's limit found more.
    * With extensions, one extra query each for notes and attribute labels; with `duplicates`
    * (GET of one request), one more for its possible duplicates when its service suggests them.
+   * Service names and attribute texts are in the negotiated locale (Content-Language).
    */
   async function findPage(
     request: FastifyRequest,
@@ -39,17 +42,23 @@ export default async function requestReadRoutes(app: FastifyInstance) {
     duplicates = false,
   ) {
     const reader = await readerOf(request, reply, jurisdiction)
+    const locale = answerLocale(request, reply, jurisdiction)
     const filter: RequestFilter = { ...search, reader, maySensitive: reader === 'public' && (await maySensitive(app.db, jurisdiction)) }
+    // The default language's names are the rows' own: no lookup for most reads.
+    const nameIn = locale === jurisdiction.defaultLocale ? undefined : await translatedServiceNames(app.db, jurisdiction)
+    const localised = <T extends { service_id: number; service_name: string }>(row: T): T =>
+      nameIn ? { ...row, service_name: nameIn(row.service_id, locale) ?? row.service_name } : row
     if (!extensions) {
       const rows = await findPublicRequests(app.db, filter, 'core')
-      return { more: rows.length > pageSize, page: rows.slice(0, pageSize).map((row) => toRequest(row, jurisdiction.timeZone)) }
+      return { more: rows.length > pageSize, page: rows.slice(0, pageSize).map((row) => toRequest(localised(row), jurisdiction.timeZone)) }
     }
     const rows = await findPublicRequests(app.db, filter, 'extended')
-    const page = rows.slice(0, pageSize)
-    const [updates, services] = await Promise.all([
+    const page = rows.slice(0, pageSize).map(localised)
+    const [updates, stored] = await Promise.all([
       findPublicUpdates(app.db, { jurisdictionId: jurisdiction.id, requestIds: page.map((r) => r.id), reader }),
       loadCatalogServices(app.db, jurisdiction.id, { includeInactive: true, serviceCodes: [...new Set(page.map((r) => r.service_code))] }),
     ])
+    const services = stored.map((s) => localiseService(s, locale))
     const suggestions = async (row: ExtendedRequestRow) => {
       const service = services.find((s) => s.id === row.service_id)
       const found = service && duplicateSearchOf(service)
@@ -63,6 +72,7 @@ export default async function requestReadRoutes(app: FastifyInstance) {
         page.map(async (row) =>
           toExtendedRequest(row, jurisdiction.timeZone, {
             notes: updates.filter((u) => u.request_id === row.id),
+            locale,
             attributeDefinitions: services.find((s) => s.id === row.service_id)?.attributes ?? [],
             ...(await suggestions(row)),
           }),
@@ -97,7 +107,7 @@ export default async function requestReadRoutes(app: FastifyInstance) {
     },
   )
 
-  app.get<{ Params: { format: Format; service_request_id: string }; Querystring: { jurisdiction_id?: string; extensions?: boolean } }>(
+  app.get<{ Params: { format: Format; service_request_id: string }; Querystring: { jurisdiction_id?: string; locale?: string; extensions?: boolean } }>(
     '/requests/:service_request_id.:format',
     {
       schema: {
@@ -115,7 +125,7 @@ export default async function requestReadRoutes(app: FastifyInstance) {
         },
         querystring: {
           type: 'object',
-          properties: { ...jurisdictionQuery.properties, extensions: requestSearchQuery.properties.extensions },
+          properties: { ...localisedQuery.properties, extensions: requestSearchQuery.properties.extensions },
         },
         response: { 200: { type: 'array', items: serviceRequest, minItems: 1, maxItems: 1 }, ...errorResponses },
       },

@@ -7,9 +7,10 @@ import { badRequest } from '../../../open311/errors.js'
 import { toRequestUpdate } from '../../../open311/request-representation.js'
 import type { Format } from '../../../open311/spark.js'
 import { readerOf } from '../../auth.js'
+import { answerLocale } from '../../locale.js'
 import { sendOpen311 } from '../../reply.js'
 import { errorResponses } from '../../schemas/errors.js'
-import { formatParams, jurisdictionQuery, pagingQuery, requestUpdate } from '../../schemas/open311.js'
+import { formatParams, localisedQuery, pagingQuery, requestUpdate } from '../../schemas/open311.js'
 import { OPTIONAL_ADMIN_SECURITY } from '../../schemas/security.js'
 import { setPagingHeaders } from './paging.js'
 
@@ -18,7 +19,7 @@ const DAY_MS = 86_400_000
 export default async function updateReadRoutes(app: FastifyInstance) {
   app.get<{
     Params: { format: Format }
-    Querystring: { jurisdiction_id?: string; start_date?: string; end_date?: string; page?: string; page_size?: string }
+    Querystring: { jurisdiction_id?: string; locale?: string; start_date?: string; end_date?: string; page?: string; page_size?: string }
   }>(
     '/servicerequestupdates.:format',
     {
@@ -30,14 +31,15 @@ export default async function updateReadRoutes(app: FastifyInstance) {
           'Default: the last 24 hours; at most 90 days. Paged like GET requests: page and page_size (at most 1000), and when more ' +
           'updates follow, X-Next-Page-URL and Link rel="next" headers; the body stays spec-shaped. ' +
           'Updates of requests of sensitive services have an empty description and no media, unless the request carries ' +
-          'Authorization: Bearer with an admin key.',
+          'Authorization: Bearer with an admin key. A note made from a translated template is shown in the negotiated language ' +
+          '(`locale`, then Accept-Language; Content-Language names it).',
         'x-xml-root': 'service_request_updates',
         security: OPTIONAL_ADMIN_SECURITY,
         params: formatParams,
         querystring: {
           type: 'object',
           properties: {
-            ...jurisdictionQuery.properties,
+            ...localisedQuery.properties,
             start_date: { type: 'string', description: 'W3C datetime, inclusive' },
             end_date: { type: 'string', description: 'W3C datetime, exclusive' },
             ...pagingQuery,
@@ -64,6 +66,7 @@ export default async function updateReadRoutes(app: FastifyInstance) {
       }
       const paging = parsePaging(request.query)
       const reader = await readerOf(request, reply, jurisdiction)
+      const locale = answerLocale(request, reply, jurisdiction)
       // One more than the page: whether another page follows, without counting.
       const rows = await findPublicUpdates(app.db, {
         jurisdictionId: jurisdiction.id,
@@ -79,7 +82,7 @@ export default async function updateReadRoutes(app: FastifyInstance) {
         reply,
         request.params.format,
         'service_request_updates',
-        updates.map((u) => toRequestUpdate(u, jurisdiction.timeZone)),
+        updates.map((u) => toRequestUpdate(u, jurisdiction.timeZone, locale)),
       )
     },
   )
