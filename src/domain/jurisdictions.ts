@@ -30,6 +30,11 @@ export function forgetJurisdictions(db: Db) {
   cached.forget(db)
 }
 
+/** Every jurisdiction served, as this instance holds them (at most JURISDICTION_TTL_MS old). */
+export async function servedJurisdictions(db: Db): Promise<Jurisdiction[]> {
+  return cached.get(db, '')
+}
+
 /** The jurisdiction a request names, or the only one. */
 export async function resolveJurisdiction(db: Db, requestedId: string | undefined): Promise<Jurisdiction> {
   return choose(await cached.get(db, ''), requestedId)

@@ -5,15 +5,37 @@
  * per language (Vary); the catalog documents set their Vary themselves (catalog-answers.ts).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Db } from '../db/database.js'
 import { negotiateLocale } from '../domain/catalog/locales.js'
-import type { Jurisdiction } from '../domain/jurisdictions.js'
+import { type Jurisdiction, servedJurisdictions } from '../domain/jurisdictions.js'
+
+/** What each request was answered in, for its error answer should a later step fail. */
+const chosen = new WeakMap<FastifyRequest, string>()
 
 /** The served locale for this request; sets Content-Language and adds Accept-Language to Vary. */
 export function answerLocale(request: FastifyRequest, reply: FastifyReply, jurisdiction: Jurisdiction): string {
   const query = request.query as { locale?: string } | undefined
   const locale = negotiateLocale({ locale: query?.locale, acceptLanguage: request.headers['accept-language'] }, jurisdiction)
+  chosen.set(request, locale)
   reply.header('content-language', locale)
   const vary = reply.getHeader('vary')
   reply.header('vary', vary ? `${String(vary)}, accept-language` : 'accept-language')
   return locale
+}
+
+/**
+ * The language of a GeoReport error answer: the one the route already chose, else negotiated
+ * as a route would (leniently: the refusal may be of the `locale` itself) among the named
+ * jurisdiction's languages, or the only jurisdiction's; when neither can be told (the error is
+ * that jurisdiction_id is missing or unknown), among every jurisdiction's languages.
+ */
+export async function errorLocale(request: FastifyRequest, db: Db): Promise<string> {
+  const known = chosen.get(request)
+  if (known) return known
+  const query = (request.query ?? {}) as { locale?: unknown; jurisdiction_id?: unknown }
+  const all = await servedJurisdictions(db)
+  const named = all.find((j) => j.id === query.jurisdiction_id) ?? (all.length === 1 ? all[0] : undefined)
+  const served = named ?? { defaultLocale: all[0]?.defaultLocale ?? 'en', locales: [...new Set(all.flatMap((j) => j.locales))] }
+  const locale = typeof query.locale === 'string' ? query.locale : undefined
+  return negotiateLocale({ locale, acceptLanguage: request.headers['accept-language'] }, served, { lenient: true })
 }

@@ -18,6 +18,7 @@ import { negotiateLocale, parseAcceptLanguage } from '../../src/domain/catalog/l
 import { CatalogError, validateCatalog } from '../../src/domain/catalog/validate-catalog.js'
 import demoCatalog from '../../src/domain/demo/demo-catalog.json' with { type: 'json' }
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
+import { translateErrorDescription } from '../../src/open311/error-messages.js'
 import { buildTestApp } from '../helpers/app.js'
 
 const GOLDEN = new URL('./golden/', import.meta.url)
@@ -214,6 +215,20 @@ t.test('translations are stored as the file spells them: the export round-trips,
   t.same(reimport.updated, [], 'the export imported back: no change')
 })
 
+t.test('a change of the languages served alone is a catalog change: discovery and ETags move at once', async (t) => {
+  const before = await get('discovery.json')
+  const withGerman = structuredClone(demoCatalog)
+  withGerman.jurisdiction.locales = ['en', 'fr', 'de']
+  const summary = await importCatalog(app.db, validateCatalog(withGerman, 'test'), {}, SERVER_ACTOR)
+  t.same(summary.updated, [], 'no service changed')
+  const after = await get('discovery.json')
+  t.match(after.json(), { locales: ['en', 'fr', 'de'] })
+  t.not(after.headers.etag, before.headers.etag)
+  t.equal((await get('services.json', { 'accept-language': 'de' })).headers['content-language'], 'de', 'a served language without translations yet: each field falls back to the default text')
+  await loadDemoCatalog(app.db)
+  t.match((await get('discovery.json')).json(), { locales: ['en', 'fr'] })
+})
+
 const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString()
 
 t.test('requests and their notes in the chosen locale; templates with translations through the admin API', async (t) => {
@@ -267,4 +282,76 @@ t.test('requests and their notes in the chosen locale; templates with translatio
   const updates = await get('servicerequestupdates.json?locale=fr')
   t.equal(updates.headers['content-language'], 'fr')
   t.match((updates.json() as Note[]).at(-1)!.description, /^La demande/)
+})
+
+t.test("error descriptions in the request's language: French when asked, English by default", async (t) => {
+  const french = { 'accept-language': 'fr' }
+  const unknownService = await get('services/nope.json?locale=fr')
+  t.equal(unknownService.statusCode, 404)
+  t.same(unknownService.json(), [{ code: 404, description: 'le service_code "nope" n\'existe pas' }])
+  t.equal(unknownService.headers['content-language'], 'fr')
+  const inXml = await get('services/nope.xml', french)
+  t.same(xml.parse(inXml.body).errors.error, [{ code: '404', description: 'le service_code "nope" n\'existe pas' }], 'XML alike')
+  const english = await get('services/nope.json')
+  t.same(english.json(), [{ code: 404, description: 'service_code "nope" does not exist' }])
+  t.equal(english.headers['content-language'], 'en')
+
+  const cases: [string, Record<string, string>, number, string][] = [
+    ['requests.json?start_date=yesterday', french, 400, 'start_date : doit être une date et heure W3C, par exemple 2026-01-31T13:00:00Z'],
+    ['requests.json?lat=41.8&long=-87.6', french, 400, 'lat, long, radius : les trois sont nécessaires pour une recherche par rayon'],
+    ['requests.json?status=pending', french, 400, 'status : "pending" n\'est ni open ni closed'],
+    ['requests/999999.json?locale=fr-CA', {}, 404, 'le service_request_id "999999" n\'existe pas'],
+    ['tokens/nope.json', french, 404, 'le jeton "nope" n\'existe pas'],
+    ['services.json?jurisdiction_id=elsewhere.example', french, 404, 'le jurisdiction_id "elsewhere.example" n\'est pas servi ici ; servis : demo.open311.city'],
+    ['services.json?locale=fr_CA', french, 400, 'locale : "fr_CA" n\'est pas une étiquette de langue (BCP 47, par exemple en, fr ou fr-CA)'],
+    ['services.json?locale=fr_CA', {}, 400, 'locale: "fr_CA" is not a language tag (BCP 47, such as en, fr or fr-CA)'],
+    ['nothing.json', french, 404, 'aucune ressource à GET /open311/v2/nothing.json'],
+    ['services', french, 404, 'aucune ressource à GET /open311/v2/services ; les URL GeoReport se terminent par leur format : /open311/v2/services.json ou /open311/v2/services.xml'],
+    ['services.csv', french, 404, 'format inconnu : utilisez .json ou .xml'],
+  ]
+  for (const [path, headers, status, description] of cases) {
+    const res = await get(path, headers)
+    t.equal(res.statusCode, status, path)
+    t.same(res.json(), [{ code: status, description }], `${path} ${JSON.stringify(headers)}`)
+    t.match(res.headers.vary, /accept-language/)
+  }
+
+  const post = (fields: Record<string, string>, headers: Record<string, string> = {}) =>
+    app.inject({ method: 'POST', url: '/open311/v2/requests.json', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, payload: form(fields) })
+  const noKey = await post({ service_code: 'pothole', lat: '41.8781', long: '-87.6298' }, french)
+  t.equal(noKey.statusCode, 403)
+  t.same(noKey.json(), [{ code: 403, description: 'api_key absente ou non valide' }])
+  const invalid = await post({ api_key: client.key, service_code: 'pothole', lat: '91', long: '-87.6298', email: 'nobody' }, french)
+  t.equal(invalid.statusCode, 400)
+  t.same(
+    (invalid.json() as { description: string }[]).map((e) => e.description),
+    ['lat : doit être compris entre -90 et 90', 'email : n\'est pas une adresse électronique', 'attribute[size] : est obligatoire'],
+    'every problem of the form, each in French',
+  )
+  t.equal(invalid.headers['content-language'], 'fr')
+  const unknownCode = await post({ api_key: client.key, service_code: 'nope', lat: '41.8781', long: '-87.6298' }, french)
+  t.same(unknownCode.json(), [{ code: 404, description: 'le service_code "nope" n\'existe pas' }])
+
+  const method = await app.inject({ method: 'DELETE', url: '/open311/v2/requests.json', headers: french })
+  t.equal(method.statusCode, 405)
+  t.same(method.json(), [{ code: 405, description: 'DELETE n\'est pas permis ici ; utilisez GET ou POST' }])
+
+  // What the table does not know stays English, and then no Content-Language claims otherwise.
+  const unsupported = await app.inject({ method: 'POST', url: '/open311/v2/requests.json', headers: { 'content-type': 'text/csv', ...french }, payload: 'a,b' })
+  t.equal(unsupported.statusCode, 415)
+  t.equal(unsupported.headers['content-language'], undefined)
+  t.notMatch((unsupported.json() as { description: string }[])[0]!.description, /[éè]/)
+  const admin404 = await app.inject({ url: '/admin/v1/nothing', headers: { ...asAdmin, ...french } })
+  t.notMatch(admin404.body, /aucune/, 'the admin API stays English')
+})
+
+t.test('the message table: rate limits, durations, and what it does not know', async (t) => {
+  t.equal(
+    translateErrorDescription('rate limit exceeded: at most 10 POSTs per minute; retry in 30 seconds', 'fr'),
+    'limite dépassée : au plus 10 POST par minute ; réessayez dans 30 s',
+  )
+  t.equal(translateErrorDescription('request body is too large', 'fr-CA'), 'le corps de la requête est trop volumineux', 'fr-CA reads the French table')
+  t.equal(translateErrorDescription('service_code "x" does not exist', 'en-GB'), 'service_code "x" does not exist', 'English is the text itself')
+  t.equal(translateErrorDescription('something new went wrong', 'fr'), undefined)
+  t.equal(translateErrorDescription('service_code "x" does not exist', 'de'), undefined, 'no table for German')
 })

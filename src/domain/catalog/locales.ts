@@ -34,9 +34,12 @@ export interface LocaleRequest {
   acceptLanguage?: string | undefined
 }
 
-/** The served locale to answer in; throws `invalid` for a `locale` parameter that is no language tag. */
-export function negotiateLocale(request: LocaleRequest, served: ServedLocales): string {
-  if (request.locale) {
+/**
+ * The served locale to answer in; throws `invalid` for a `locale` parameter that is no language
+ * tag — unless `lenient` (an error's own answer, which may be that very refusal), which skips it.
+ */
+export function negotiateLocale(request: LocaleRequest, served: ServedLocales, options: { lenient?: boolean } = {}): string {
+  if (request.locale && !(options.lenient && !isLocaleTag(request.locale))) {
     if (!isLocaleTag(request.locale)) {
       throw invalid(`locale: ${JSON.stringify(request.locale.slice(0, 40))} is not a language tag (BCP 47, such as en, fr or fr-CA)`)
     }

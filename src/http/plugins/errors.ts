@@ -2,13 +2,17 @@
  * Every error leaves in the Open311 envelope — a list of {code, description} — in the format
  * the URL asked for: validation failures, auth, unknown routes, URLs the router refuses, body
  * limits, rate limits, an unreachable database, shutdown and crashes alike. Never HTML, never
- * plain text, never Fastify's own JSON shape. 5xx bodies never carry internals.
+ * plain text, never Fastify's own JSON shape. 5xx bodies never carry internals. A GeoReport
+ * refusal (4xx under /open311/v2) is described in the request's language when the message
+ * table knows it (src/open311/error-messages.ts), with Content-Language then.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { DatabaseOutages } from '../../db/outages.js'
 import { DomainError, type DomainErrorKind } from '../../domain/errors.js'
 import { Open311Error, type Open311ErrorItem, renderErrors } from '../../open311/errors.js'
+import { translateErrorDescription } from '../../open311/error-messages.js'
+import { errorLocale } from '../locale.js'
 import { logController } from '../logging.js'
 import { CONTENT_TYPES, formatOfUrl } from '../../open311/spark.js'
 import { toFieldPath } from '../../shared/field-path.js'
@@ -22,10 +26,36 @@ export function sendErrors(request: FastifyRequest, reply: FastifyReply, statusC
   return reply.send(renderErrors(format, errors))
 }
 
+const GEOREPORT_PREFIX = '/open311/v2/'
+
+/**
+ * A refusal (4xx), in the request's language on the GeoReport surface when every description
+ * can be said in it; in English otherwise (and then without Content-Language), as everywhere else.
+ */
+async function sendRefusal(request: FastifyRequest, reply: FastifyReply, statusCode: number, errors: Open311ErrorItem[]) {
+  if (!request.url.startsWith(GEOREPORT_PREFIX)) return sendErrors(request, reply, statusCode, errors)
+  let locale: string | undefined
+  try {
+    locale = await errorLocale(request, request.server.db)
+  } catch {
+    // The jurisdictions cannot be read (an outage on its way): the English refusal still goes out.
+  }
+  const translated = locale === undefined ? [] : errors.map((e) => translateErrorDescription(e.description, locale))
+  if (locale !== undefined && translated.every((d) => d !== undefined)) {
+    reply.header('content-language', locale)
+    errors = errors.map((e, i) => ({ ...e, description: translated[i]! }))
+  } else {
+    reply.removeHeader('content-language')
+  }
+  const vary = reply.getHeader('vary')
+  if (!/accept-language/i.test(String(vary ?? ''))) reply.header('vary', vary ? `${String(vary)}, accept-language` : 'accept-language')
+  return sendErrors(request, reply, statusCode, errors)
+}
+
 /** 404 for a URL no route takes; `hint` says what the client may have meant (prefixes set their own handler). */
 export function sendNotFound(request: FastifyRequest, reply: FastifyReply, hint?: string) {
   const description = `no resource at ${request.method} ${request.url.split('?', 1)[0]}${hint ? `; ${hint}` : ''}`
-  return sendErrors(request, reply, 404, [{ code: 404, description }])
+  return sendRefusal(request, reply, 404, [{ code: 404, description }])
 }
 
 /** Seconds a client should wait before retrying after a 503 (an outage, or this instance shutting down). */
@@ -75,12 +105,14 @@ const STATUS_OF_KIND: Record<DomainErrorKind, number> = { invalid: 400, forbidde
 
 /** `outages` is read when a request fails, never at start (OpenAPI generation builds the app without a database). */
 async function errorsPlugin(app: FastifyInstance, { outages }: { outages: () => DatabaseOutages }) {
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    if (error instanceof Open311Error) return sendErrors(request, reply, error.statusCode, error.errors)
+  app.setErrorHandler(async (error: FastifyError, request, reply) => {
+    if (error instanceof Open311Error) {
+      return error.statusCode < 500 ? sendRefusal(request, reply, error.statusCode, error.errors) : sendErrors(request, reply, error.statusCode, error.errors)
+    }
     if (error instanceof DomainError) {
       if (error.kind === 'unavailable') return sendUnavailable(request, reply, error.message)
       const status = STATUS_OF_KIND[error.kind]
-      return sendErrors(request, reply, status, error.problems.map((p) => ({ code: p.code ?? status, description: p.description })))
+      return sendRefusal(request, reply, status, error.problems.map((p) => ({ code: p.code ?? status, description: p.description })))
     }
     // Logged once per outage by the tracker, not once per request.
     if (outages().noteFailure(error)) {
@@ -88,11 +120,11 @@ async function errorsPlugin(app: FastifyInstance, { outages }: { outages: () => 
     }
     if (error.validation) {
       const { status, description } = describeValidation(error)
-      return sendErrors(request, reply, status, [{ code: status, description }])
+      return sendRefusal(request, reply, status, [{ code: status, description }])
     }
     const status = error.statusCode ?? 500
     if (status >= 400 && status < 500) {
-      return sendErrors(request, reply, status, [{ code: status, description: error.message }])
+      return sendRefusal(request, reply, status, [{ code: status, description: error.message }])
     }
     request.log.error({ err: error }, 'request failed')
     return sendErrors(request, reply, 500, [

@@ -43,7 +43,7 @@ export default async function open311Routes(app: FastifyInstance) {
   await app.register(notFoundHandler)
   // Reads are public data: any origin may read them from a browser.
   await app.register(cors, { origin: '*', methods: ['GET', 'HEAD'], exposedHeaders: 'x-page, x-page-size, x-next-page-url, link, etag' })
-  // The catalog documents carry ETags and ready-compressed bodies (once per catalog version, see
+  // The catalog documents carry ETags and ready-compressed bodies (once per catalog version and locale, see
   // catalog-answers.ts) and answer If-None-Match with 304. They are the most requested GETs and
   // take no body and no list filters, so they sit outside the form hooks: an empty
   // jurisdiction_id already counts as absent there. Request lists carry no ETag: hashing every
