@@ -81,8 +81,8 @@ export interface CatalogAnswer {
  */
 export function sendCatalogAnswer(request: FastifyRequest, reply: FastifyReply, answer: CatalogAnswer): Promise<void> | undefined {
   const entry = storedEntry(reply, answer)
-  if (entry.value) return sendRendered(request, reply, entry.value)
-  return entry.ready.then((value) => sendRendered(request, reply, value))
+  if (entry.value) return sendRendered(request, reply, entry.value, answer.jurisdiction)
+  return entry.ready.then((value) => sendRendered(request, reply, value, answer.jurisdiction))
 }
 
 function storedEntry(reply: FastifyReply, answer: CatalogAnswer): Entry {
@@ -119,9 +119,9 @@ function forgetFailedRender(answer: CatalogAnswer, formats: Partial<Record<Forma
   if (Object.keys(formats).length === 0 && documents?.get(answer.document) === formats) documents.delete(answer.document)
 }
 
-function sendRendered(request: FastifyRequest, reply: FastifyReply, value: RenderedAnswer): undefined {
-  // Content-Language was set with the locale (src/http/locale.ts); the answer varies with both headers.
-  reply.type(value.contentType).header('etag', value.etag).header('vary', 'accept-encoding, accept-language')
+function sendRendered(request: FastifyRequest, reply: FastifyReply, value: RenderedAnswer, jurisdiction: Jurisdiction): undefined {
+  // Content-Language was set with the locale (src/http/locale.ts); with several languages, the answer varies with both headers.
+  reply.type(value.contentType).header('etag', value.etag).header('vary', varyOf(jurisdiction))
   if (matchesIfNoneMatch(request.headers['if-none-match'], value.etag)) {
     reply.code(304).send()
     return
@@ -143,7 +143,7 @@ async function render(reply: FastifyReply, answer: CatalogAnswer, version: numbe
   // JSON goes through the route's response schema, exactly as an unrendered answer would.
   const text = answer.format === 'xml' ? renderXml(answer.root, value) : (reply.serializeInput(value as Record<string, unknown>, '200') as string)
   const body = Buffer.from(text)
-  const result: RenderedAnswer = { version, contentType: CONTENT_TYPES[answer.format], etag: weakEtag(body), body }
+  const result: RenderedAnswer = { version, contentType: CONTENT_TYPES[answer.format], etag: weakEtag(answer.locale, body), body }
   if (body.length >= COMPRESSION_THRESHOLD) {
     // The best levels: a document is compressed once per catalog change and sent for months.
     // Measured for a 450-service list (146 KB of JSON): brotli 11 takes ~120 ms of a pool
@@ -171,6 +171,14 @@ function acceptedEncoding(header: string | undefined): Encoding | null {
   return chosen === 'br' || chosen === 'gzip' ? chosen : null
 }
 
-function weakEtag(body: Buffer): string {
-  return `W/"${createHash('sha1').update(body).digest('base64')}"`
+/**
+ * The tag of a rendering, its locale included: two languages' documents can be the same bytes
+ * (discovery has no translated text) yet differ in Content-Language, and a cache revalidating
+ * one language's copy must not be told that another's is current.
+ */
+function weakEtag(locale: string, body: Buffer): string {
+  return `W/"${createHash('sha1').update(locale).update('\0').update(body).digest('base64')}"`
 }
+
+/** A jurisdiction of one language answers the same whatever the Accept-Language: caches need not split on it. */
+const varyOf = (jurisdiction: Jurisdiction) => (jurisdiction.locales.length > 1 ? 'accept-encoding, accept-language' : 'accept-encoding')

@@ -1,8 +1,9 @@
 /**
  * The language of a GeoReport read that shows catalog text: negotiated from the `locale` query
  * parameter and Accept-Language among the jurisdiction's locales (src/domain/catalog/locales.ts),
- * and said in Content-Language. The answer varies with Accept-Language, so caches keep one copy
- * per language (Vary); the catalog documents set their Vary themselves (catalog-answers.ts).
+ * and said in Content-Language. Where the jurisdiction serves several, the answer varies with
+ * Accept-Language, so caches keep one copy per language (Vary); the catalog documents set
+ * their Vary themselves (catalog-answers.ts).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Db } from '../db/database.js'
@@ -18,8 +19,11 @@ export function answerLocale(request: FastifyRequest, reply: FastifyReply, juris
   const locale = negotiateLocale({ locale: query?.locale, acceptLanguage: request.headers['accept-language'] }, jurisdiction)
   chosen.set(request, locale)
   reply.header('content-language', locale)
-  const vary = reply.getHeader('vary')
-  reply.header('vary', vary ? `${String(vary)}, accept-language` : 'accept-language')
+  // A jurisdiction of one language answers alike whatever the header: caches need not split on it.
+  if (jurisdiction.locales.length > 1) {
+    const vary = reply.getHeader('vary')
+    reply.header('vary', vary ? `${String(vary)}, accept-language` : 'accept-language')
+  }
   return locale
 }
 
@@ -29,12 +33,27 @@ export function answerLocale(request: FastifyRequest, reply: FastifyReply, juris
  * jurisdiction's languages, or the only jurisdiction's; when neither can be told (the error is
  * that jurisdiction_id is missing or unknown), among every jurisdiction's languages.
  */
+/**
+ * The jurisdiction a failed request named: in the query (reads), else in the form body (POST
+ * requests and servicerequestupdates carry it there), else the key's only one (a city's key
+ * may leave it out: key-jurisdictions.ts).
+ */
+function namedJurisdiction(request: FastifyRequest): string | undefined {
+  const first = (value: unknown) => (Array.isArray(value) ? value[0] : value)
+  const fromQuery = first((request.query as { jurisdiction_id?: unknown } | undefined)?.jurisdiction_id)
+  const fromBody = first((request.body as { jurisdiction_id?: unknown } | undefined)?.jurisdiction_id)
+  const named = [fromQuery, fromBody].find((v): v is string => typeof v === 'string' && v !== '')
+  if (named) return named
+  const own = request.apiKey?.jurisdiction_ids
+  return own?.length === 1 ? own[0] : undefined
+}
+
 export async function errorLocale(request: FastifyRequest, db: Db): Promise<string> {
   const known = chosen.get(request)
   if (known) return known
   const query = (request.query ?? {}) as { locale?: unknown; jurisdiction_id?: unknown }
   const all = await servedJurisdictions(db)
-  const named = all.find((j) => j.id === query.jurisdiction_id) ?? (all.length === 1 ? all[0] : undefined)
+  const named = all.find((j) => j.id === namedJurisdiction(request)) ?? (all.length === 1 ? all[0] : undefined)
   const served = named ?? { defaultLocale: all[0]?.defaultLocale ?? 'en', locales: [...new Set(all.flatMap((j) => j.locales))] }
   const locale = typeof query.locale === 'string' ? query.locale : undefined
   return negotiateLocale({ locale, acceptLanguage: request.headers['accept-language'] }, served, { lenient: true })

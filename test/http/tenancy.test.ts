@@ -47,7 +47,9 @@ async function receiver(status: number) {
 
 const { app } = await buildTestApp(t, { rateLimits: { perIpPerMinute: 1_000_000, perKeyPerMinute: 1_000_000 } })
 await importCatalog(app.db, validateCatalog(catalogOf(NORTH, 'North'), 'north'), {}, SERVER_ACTOR)
-await importCatalog(app.db, validateCatalog(catalogOf(SOUTH, 'South'), 'south'), { newJurisdiction: { confirmed: true, howToConfirm: '' } }, SERVER_ACTOR)
+// South serves French too; north serves English only.
+const southCatalog = { ...catalogOf(SOUTH, 'South'), jurisdiction: { ...catalogOf(SOUTH, 'South').jurisdiction, default_locale: 'en', locales: ['en', 'fr'] } }
+await importCatalog(app.db, validateCatalog(southCatalog, 'south'), { newJurisdiction: { confirmed: true, howToConfirm: '' } }, SERVER_ACTOR)
 // The server's own operator: every jurisdiction. It hands each city its keys through the API.
 const root = await createApiKey(app.db, { name: 'server operator', scopes: ['admin'] }, SERVER_ACTOR)
 const bearer = (key: string) => ({ authorization: `Bearer ${key}` })
@@ -122,6 +124,33 @@ t.test('requests: a city’s key writes into its own jurisdiction only', async (
   t.ok(southEndpoint.received.length >= 1, 'south’s got its deliveries, answered 410…')
   const south = (await app.inject({ url: `/admin/v1/departments?jurisdiction_id=${SOUTH}`, headers: bearer(southAdmin.key) })).json()
   t.match(south, [{ code: 'streets', enabled: false }], '…and was disabled')
+})
+
+t.test('languages: each city answers in its own, errors included', async (t) => {
+  const french = { 'accept-language': 'fr' }
+  const north = await app.inject({ url: `/open311/v2/services.json?jurisdiction_id=${NORTH}`, headers: french })
+  t.equal(north.headers['content-language'], 'en', 'north serves English only')
+  t.notMatch(String(north.headers.vary), /accept-language/, 'and its answers do not vary with the header')
+  const south = await app.inject({ url: `/open311/v2/services.json?jurisdiction_id=${SOUTH}`, headers: french })
+  t.equal(south.headers['content-language'], 'fr')
+  t.match(String(south.headers.vary), /accept-language/)
+  // A POST names its jurisdiction in the body (or through its key): its error is in that city's languages.
+  const refused = await app.inject({
+    method: 'POST',
+    url: '/open311/v2/requests.json',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...french },
+    payload: new URLSearchParams({ api_key: northApp.key, service_code: 'nope', lat: '41.88', long: '-87.63' }).toString(),
+  })
+  t.equal(refused.statusCode, 404)
+  t.same(refused.json(), [{ code: 404, description: 'service_code "nope" does not exist' }], 'north’s refusal in English, though south speaks French')
+  t.equal(refused.headers['content-language'], 'en')
+  const southRefused = await app.inject({
+    method: 'POST',
+    url: '/open311/v2/requests.json',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...french },
+    payload: new URLSearchParams({ api_key: southApp.key, jurisdiction_id: SOUTH, service_code: 'nope', lat: '41.88', long: '-87.63' }).toString(),
+  })
+  t.same(southRefused.json(), [{ code: 404, description: 'le service_code "nope" n\'existe pas' }], 'south’s in French')
 })
 
 t.test('reads: another city’s admin key reads as the public', async (t) => {

@@ -102,6 +102,10 @@ t.test('negotiation: locale beats Accept-Language; q-values, fr-CA → fr, *, un
   t.equal(negotiateLocale({ acceptLanguage: 'fr-BE' }, served), 'fr-CA', 'fr-BE finds another French')
   t.equal(negotiateLocale({ acceptLanguage: 'en-US' }, served), 'en')
   t.equal(negotiateLocale({ acceptLanguage: 'fr;q=0, en-US;q=0.2' }, served), 'en')
+  const canadian = { defaultLocale: 'en', locales: ['en', 'fr', 'fr-CA'] }
+  t.equal(negotiateLocale({ acceptLanguage: 'fr;q=0, fr-CA' }, canadian), 'fr-CA', 'a more specific range beats a refusal of its language')
+  t.equal(negotiateLocale({ acceptLanguage: 'fr;q=0, fr-CA' }, { defaultLocale: 'en', locales: ['en', 'fr'] }), 'en', 'but never brings back the refused fr')
+  t.equal(negotiateLocale({ acceptLanguage: 'fr-CA;q=0, fr' }, canadian), 'fr')
 })
 
 t.test('a malformed locale is a 400 in the Open311 envelope, JSON and XML', async (t) => {
@@ -144,6 +148,12 @@ t.test('discovery lists the locales and the default, JSON and XML', async (t) =>
   t.match(inXml.body, /<default_locale>en<\/default_locale><locales><locale>en<\/locale><locale>fr<\/locale><\/locales>/)
   t.same(xml.parse(inXml.body).discovery.locales, { locale: ['en', 'fr'] })
   t.equal(inXml.headers['content-language'], 'en')
+  // Discovery has no translated text: the same bytes in both languages, yet each its own tag,
+  // so a cache revalidating the English copy is never told the French one is current.
+  const [en, fr] = [await get('discovery.json'), await get('discovery.json', { 'accept-language': 'fr' })]
+  t.equal(en.body, fr.body)
+  t.not(en.headers.etag, fr.headers.etag, 'each language its own ETag')
+  t.equal((await get('discovery.json', { 'accept-language': 'fr', 'if-none-match': String(en.headers.etag) })).statusCode, 200, 'the English tag does not revalidate the French answer')
 })
 
 t.test('catalog validation: translations name one of the jurisdiction\'s other locales', async (t) => {

@@ -161,10 +161,10 @@ t.test('first start at LOG_LEVEL=error: a banner on stderr with the URLs and bot
   t.match(
     lines(listed.stdout).map((line) => line.split('\t')),
     [
-      ['id', 'key_id', 'name', 'scopes', 'channel', 'created', 'last_used', 'state'],
-      [/^\d+$/, KEY_PATTERN.exec(client)?.[1], 'demo', 'requests:write', 'app', ISO_TIME, ISO_TIME, 'active'],
-      [/^\d+$/, KEY_PATTERN.exec(admin)?.[1], 'demo-admin', 'admin', 'app', ISO_TIME, ISO_TIME, 'active'],
-      [/^\d+$/, KEY_PATTERN.exec(opsKey)?.[1], 'ops', 'admin', 'app', ISO_TIME, ISO_TIME, 'active'],
+      ['id', 'key_id', 'name', 'scopes', 'channel', 'jurisdictions', 'created', 'last_used', 'state'],
+      [/^\d+$/, KEY_PATTERN.exec(client)?.[1], 'demo', 'requests:write', 'app', 'all', ISO_TIME, ISO_TIME, 'active'],
+      [/^\d+$/, KEY_PATTERN.exec(admin)?.[1], 'demo-admin', 'admin', 'app', 'all', ISO_TIME, ISO_TIME, 'active'],
+      [/^\d+$/, KEY_PATTERN.exec(opsKey)?.[1], 'ops', 'admin', 'app', 'all', ISO_TIME, ISO_TIME, 'active'],
     ],
     'a header, then the demo keys and the new one, as used a moment ago',
   )

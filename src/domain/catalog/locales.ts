@@ -75,7 +75,8 @@ export function parseAcceptLanguage(header: string): LanguageRange[] {
 
 function fromAcceptLanguage(header: string, served: ServedLocales): string | undefined {
   const ranges = parseAcceptLanguage(header)
-  // `fr;q=0` refuses fr and every fr-…: neither is chosen for another range (a `*`, an `fr-CA`).
+  // `fr;q=0` refuses fr and every fr-… that no more specific range asks for: `fr;q=0, fr-CA`
+  // takes fr-CA, never fr, and `*` takes neither.
   const refused = ranges.filter((r) => r.q === 0 && r.range !== '*').map((r) => r.range.toLowerCase())
   for (const { range, q } of ranges) {
     if (q === 0) continue
@@ -83,8 +84,9 @@ function fromAcceptLanguage(header: string, served: ServedLocales): string | und
       // Anything will do: the default, unless refused.
       return [served.defaultLocale, ...served.locales].find((l) => !isRefused(l, refused))
     }
-    const found = bestMatch(range, served.locales, refused)
-    if (found) return found
+    const wanted = range.toLowerCase()
+    const found = bestMatch(range, served.locales, refused.filter((r) => !isRefused(wanted, [r]) || r === wanted))
+    if (found && !(isRefused(found, refused) && !isRefused(found, [wanted]))) return found
   }
   return undefined
 }

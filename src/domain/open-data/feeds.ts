@@ -68,10 +68,16 @@ const STATS_FIELDS: readonly PublishedField[] = [
   { name: 'suppressed', type: 'boolean', description: 'Whether a figure of the row was left empty because it was too small to publish.' },
 ]
 
-/** The rollups' first and last days with public requests (the primary key's range: jurisdiction, grain, day). */
+/**
+ * From the start of the rollups' first day with public requests to the end of their last (or
+ * now, while that day lasts), the days being the jurisdiction's: both ends of the primary key's
+ * range (jurisdiction, grain, day).
+ */
 function statsExtent(jurisdictionId: string): SQL {
   const rows = sql`from report_daily where jurisdiction_id = ${jurisdictionId} and grain = 'service' and public`
-  return sql`select (select max(day)::timestamptz ${rows}) as newest, (select min(day)::timestamptz ${rows}) as earliest`
+  const zone = sql`(select time_zone from jurisdictions where id = ${jurisdictionId})`
+  return sql`select least(now(), (select (max(day) + 1)::timestamp ${rows}) at time zone ${zone}) as newest,
+                    (select min(day)::timestamp ${rows}) at time zone ${zone} as earliest`
 }
 
 // Hourly: the downloadURLs are whole dumps, which caches may keep for an hour

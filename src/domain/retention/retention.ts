@@ -96,7 +96,7 @@ export async function runRetention(db: Db, options: RetentionOptions): Promise<R
  * and claimed by a real one.
  */
 function selection(step: RetentionStep, now: SQL, periods: RetentionPeriods, jurisdictionId?: string): SQL {
-  // Only for counting one jurisdiction's share (countDueIn); runs take every jurisdiction's.
+  // Only for counting one jurisdiction's share (previewRetention); runs take every jurisdiction's.
   const inJurisdiction = (departmentId: string) =>
     jurisdictionId === undefined ? sql`` : sql`and ${sql.raw(departmentId)} in (select id from departments where jurisdiction_id = ${jurisdictionId})`
   switch (step) {

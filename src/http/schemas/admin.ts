@@ -86,5 +86,9 @@ export const importSummary = {
 /** What every admin route can answer besides its own conflicts (409, where it has them). */
 export const adminErrors = {
   ...errorResponsesFor(400, 404, 500, 503),
-  403: errorResponse(403, 'No bearer key with the admin scope', 'a bearer API key with the "admin" scope is required'),
+  403: errorResponse(
+    403,
+    'No bearer key with the admin scope; a read-only admin:read key on a route that changes something; or a jurisdiction the key does not act in',
+    'a bearer API key with the "admin" scope is required',
+  ),
 }

@@ -21,7 +21,7 @@ import { setPagingHeaders } from './paging.js'
 const SENSITIVE_NOTE =
   'Requests of sensitive services (catalog privacy: sensitive) show a ~111 m grid cell centre for lat/long, no address, address_id, ' +
   'description, status_notes, media or free-text answers, and match lat/long/radius and bbox by that centre — unless the request ' +
-  'carries Authorization: Bearer with an admin key.'
+  'carries Authorization: Bearer with an admin key of the jurisdiction.'
 
 type SearchQuery = RequestSearchParams & { jurisdiction_id?: string; locale?: string; extensions?: boolean }
 
