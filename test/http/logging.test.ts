@@ -1,8 +1,11 @@
+import { Writable } from 'node:stream'
 import { XMLParser } from 'fast-xml-parser'
+import { pino } from 'pino'
 import t from 'tap'
 import { createApiKey } from '../../src/domain/api-keys/api-keys.js'
 import { loadDemoCatalog } from '../../src/domain/demo/seed-demo.js'
 import { buildTestApp } from '../helpers/app.js'
+import { censorSensitive, logAction, loggerOptions } from '../../src/http/logging.js'
 import { closeDatabaseUnderApp } from '../helpers/closed-database.js'
 import { SERVER_ACTOR } from '../../src/domain/audit/audit.js'
 
@@ -248,4 +251,35 @@ t.test('a URL the router refuses still gets its one line', async (t) => {
   const lines = await linesDuring(() => app.inject({ url: '/open311/v2/services/%c0%ae.json?api_key=ROUTERSECRET', headers: { 'x-request-id': 'bad-url-1' } }))
   t.match(lines.filter((l) => l.reqId === 'bad-url-1'), [{ level: 30, msg: 'request completed', method: 'GET', statusCode: 400, route: null }])
   t.notOk(rawLogs().includes('ROUTERSECRET'), 'its URL redacted like any other')
+})
+
+t.test('a sensitive field is censored wherever a line or a child logger carries it, three levels deep', async (t) => {
+  const written: string[] = []
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      written.push(chunk.toString())
+      done()
+    },
+  })
+  const logger = pino(loggerOptions('info'), stream)
+  const logged = { email: 'TOP@example.com', nested: { phone: 'NESTED-555', deeper: { token: 'DEEP-TOKEN', safe: 'kept' } }, list: [{ api_key: 'IN-A-LIST' }] }
+  const before = structuredClone(logged)
+  logger.info(logged, 'with personal data')
+  logger.child({ action: 'x', password: 'BOUND-PASSWORD' }).info({ device_id: 'DEVICE-1', bytes: Buffer.from('raw') }, 'bound')
+  logger.info({ a: { b: { c: { email: 'FOURTH-LEVEL' } } } }, 'below the depth that is looked at')
+  const [first, bound, deep] = written.map((line) => JSON.parse(line) as Record<string, unknown>)
+  t.match(first, { email: '[REDACTED]', nested: { phone: '[REDACTED]', deeper: { token: '[REDACTED]', safe: 'kept' } }, list: [{ api_key: '[REDACTED]' }] })
+  t.match(bound, { password: '[REDACTED]', device_id: '[REDACTED]', action: 'x' })
+  for (const value of ['TOP@example.com', 'NESTED-555', 'DEEP-TOKEN', 'IN-A-LIST', 'BOUND-PASSWORD', 'DEVICE-1']) {
+    t.notOk(written.join('').includes(value), `"${value}" is not in the log`)
+  }
+  t.same(logged, before, 'the caller’s object is left as it was')
+  t.match(deep, { a: { b: { c: { email: 'FOURTH-LEVEL' } } } }, 'as the redact paths did (name, *.name, *.*.name): three levels, not more')
+  t.equal(censorSensitive(logged.nested.deeper.safe), 'kept')
+  // logAction's facts are bound on the request's logger: censored below the top as well.
+  const request = { log: logger } as unknown as Parameters<typeof logAction>[0]
+  logAction(request, 'nested facts', { key: { secret: 'FACT-SECRET', id: 7 } })
+  request.log.info('done')
+  t.match(JSON.parse(written.at(-1)!), { action: 'nested facts', key: { secret: '[REDACTED]', id: 7 } })
+  t.notOk(written.join('').includes('FACT-SECRET'))
 })
